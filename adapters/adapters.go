@@ -1,0 +1,105 @@
+// Package adapters holds the contracts between field hardware and the rest of
+// fieldgate: an Adapter polls one device (or bus) and emits Readings; an
+// adapter that accepts commands also implements Writer. Implementations live
+// in sub-packages (adapters/modbus, …) and register a Factory here, so the
+// gateway wires a new kind of hardware with one registration line and the
+// bridge never imports an implementation.
+package adapters
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Reading is one value read from one point of one adapter.
+type Reading struct {
+	Adapter string
+	Point   string
+	Time    time.Time // when the hardware was read
+	Value   Value
+}
+
+// Emitter receives what an adapter observes. Implementations must be safe for
+// concurrent use and must not block on the network: readings go to the disk
+// buffer, never straight to a broker.
+type Emitter interface {
+	// Emit hands over the readings of one poll cycle; they are stored
+	// together and numbered in order.
+	Emit(rs []Reading)
+	// Status reports the adapter's health: nil for ok, the fault otherwise.
+	// Adapters call it after every poll; the emitter publishes changes only.
+	Status(err error)
+}
+
+// Adapter polls one piece of hardware until ctx is done. Run returns nil on
+// cancellation; hardware faults are reported through Emitter.Status and
+// retried inside Run, never returned.
+type Adapter interface {
+	Name() string
+	Run(ctx context.Context, e Emitter) error
+}
+
+// Writer is implemented by adapters whose points accept commands. Write
+// validates v against the point (returning an error wrapping ErrNoPoint,
+// ErrNotWritable or ErrBadValue without touching the hardware when it does not
+// fit), writes it, reads the point back and returns the value written and the
+// read-back reading.
+type Writer interface {
+	Write(ctx context.Context, point string, v Value) (written Value, readBack Reading, err error)
+}
+
+// Errors a Writer wraps so callers can classify refusals with errors.Is.
+var (
+	ErrNoPoint     = errors.New("no such point")
+	ErrNotWritable = errors.New("point is not writable")
+	ErrBadValue    = errors.New("value does not fit the point")
+)
+
+// Factory builds an adapter from its validated config section (one of the
+// config package's adapter types).
+type Factory func(cfg any, log *slog.Logger) (Adapter, error)
+
+var (
+	regMu    sync.Mutex
+	registry = map[string]Factory{}
+)
+
+// Register makes a kind of adapter available; kind is the config section name
+// ("modbus", "serial", "gpio"). It panics on a duplicate, which is a
+// programming error caught at start-up.
+func Register(kind string, f Factory) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	if _, dup := registry[kind]; dup {
+		panic("adapters: duplicate registration of " + kind)
+	}
+	registry[kind] = f
+}
+
+// New builds an adapter of the given kind.
+func New(kind string, cfg any, log *slog.Logger) (Adapter, error) {
+	regMu.Lock()
+	f, ok := registry[kind]
+	regMu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("no adapter registered for %q (kinds: %v)", kind, Kinds())
+	}
+	return f(cfg, log)
+}
+
+// Kinds lists the registered adapter kinds, sorted.
+func Kinds() []string {
+	regMu.Lock()
+	defer regMu.Unlock()
+	ks := make([]string, 0, len(registry))
+	for k := range registry {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

@@ -1,0 +1,184 @@
+package config
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Config is the whole gateway configuration, as loaded from one TOML file.
+type Config struct {
+	Gateway  Gateway    `toml:"gateway"`
+	Buffer   Buffer     `toml:"buffer"`
+	Upstream []Upstream `toml:"upstream"`
+	Modbus   []Modbus   `toml:"modbus"`
+	Serial   []Serial   `toml:"serial"`
+	GPIO     []GPIO     `toml:"gpio"`
+}
+
+// Gateway holds the [gateway] table.
+type Gateway struct {
+	ID            string   `toml:"id"`
+	TopicPrefix   string   `toml:"topic_prefix"` // default "fieldgate/<id>"
+	LogLevel      string   `toml:"log_level"`    // debug | info | warn | error
+	MetricsListen string   `toml:"metrics_listen"`
+	CommandMaxAge Duration `toml:"command_max_age"` // default 30s
+}
+
+// Buffer holds the [buffer] table.
+type Buffer struct {
+	Dir           string   `toml:"dir"`      // default /var/lib/fieldgate
+	MaxSize       Size     `toml:"max_size"` // default 256MiB
+	Fsync         string   `toml:"fsync"`    // always | interval | never; default interval
+	FsyncInterval Duration `toml:"fsync_interval"`
+}
+
+// Upstream is one [[upstream]] MQTT broker (or cluster).
+type Upstream struct {
+	Name          string   `toml:"name"`
+	URL           string   `toml:"url"`
+	URLs          []string `toml:"urls"`
+	ClientID      string   `toml:"client_id"` // default "<gateway.id>-<name>"
+	Username      string   `toml:"username"`
+	Password      Secret   `toml:"password"`
+	PasswordFile  string   `toml:"password_file"`
+	QoS           *int     `toml:"qos"` // default 1
+	Retain        bool     `toml:"retain"`
+	CleanSession  bool     `toml:"clean_session"`
+	Keepalive     Duration `toml:"keepalive"`     // default 30s
+	ReconnectMax  Duration `toml:"reconnect_max"` // default 10s
+	Commands      *bool    `toml:"commands"`      // default true
+	TopicPrefix   string   `toml:"topic_prefix"`  // default gateway.topic_prefix
+	Format        string   `toml:"format"`        // json | value | batch; default json
+	BatchMax      int      `toml:"batch_max"`     // default 100
+	HomeAssistant bool     `toml:"homeassistant"`
+	TLS           *TLS     `toml:"tls"`
+}
+
+// TLS is an upstream's [upstream.tls] table.
+type TLS struct {
+	CAFile             string   `toml:"ca_file"`
+	CertFile           string   `toml:"cert_file"`
+	KeyFile            string   `toml:"key_file"`
+	ServerName         string   `toml:"server_name"`
+	ALPN               []string `toml:"alpn"`
+	InsecureSkipVerify bool     `toml:"insecure_skip_verify"`
+}
+
+// Line holds serial line settings shared by Modbus RTU and raw serial.
+type Line struct {
+	BaudRate int    `toml:"baud_rate"` // default 9600
+	DataBits int    `toml:"data_bits"` // default 8
+	Parity   string `toml:"parity"`    // N | E | O; default N
+	StopBits int    `toml:"stop_bits"` // 1 | 2; default 1
+}
+
+// Modbus is one [[modbus]] device (one unit id at one address).
+type Modbus struct {
+	Name     string   `toml:"name"`
+	URL      string   `toml:"url"` // tcp://host:port | rtu:///dev/ttyUSB0 | rtu+tcp://host:port
+	UnitID   int      `toml:"unit_id"`
+	Interval Duration `toml:"interval"` // default 1s
+	Timeout  Duration `toml:"timeout"`  // default 1s
+	Line
+	MaxGap int           `toml:"max_gap"` // default 10
+	Points []ModbusPoint `toml:"point"`
+}
+
+// Modbus register tables.
+const (
+	Coil            = "coil"
+	DiscreteInput   = "discrete_input"
+	InputRegister   = "input_register"
+	HoldingRegister = "holding_register"
+)
+
+// ModbusPoint is one [[modbus.point]].
+type ModbusPoint struct {
+	Name             string   `toml:"name"`
+	Table            string   `toml:"table"`
+	Address          int      `toml:"address"`
+	Type             string   `toml:"type"`       // default: bool for coils and discrete inputs, uint16 for registers
+	ByteOrder        string   `toml:"byte_order"` // default ABCD
+	Scale            *float64 `toml:"scale"`      // default 1
+	Offset           float64  `toml:"offset"`
+	Bit              *int     `toml:"bit"`
+	Length           int      `toml:"length"` // string only: registers
+	Unit             string   `toml:"unit"`
+	Writable         bool     `toml:"writable"`
+	MinWriteInterval Duration `toml:"min_write_interval"`
+	Change
+}
+
+// Change holds the on-change publishing settings a point may carry.
+type Change struct {
+	OnChange  bool     `toml:"on_change"`
+	Deadband  float64  `toml:"deadband"`
+	Heartbeat Duration `toml:"heartbeat"`
+}
+
+// Serial is one [[serial]] line-protocol instrument.
+type Serial struct {
+	Name string `toml:"name"`
+	Port string `toml:"port"`
+	Line
+	Mode      string        `toml:"mode"` // line | query; default line
+	Request   string        `toml:"request"`
+	Interval  Duration      `toml:"interval"`
+	Delimiter string        `toml:"delimiter"` // default "\n"
+	Timeout   Duration      `toml:"timeout"`   // default 1s
+	Points    []SerialPoint `toml:"point"`
+}
+
+// SerialPoint is one [[serial.point]].
+type SerialPoint struct {
+	Name        string `toml:"name"`
+	Pattern     string `toml:"pattern"`
+	Type        string `toml:"type"` // float64 | int64 | bool | string; default float64
+	WriteFormat string `toml:"write_format"`
+	Unit        string `toml:"unit"`
+	Change
+}
+
+// GPIO is one [[gpio]] chip.
+type GPIO struct {
+	Name   string      `toml:"name"`
+	Chip   string      `toml:"chip"` // name (gpiochip0) or label (pinctrl-rp1)
+	Points []GPIOPoint `toml:"point"`
+}
+
+// GPIOPoint is one [[gpio.point]] line.
+type GPIOPoint struct {
+	Name      string   `toml:"name"`
+	Line      int      `toml:"line"`
+	Direction string   `toml:"direction"` // input | output
+	Edge      string   `toml:"edge"`      // none | rising | falling | both; default both for inputs
+	Debounce  Duration `toml:"debounce"`
+	Bias      string   `toml:"bias"` // as_is | disabled | pull_up | pull_down
+	ActiveLow bool     `toml:"active_low"`
+	Interval  Duration `toml:"interval"`
+	Initial   bool     `toml:"initial"`
+	Unit      string   `toml:"unit"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("250ms").
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Size is a byte count written as a number or a string with a unit ("64MiB").
+type Size int64
+
+// Secret is a string that never prints: logs and summaries show "***".
+type Secret string
+
+// String hides the secret.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "***"
+}
+
+// LogValue hides the secret from log/slog.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }

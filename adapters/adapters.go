@@ -46,7 +46,7 @@ type Adapter interface {
 
 // Writer is implemented by adapters whose points accept commands. Write
 // validates v against the point (returning an error wrapping ErrNoPoint,
-// ErrNotWritable or ErrBadValue without touching the hardware when it does not
+// ErrNotWritable, ErrBadValue or ErrTooSoon without touching the hardware when it does not
 // fit), writes it, reads the point back and returns the value written and the
 // read-back reading.
 type Writer interface {
@@ -58,6 +58,7 @@ var (
 	ErrNoPoint     = errors.New("no such point")
 	ErrNotWritable = errors.New("point is not writable")
 	ErrBadValue    = errors.New("value does not fit the point")
+	ErrTooSoon     = errors.New("too soon after the previous write")
 )
 
 // Factory builds an adapter from its validated config section (one of the

@@ -1,0 +1,41 @@
+package adapters
+
+import (
+	"math"
+	"time"
+)
+
+// ChangeFilter implements a point's on_change, deadband and heartbeat
+// settings: with OnChange set, a reading passes only when its value moved by
+// more than Deadband (numbers) or changed at all (other kinds), or when
+// Heartbeat has passed since the last reading that passed. The zero value
+// passes everything. It is not safe for concurrent use; each point owns one.
+type ChangeFilter struct {
+	OnChange  bool
+	Deadband  float64
+	Heartbeat time.Duration
+
+	last     Value
+	lastTime time.Time
+	seen     bool
+}
+
+// Pass reports whether a reading of v taken at t should be emitted, and if so
+// remembers it as the last emitted value.
+func (f *ChangeFilter) Pass(v Value, t time.Time) bool {
+	if f.OnChange && f.seen && !f.changed(v) &&
+		(f.Heartbeat <= 0 || t.Sub(f.lastTime) < f.Heartbeat) {
+		return false
+	}
+	f.last, f.lastTime, f.seen = v, t, true
+	return true
+}
+
+func (f *ChangeFilter) changed(v Value) bool {
+	a, okA := f.last.Float64()
+	b, okB := v.Float64()
+	if okA && okB && f.last.Kind() != KindBool {
+		return math.Abs(b-a) > f.Deadband || (f.Deadband == 0 && a != b)
+	}
+	return v != f.last
+}

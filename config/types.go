@@ -6,6 +6,8 @@ import (
 )
 
 // Config is the whole gateway configuration, as loaded from one TOML file.
+// After Load every default is filled in: pointers for optional values are
+// non-nil and strings with a default are non-empty.
 type Config struct {
 	Gateway  Gateway    `toml:"gateway"`
 	Buffer   Buffer     `toml:"buffer"`
@@ -36,12 +38,12 @@ type Buffer struct {
 type Upstream struct {
 	Name          string   `toml:"name"`
 	URL           string   `toml:"url"`
-	URLs          []string `toml:"urls"`
+	URLs          []string `toml:"urls"`      // after Load: every broker to try, url included
 	ClientID      string   `toml:"client_id"` // default "<gateway.id>-<name>"
 	Username      string   `toml:"username"`
-	Password      Secret   `toml:"password"`
-	PasswordFile  string   `toml:"password_file"`
-	QoS           *int     `toml:"qos"` // default 1
+	Password      Secret   `toml:"password"`      // after Load: also when read from password_file
+	PasswordFile  string   `toml:"password_file"` // relative to the config file's directory
+	QoS           *int     `toml:"qos"`           // default 1
 	Retain        bool     `toml:"retain"`
 	CleanSession  bool     `toml:"clean_session"`
 	Keepalive     Duration `toml:"keepalive"`     // default 30s
@@ -51,7 +53,7 @@ type Upstream struct {
 	Format        string   `toml:"format"`        // json | value | batch; default json
 	BatchMax      int      `toml:"batch_max"`     // default 100
 	HomeAssistant bool     `toml:"homeassistant"`
-	TLS           *TLS     `toml:"tls"`
+	TLS           *TLS     `toml:"tls"` // after Load: non-nil exactly when the URLs use TLS
 }
 
 // TLS is an upstream's [upstream.tls] table.
@@ -75,12 +77,12 @@ type Line struct {
 // Modbus is one [[modbus]] device (one unit id at one address).
 type Modbus struct {
 	Name     string   `toml:"name"`
-	URL      string   `toml:"url"` // tcp://host:port | rtu:///dev/ttyUSB0 | rtu+tcp://host:port
-	UnitID   int      `toml:"unit_id"`
+	URL      string   `toml:"url"`      // tcp://host:port | rtu:///dev/ttyUSB0 | rtu+tcp://host:port
+	UnitID   int      `toml:"unit_id"`  // default 1; 0-247, up to 255 over tcp://
 	Interval Duration `toml:"interval"` // default 1s
 	Timeout  Duration `toml:"timeout"`  // default 1s
 	Line
-	MaxGap int           `toml:"max_gap"` // default 10
+	MaxGap int           `toml:"max_gap"` // default 10; 0 merges only adjacent points
 	Points []ModbusPoint `toml:"point"`
 }
 
@@ -101,7 +103,7 @@ type ModbusPoint struct {
 	ByteOrder        string   `toml:"byte_order"` // default ABCD
 	Scale            *float64 `toml:"scale"`      // default 1
 	Offset           float64  `toml:"offset"`
-	Bit              *int     `toml:"bit"`
+	Bit              *int     `toml:"bit"`    // nil: not a bit of a register
 	Length           int      `toml:"length"` // string only: registers
 	Unit             string   `toml:"unit"`
 	Writable         bool     `toml:"writable"`
@@ -123,7 +125,7 @@ type Serial struct {
 	Line
 	Mode      string        `toml:"mode"` // line | query; default line
 	Request   string        `toml:"request"`
-	Interval  Duration      `toml:"interval"`
+	Interval  Duration      `toml:"interval"`  // query mode; required there
 	Delimiter string        `toml:"delimiter"` // default "\n"
 	Timeout   Duration      `toml:"timeout"`   // default 1s
 	Points    []SerialPoint `toml:"point"`
@@ -151,9 +153,9 @@ type GPIOPoint struct {
 	Name      string   `toml:"name"`
 	Line      int      `toml:"line"`
 	Direction string   `toml:"direction"` // input | output
-	Edge      string   `toml:"edge"`      // none | rising | falling | both; default both for inputs
+	Edge      string   `toml:"edge"`      // none | rising | falling | both; default both for inputs, none for outputs
 	Debounce  Duration `toml:"debounce"`
-	Bias      string   `toml:"bias"` // as_is | disabled | pull_up | pull_down
+	Bias      string   `toml:"bias"` // as_is | disabled | pull_up | pull_down; default as_is
 	ActiveLow bool     `toml:"active_low"`
 	Interval  Duration `toml:"interval"`
 	Initial   bool     `toml:"initial"`

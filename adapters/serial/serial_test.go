@@ -1,0 +1,434 @@
+package serial_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fieldgate/fieldgate/adapters"
+	"github.com/fieldgate/fieldgate/adapters/internal/serialport"
+	_ "github.com/fieldgate/fieldgate/adapters/serial" // registers "serial"
+	"github.com/fieldgate/fieldgate/config"
+	"github.com/fieldgate/fieldgate/test/peers"
+)
+
+// wait bounds every wait for the adapter; the port back-off is 1 s.
+const wait = 10 * time.Second
+
+// emitter records what the adapter emits and lets the test wait for it.
+type emitter struct {
+	mu       sync.Mutex
+	batches  [][]adapters.Reading
+	read     int // batches the test has taken
+	status   error
+	reported bool
+	signal   chan struct{}
+}
+
+func (e *emitter) Emit(rs []adapters.Reading) {
+	e.mu.Lock()
+	e.batches = append(e.batches, slices.Clone(rs))
+	e.mu.Unlock()
+	e.poke()
+}
+
+func (e *emitter) Status(err error) {
+	e.mu.Lock()
+	e.status, e.reported = err, true
+	e.mu.Unlock()
+	e.poke()
+}
+
+func (e *emitter) poke() {
+	select {
+	case e.signal <- struct{}{}:
+	default:
+	}
+}
+
+// until waits for cond, checked under the lock after every event.
+func (e *emitter) until(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	timeout := time.After(wait)
+	for {
+		e.mu.Lock()
+		ok := cond()
+		e.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-e.signal:
+		case <-timeout:
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			t.Fatalf("no %s within %v (status %v)", what, wait, e.status)
+		}
+	}
+}
+
+// next returns the next batch of readings.
+func (e *emitter) next(t *testing.T) []adapters.Reading {
+	t.Helper()
+	e.until(t, "readings", func() bool { return e.read < len(e.batches) })
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.read++
+	return e.batches[e.read-1]
+}
+
+// waitStatus waits until the latest status satisfies ok and returns it.
+func (e *emitter) waitStatus(t *testing.T, what string, ok func(error) bool) error {
+	t.Helper()
+	e.until(t, what, func() bool { return e.reported && ok(e.status) })
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.status
+}
+
+func isOK(err error) bool    { return err == nil }
+func isError(err error) bool { return err != nil }
+
+// values maps a batch to point → value, checking that all readings of the
+// batch carry the adapter's name and one time.
+func values(t *testing.T, rs []adapters.Reading) map[string]adapters.Value {
+	t.Helper()
+	m := map[string]adapters.Value{}
+	for _, r := range rs {
+		if r.Adapter != "scale" || !r.Time.Equal(rs[0].Time) || time.Since(r.Time) > time.Minute {
+			t.Errorf("reading %+v: want adapter scale and one recent time per batch", r)
+		}
+		m[r.Point] = r.Value
+	}
+	return m
+}
+
+func wantValues(t *testing.T, rs []adapters.Reading, want map[string]adapters.Value) {
+	t.Helper()
+	if got := values(t, rs); !maps.Equal(got, want) {
+		t.Errorf("readings %v, want %v", got, want)
+	}
+}
+
+func newConfig(port, mode string, points ...config.SerialPoint) *config.Serial {
+	return &config.Serial{
+		Name: "scale", Port: port, Mode: mode, Delimiter: "\n",
+		Line:    config.Line{BaudRate: 9600, DataBits: 8, Parity: "N", StopBits: 1},
+		Timeout: config.Duration(time.Second),
+		Points:  points,
+	}
+}
+
+// start builds the adapter through the registry and runs it until the test
+// ends, checking that Run returns nil promptly on cancellation.
+func start(t *testing.T, c *config.Serial) (adapters.Writer, *emitter) {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a, err := adapters.New("serial", c, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Name() != c.Name {
+		t.Errorf("Name = %q", a.Name())
+	}
+	e := &emitter{signal: make(chan struct{}, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, e) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run = %v", err)
+			}
+		case <-time.After(wait):
+			t.Errorf("Run did not return within %v of cancellation", wait)
+		}
+	})
+	return a.(adapters.Writer), e
+}
+
+func send(t *testing.T, dev io.Writer, s string) {
+	t.Helper()
+	if _, err := io.WriteString(dev, s); err != nil {
+		t.Fatalf("device write: %v", err)
+	}
+}
+
+// expect reads exactly len(want) bytes at the device and compares them.
+func expect(t *testing.T, dev *os.File, want string) {
+	t.Helper()
+	if err := dev.SetReadDeadline(time.Now().Add(wait)); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, len(want))
+	if _, err := io.ReadFull(dev, b); err != nil {
+		t.Fatalf("device read, want %q: %v (got %q)", want, err, b)
+	}
+	if string(b) != want {
+		t.Fatalf("device got %q, want %q", b, want)
+	}
+}
+
+func TestLineMode(t *testing.T) {
+	s := peers.StartSocat(t, t.TempDir())
+	dev := s.Device()
+	_, e := start(t, newConfig(s.A, "line",
+		config.SerialPoint{Name: "temp", Pattern: `T=(-?[0-9.]+)`, Type: "float64"},
+		config.SerialPoint{Name: "count", Pattern: `\bN=(\S+)`, Type: "int64"},
+		config.SerialPoint{Name: "on", Pattern: `ON=(\w+)`, Type: "bool"},
+		config.SerialPoint{Name: "label", Pattern: `L="([^"]*)"`, Type: "string"},
+		config.SerialPoint{Name: "wt", Pattern: `W=([0-9.]+)`, Type: "float64",
+			Change: config.Change{OnChange: true, Deadband: 0.5}},
+	))
+	e.waitStatus(t, "ok status once open", isOK)
+
+	send(t, dev, "T=21.5 N=-7 ON=off L=\"a b\"\r\n")
+	wantValues(t, e.next(t), map[string]adapters.Value{
+		"temp": adapters.Float(21.5), "count": adapters.Int(-7), "on": adapters.Bool(false), "label": adapters.String("a b"),
+	})
+
+	// A line matching nothing emits nothing: the next batch is T=22's.
+	send(t, dev, "hello world\nT=22\n")
+	wantValues(t, e.next(t), map[string]adapters.Value{"temp": adapters.Float(22)})
+
+	// An unparsable capture is a status error naming point and text.
+	send(t, dev, "N=99999999999999999999\n")
+	err := e.waitStatus(t, "parse error for count", isError)
+	if msg := err.Error(); !strings.Contains(msg, `"count"`) || !strings.Contains(msg, "99999999999999999999") {
+		t.Errorf("status %q should name the point and the text", msg)
+	}
+	// The other points of a line still count.
+	send(t, dev, "ON=maybe T=1\n")
+	wantValues(t, e.next(t), map[string]adapters.Value{"temp": adapters.Float(1)})
+	e.waitStatus(t, "parse error for on", func(err error) bool { return err != nil && strings.Contains(err.Error(), "maybe") })
+	send(t, dev, "ON=TRUE\n")
+	wantValues(t, e.next(t), map[string]adapters.Value{"on": adapters.Bool(true)})
+	e.waitStatus(t, "ok status after a good line", isOK)
+
+	// on_change with a deadband of 0.5: 1.2 is filtered out.
+	send(t, dev, "W=1.0\nW=1.2\nW=2\n")
+	wantValues(t, e.next(t), map[string]adapters.Value{"wt": adapters.Float(1)})
+	wantValues(t, e.next(t), map[string]adapters.Value{"wt": adapters.Float(2)})
+
+	// Noise without a delimiter (a wrong baud rate) is a status error, and
+	// the port keeps working.
+	send(t, dev, strings.Repeat("\xaa", 5000))
+	e.waitStatus(t, "error for a line without delimiter", func(err error) bool {
+		return err != nil && strings.Contains(err.Error(), "without a delimiter")
+	})
+	send(t, dev, "\nT=3\n")
+	wantValues(t, e.next(t), map[string]adapters.Value{"temp": adapters.Float(3)})
+	e.waitStatus(t, "ok status", isOK)
+}
+
+// scale plays a weighing instrument on the device end of the cable: it
+// answers "R\r\n" with its weight and tare, and takes "T<tare>\r\n"
+// commands. Until the test closes it, everything received is recorded.
+type scale struct {
+	mu       sync.Mutex
+	silent   bool
+	tare     string
+	received []string
+}
+
+func startScale(t *testing.T, dev *os.File) *scale {
+	sc := &scale{tare: "0"}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { sc.serve(ctx, dev) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return sc
+}
+
+func (sc *scale) serve(ctx context.Context, dev *os.File) {
+	in := bufio.NewReader(dev)
+	partial := ""
+	for ctx.Err() == nil {
+		_ = dev.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		s, err := in.ReadString('\n')
+		partial += s
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				continue
+			}
+			return
+		}
+		line := partial
+		partial = ""
+		sc.mu.Lock()
+		sc.received = append(sc.received, line)
+		if v, ok := strings.CutPrefix(line, "T"); ok {
+			sc.tare = strings.TrimRight(v, "\r\n")
+			_, _ = io.WriteString(dev, "ACK\r\n") // an answer that matches no point
+		}
+		answer := ""
+		if line == "R\r\n" && !sc.silent {
+			answer = "W: 12.5 T: " + sc.tare + " S: ok\r\n"
+		}
+		sc.mu.Unlock()
+		if _, err := io.WriteString(dev, answer); err != nil {
+			return
+		}
+	}
+}
+
+func (sc *scale) setSilent(s bool) {
+	sc.mu.Lock()
+	sc.silent = s
+	sc.mu.Unlock()
+}
+
+func (sc *scale) lines() []string {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return slices.Clone(sc.received)
+}
+
+func TestQueryMode(t *testing.T) {
+	s := peers.StartSocat(t, t.TempDir())
+	sc := startScale(t, s.Device())
+	c := newConfig(s.A, "query",
+		config.SerialPoint{Name: "weight", Pattern: `W:\s*([-0-9.]+)`, Type: "float64"},
+		config.SerialPoint{Name: "tare", Pattern: `T:\s*([-0-9.]+)`, Type: "float64", WriteFormat: "T{value}\r\n",
+			Change: config.Change{OnChange: true}},
+		config.SerialPoint{Name: "state", Pattern: `S:\s*(\w+)`, Type: "string"},
+	)
+	c.Request, c.Interval = "R\r\n", config.Duration(100*time.Millisecond)
+	w, e := start(t, c)
+
+	wantValues(t, e.next(t), map[string]adapters.Value{
+		"weight": adapters.Float(12.5), "tare": adapters.Float(0), "state": adapters.String("ok"),
+	})
+	e.waitStatus(t, "ok status", isOK)
+
+	// The device stops answering: a timeout is a status error, the port
+	// stays open, and answers bring the status back.
+	sc.setSilent(true)
+	err := e.waitStatus(t, "timeout status", isError)
+	if !errors.Is(err, serialport.ErrTimeout) || !strings.Contains(err.Error(), `"R\r\n"`) {
+		t.Errorf("status %v, want a timeout naming the request", err)
+	}
+	sc.setSilent(false)
+	e.waitStatus(t, "ok status after the device answers again", isOK)
+
+	// A write sends the command, then one query whose answer is the
+	// read-back; the device's ACK line in between is skipped.
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	written, rb, err := w.Write(ctx, "tare", adapters.String("5.25"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if written != adapters.Float(5.25) || rb.Point != "tare" || rb.Adapter != "scale" || rb.Value != adapters.Float(5.25) {
+		t.Errorf("Write = %v, %+v; want 5.25 read back from the device", written, rb)
+	}
+	got := sc.lines()
+	if i := slices.Index(got, "T5.25\r\n"); i < 0 || i+1 >= len(got) || got[i+1] != "R\r\n" {
+		t.Errorf("device received %q; want T5.25\\r\\n followed by a query", got)
+	}
+}
+
+func TestWrites(t *testing.T) {
+	s := peers.StartSocat(t, t.TempDir())
+	dev := s.Device()
+	w, e := start(t, newConfig(s.A, "line",
+		config.SerialPoint{Name: "temp", Pattern: `T=(.*)`, Type: "float64"},
+		config.SerialPoint{Name: "sp", Pattern: `SP=(.*)`, Type: "float64", WriteFormat: "S{value}\r\n"},
+		config.SerialPoint{Name: "count", Pattern: `C=(.*)`, Type: "int64", WriteFormat: "C{value}\n"},
+		config.SerialPoint{Name: "on", Pattern: `ON=(.*)`, Type: "bool", WriteFormat: "E{value}\n"},
+		config.SerialPoint{Name: "label", Pattern: `L=(.*)`, Type: "string", WriteFormat: "L{value}\n"},
+	))
+	e.waitStatus(t, "ok status once open", isOK)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+
+	for _, c := range []struct {
+		point string
+		v     adapters.Value
+		want  error
+	}{
+		{"nosuch", adapters.Float(1), adapters.ErrNoPoint},
+		{"temp", adapters.Float(1), adapters.ErrNotWritable},
+		{"label", adapters.String("x\nE1"), adapters.ErrBadValue},
+		{"label", adapters.String("x\r"), adapters.ErrBadValue},
+		{"label", adapters.String("\x1b[2J"), adapters.ErrBadValue},
+		{"label", adapters.String(strings.Repeat("x", 300)), adapters.ErrBadValue},
+		{"sp", adapters.String("abc"), adapters.ErrBadValue},
+		{"sp", adapters.Bool(true), adapters.ErrBadValue},
+		{"count", adapters.Float(1.5), adapters.ErrBadValue},
+		{"on", adapters.String("maybe"), adapters.ErrBadValue},
+	} {
+		if _, _, err := w.Write(ctx, c.point, c.v); !errors.Is(err, c.want) {
+			t.Errorf("Write(%s, %v) = %v, want %v", c.point, c.v, err, c.want)
+		}
+	}
+
+	// The first bytes at the device are the first accepted command's:
+	// nothing of the refused ones was written.
+	for _, c := range []struct {
+		point string
+		v     adapters.Value
+		cmd   string
+		typed adapters.Value
+	}{
+		{"sp", adapters.Float(21.5), "S21.5\r\n", adapters.Float(21.5)},
+		{"sp", adapters.Int(1000000), "S1000000\r\n", adapters.Float(1e6)},
+		{"count", adapters.String("42"), "C42\n", adapters.Int(42)},
+		{"on", adapters.String("ON"), "Etrue\n", adapters.Bool(true)},
+		{"label", adapters.String("héllo wörld"), "Lhéllo wörld\n", adapters.String("héllo wörld")},
+	} {
+		written, rb, err := w.Write(ctx, c.point, c.v)
+		if err != nil {
+			t.Fatalf("Write(%s, %v): %v", c.point, c.v, err)
+		}
+		expect(t, dev, c.cmd)
+		// Line mode cannot ask the device: the read-back is the value
+		// written, timed now.
+		if written != c.typed || rb.Point != c.point || rb.Value != c.typed || time.Since(rb.Time) > time.Minute {
+			t.Errorf("Write(%s, %v) = %v, %+v; want %v read back", c.point, c.v, written, rb, c.typed)
+		}
+	}
+}
+
+// TestUnplug pulls the cable while the adapter runs and plugs it back in at
+// the same path: the status goes to error and back to ok, readings resume,
+// and Run never returns in between.
+func TestUnplug(t *testing.T) {
+	s := peers.StartSocat(t, t.TempDir())
+	dev := s.Device()
+	w, e := start(t, newConfig(s.A, "line",
+		config.SerialPoint{Name: "temp", Pattern: `T=(\S+)`, Type: "float64", WriteFormat: "T{value}\n"},
+	))
+	e.waitStatus(t, "ok status once open", isOK)
+	send(t, dev, "T=1\n")
+	wantValues(t, e.next(t), map[string]adapters.Value{"temp": adapters.Float(1)})
+
+	s.Stop()
+	e.waitStatus(t, "error status after unplug", isError)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if _, _, err := w.Write(ctx, "temp", adapters.Float(2)); err == nil || errors.Is(err, adapters.ErrBadValue) || ctx.Err() != nil {
+		t.Errorf("Write while unplugged = %v, want a prompt port error", err)
+	}
+
+	s.Start()
+	dev = s.Device()
+	e.waitStatus(t, "ok status after replug", isOK)
+	send(t, dev, "T=3\n")
+	wantValues(t, e.next(t), map[string]adapters.Value{"temp": adapters.Float(3)})
+	if _, _, err := w.Write(ctx, "temp", adapters.Float(4)); err != nil {
+		t.Fatalf("Write after replug: %v", err)
+	}
+	expect(t, dev, "T4\n")
+}

@@ -1,0 +1,422 @@
+package modbus
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/goburrow/modbus"
+
+	"github.com/fieldgate/fieldgate/adapters"
+	"github.com/fieldgate/fieldgate/config"
+)
+
+func init() {
+	adapters.Register("modbus", func(cfg any, log *slog.Logger) (adapters.Adapter, error) {
+		c, ok := cfg.(*config.Modbus)
+		if !ok {
+			return nil, fmt.Errorf("modbus: config is %T, want *config.Modbus", cfg)
+		}
+		return New(c, log)
+	})
+}
+
+// table is one of the four Modbus data tables.
+type table uint8
+
+const (
+	coils table = iota + 1
+	discreteInputs
+	inputRegisters
+	holdingRegisters
+)
+
+var tableNames = [...]string{
+	coils: config.Coil, discreteInputs: config.DiscreteInput,
+	inputRegisters: config.InputRegister, holdingRegisters: config.HoldingRegister,
+}
+
+func (t table) String() string { return tableNames[t] }
+
+func (t table) bits() bool { return t == coils || t == discreteInputs }
+
+// limit is the most addresses one read request may cover.
+func (t table) limit() int {
+	if t.bits() {
+		return 2000
+	}
+	return 125
+}
+
+// read executes one read request and checks the answer's length, which
+// goburrow leaves to the caller.
+func (t table) read(c modbus.Client, start, count int) ([]byte, error) {
+	var (
+		b   []byte
+		err error
+	)
+	a, n := uint16(start), uint16(count)
+	switch t {
+	case coils:
+		b, err = c.ReadCoils(a, n)
+	case discreteInputs:
+		b, err = c.ReadDiscreteInputs(a, n)
+	case inputRegisters:
+		b, err = c.ReadInputRegisters(a, n)
+	case holdingRegisters:
+		b, err = c.ReadHoldingRegisters(a, n)
+	}
+	want := 2 * count
+	if t.bits() {
+		want = (count + 7) / 8
+	}
+	if err == nil && len(b) != want {
+		err = fmt.Errorf("response of %d bytes, want %d", len(b), want)
+	}
+	return b, err
+}
+
+// point is one configured point, ready to decode and encode.
+type point struct {
+	name     string
+	table    table
+	addr     int
+	codec    codec
+	writable bool
+	minWrite time.Duration
+	filter   adapters.ChangeFilter // used by the polling goroutine only
+}
+
+// width is how many addresses of its table the point spans.
+func (p *point) width() int {
+	if p.table.bits() {
+		return 1
+	}
+	return p.codec.regs
+}
+
+// value extracts the point from the answer to a read starting at start.
+func (p *point) value(data []byte, start int) adapters.Value {
+	off := p.addr - start
+	if p.table.bits() {
+		return adapters.Bool(data[off/8]>>(off%8)&1 == 1)
+	}
+	return p.codec.decode(data[2*off : 2*(off+p.width())])
+}
+
+// readPlan is one coalesced read request of a poll cycle.
+type readPlan struct {
+	table        table
+	start, count int
+	points       []*point
+}
+
+// Adapter polls one Modbus unit and writes to its points. It implements
+// adapters.Adapter and adapters.Writer.
+type Adapter struct {
+	name     string
+	unit     byte
+	interval time.Duration
+	log      *slog.Logger
+	link     *link
+	points   map[string]*point
+	plan     []readPlan
+	running  atomic.Bool
+
+	mu        sync.Mutex
+	lastWrite map[string]time.Time // per point: when the last accepted write went out
+}
+
+// New builds an adapter from a loaded config section (defaults filled in).
+// It re-checks what decoding relies on, so a config that bypassed the loader
+// fails here rather than at the first poll.
+func New(cfg *config.Modbus, log *slog.Logger) (*Adapter, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	wrap := func(err error) error { return fmt.Errorf("modbus %q: %w", cfg.Name, err) }
+	if cfg.UnitID < 0 || cfg.UnitID > 255 {
+		return nil, wrap(fmt.Errorf("unit_id %d is not 0–255", cfg.UnitID))
+	}
+	if cfg.Interval <= 0 || cfg.Timeout <= 0 {
+		return nil, wrap(errors.New("interval and timeout must be positive"))
+	}
+	tr, err := newTransport(cfg.URL, cfg.Timeout.D(), log)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	a := &Adapter{
+		name:      cfg.Name,
+		unit:      byte(cfg.UnitID),
+		interval:  cfg.Interval.D(),
+		log:       log,
+		link:      newLink(tr, log),
+		points:    make(map[string]*point, len(cfg.Points)),
+		lastWrite: map[string]time.Time{},
+	}
+	byTable := map[table][]*point{}
+	for _, pc := range cfg.Points {
+		p, err := newPoint(pc)
+		if err != nil {
+			return nil, wrap(fmt.Errorf("point %q: %w", pc.Name, err))
+		}
+		if _, dup := a.points[p.name]; dup {
+			return nil, wrap(fmt.Errorf("point %q: duplicate name", pc.Name))
+		}
+		a.points[p.name] = p
+		byTable[p.table] = append(byTable[p.table], p)
+	}
+	for t := coils; t <= holdingRegisters; t++ {
+		a.plan = append(a.plan, planTable(t, byTable[t], max(cfg.MaxGap, 0))...)
+	}
+	return a, nil
+}
+
+// planTable coalesces the points of one table into read requests.
+func planTable(t table, ps []*point, maxGap int) []readPlan {
+	spans := make([]span, len(ps))
+	for i, p := range ps {
+		spans[i] = span{addr: p.addr, width: p.width()}
+	}
+	var out []readPlan
+	for _, b := range coalesce(spans, maxGap, t.limit()) {
+		r := readPlan{table: t, start: b.start, count: b.count}
+		for _, i := range b.spans {
+			r.points = append(r.points, ps[i])
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func newPoint(pc config.ModbusPoint) (*point, error) {
+	p := &point{name: pc.Name, addr: pc.Address, writable: pc.Writable, minWrite: pc.MinWriteInterval.D()}
+	p.filter = adapters.ChangeFilter{OnChange: pc.OnChange, Deadband: pc.Deadband, Heartbeat: pc.Heartbeat.D()}
+	for t, n := range tableNames {
+		if n != "" && n == pc.Table {
+			p.table = table(t)
+		}
+	}
+	if p.table == 0 {
+		return nil, fmt.Errorf("unknown table %q", pc.Table)
+	}
+	var err error
+	if p.codec, err = newCodec(pc); err != nil {
+		return nil, err
+	}
+	switch {
+	case p.table.bits() && (p.codec.typ != typeBool || p.codec.bit >= 0):
+		return nil, fmt.Errorf("a %s holds plain bools, not %s", p.table, pc.Type)
+	case p.width() > p.table.limit():
+		return nil, fmt.Errorf("%d registers exceed the %d one request can read", p.width(), p.table.limit())
+	case pc.Address < 0 || pc.Address+p.width() > 1<<16:
+		return nil, fmt.Errorf("address %d (+%d) is outside 0–65535", pc.Address, p.width())
+	}
+	return p, nil
+}
+
+// Name returns the adapter's configured name.
+func (a *Adapter) Name() string { return a.name }
+
+// Run polls every interval until ctx is done. It owns the connection: writes
+// are served only while Run runs. A cycle that overruns the interval skips the
+// ticks it missed rather than catching up in a burst. Run may be called again
+// after it returned (a supervisor restarting the adapter), not concurrently.
+func (a *Adapter) Run(ctx context.Context, e adapters.Emitter) error {
+	if !a.running.CompareAndSwap(false, true) {
+		return fmt.Errorf("modbus %q: already running", a.name)
+	}
+	defer a.running.Store(false)
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel() // also on a panic, so the link goroutine ends before Run
+	a.link.start(ctx, &wg)
+
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	next := time.Now()
+	overrun := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		}
+		a.poll(ctx, e)
+		var missed int
+		next, missed = nextTick(next, time.Now(), a.interval)
+		switch {
+		case missed > 0 && !overrun:
+			a.log.Warn("modbus poll overran its interval; skipping missed cycles", "interval", a.interval, "missed", missed)
+		case missed > 0:
+			a.log.Debug("modbus poll overran its interval", "missed", missed)
+		}
+		overrun = missed > 0
+		timer.Reset(time.Until(next))
+	}
+}
+
+// nextTick returns the first tick after now on the grid prev + k*interval,
+// and how many ticks of that grid were missed.
+func nextTick(prev, now time.Time, interval time.Duration) (time.Time, int) {
+	next := prev.Add(interval)
+	if !now.After(next) {
+		return next, 0
+	}
+	missed := int(now.Sub(next)/interval) + 1
+	return next.Add(time.Duration(missed) * interval), missed
+}
+
+// poll runs one cycle. A failed request does not hide the others: their
+// readings are emitted and the status carries the first failure, so one bad
+// address shows as an error without blinding the rest of the device.
+func (a *Adapter) poll(ctx context.Context, e adapters.Emitter) {
+	var (
+		rs     []adapters.Reading
+		first  error
+		failed int
+	)
+	for _, r := range a.plan {
+		if ctx.Err() != nil {
+			break
+		}
+		data, at, err := a.read(ctx, r.table, r.start, r.count)
+		if err != nil {
+			if first == nil {
+				first = fmt.Errorf("modbus %q: %w", a.name, err)
+			}
+			failed++
+			continue
+		}
+		for _, p := range r.points {
+			v := p.value(data, r.start)
+			if p.filter.Pass(v, at) {
+				rs = append(rs, adapters.Reading{Adapter: a.name, Point: p.name, Time: at, Value: v})
+			}
+		}
+	}
+	if len(rs) > 0 {
+		e.Emit(rs)
+	}
+	if ctx.Err() != nil {
+		return // stopping: an interrupted cycle says nothing of the device
+	}
+	if failed > 1 {
+		first = fmt.Errorf("%w (%d of %d requests failed)", first, failed, len(a.plan))
+	}
+	e.Status(first)
+}
+
+// read executes one read request through the link and notes when the answer
+// arrived.
+// data and at are only read once do has returned the call's own result,
+// which orders them after the owner goroutine wrote them.
+func (a *Adapter) read(ctx context.Context, t table, start, count int) ([]byte, time.Time, error) {
+	var (
+		data []byte
+		at   time.Time
+	)
+	err := a.link.do(ctx, a.unit, func(c modbus.Client) error {
+		var err error
+		data, err = t.read(c, start, count)
+		at = time.Now()
+		return err
+	})
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("unit %d: read %s %d–%d: %w", a.unit, t, start, start+count-1, err)
+	}
+	return data, at, nil
+}
+
+// Write validates v, writes it in one request (FC5 for a coil, FC6 for one
+// register, FC16 for several), reads the point back and returns the value as
+// written (after rounding, in engineering units) and the read-back reading.
+// A refusal touches no hardware. A bool taken from one bit of a holding
+// register is refused: setting it means read-modify-write of the register,
+// which would race the device's own updates of the other bits, and the
+// atomic FC22 mask write is missing from too many devices to rely on.
+func (a *Adapter) Write(ctx context.Context, name string, v adapters.Value) (adapters.Value, adapters.Reading, error) {
+	wrap := func(err error) error { return fmt.Errorf("modbus %q point %q: %w", a.name, name, err) }
+	p, ok := a.points[name]
+	if !ok {
+		return adapters.Value{}, adapters.Reading{}, wrap(adapters.ErrNoPoint)
+	}
+	req, written, err := p.writeRequest(v)
+	if err != nil {
+		return adapters.Value{}, adapters.Reading{}, wrap(err)
+	}
+	if err := a.reserveWrite(p, time.Now()); err != nil {
+		return adapters.Value{}, adapters.Reading{}, wrap(err)
+	}
+	if err := a.link.do(ctx, a.unit, req); err != nil {
+		return adapters.Value{}, adapters.Reading{}, wrap(fmt.Errorf("unit %d: write %s %d: %w", a.unit, p.table, p.addr, err))
+	}
+	data, at, err := a.read(ctx, p.table, p.addr, p.width())
+	if err != nil {
+		return written, adapters.Reading{}, wrap(fmt.Errorf("written, but read-back failed: %w", err))
+	}
+	return written, adapters.Reading{Adapter: a.name, Point: p.name, Time: at, Value: p.value(data, p.addr)}, nil
+}
+
+// writeRequest checks v against the point and returns the request that
+// writes it, with the value as it will read back.
+func (p *point) writeRequest(v adapters.Value) (func(modbus.Client) error, adapters.Value, error) {
+	addr := uint16(p.addr)
+	switch {
+	case !p.writable:
+		return nil, adapters.Value{}, adapters.ErrNotWritable
+	case p.table == coils:
+		on, err := v.AsBool()
+		if err != nil {
+			return nil, adapters.Value{}, err
+		}
+		state := uint16(0)
+		if on {
+			state = 0xFF00
+		}
+		return func(c modbus.Client) error {
+			_, err := c.WriteSingleCoil(addr, state)
+			return err
+		}, adapters.Bool(on), nil
+	case p.table != holdingRegisters:
+		return nil, adapters.Value{}, fmt.Errorf("%w: a %s is read-only", adapters.ErrNotWritable, p.table)
+	case p.codec.bit >= 0:
+		return nil, adapters.Value{}, fmt.Errorf("%w: a single bit of a holding register is not written (it needs a read-modify-write of the whole register)", adapters.ErrNotWritable)
+	case p.width() > 123:
+		return nil, adapters.Value{}, fmt.Errorf("%w: %d registers exceed the 123 one request can write", adapters.ErrNotWritable, p.width())
+	}
+	wire, err := p.codec.encode(v)
+	if err != nil {
+		return nil, adapters.Value{}, err
+	}
+	written := p.codec.decode(wire)
+	if len(wire) == 2 {
+		return func(c modbus.Client) error {
+			_, err := c.WriteSingleRegister(addr, binary.BigEndian.Uint16(wire))
+			return err
+		}, written, nil
+	}
+	return func(c modbus.Client) error {
+		_, err := c.WriteMultipleRegisters(addr, uint16(len(wire)/2), wire)
+		return err
+	}, written, nil
+}
+
+// reserveWrite enforces min_write_interval, counting from the last write
+// that was let through to the link.
+func (a *Adapter) reserveWrite(p *point, now time.Time) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if last, ok := a.lastWrite[p.name]; ok && now.Sub(last) < p.minWrite {
+		return fmt.Errorf("%w: %s since the last write, min_write_interval is %s",
+			adapters.ErrTooSoon, now.Sub(last).Round(time.Millisecond), p.minWrite)
+	}
+	a.lastWrite[p.name] = now
+	return nil
+}

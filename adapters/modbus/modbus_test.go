@@ -1,0 +1,561 @@
+package modbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gmb "github.com/goburrow/modbus"
+	sim "github.com/simonvetter/modbus"
+
+	"github.com/fieldgate/fieldgate/adapters"
+	"github.com/fieldgate/fieldgate/config"
+)
+
+// Function codes as the tap sees them.
+const (
+	fcReadCoils     = gmb.FuncCodeReadCoils
+	fcReadDiscrete  = gmb.FuncCodeReadDiscreteInputs
+	fcReadHolding   = gmb.FuncCodeReadHoldingRegisters
+	fcReadInput     = gmb.FuncCodeReadInputRegisters
+	fcWriteCoil     = gmb.FuncCodeWriteSingleCoil
+	fcWriteRegister = gmb.FuncCodeWriteSingleRegister
+	fcWriteMultiple = gmb.FuncCodeWriteMultipleRegisters
+	fcWriteCoils    = gmb.FuncCodeWriteMultipleCoils
+)
+
+// TestDecodeThroughServer puts every codec case into a real server's
+// registers, alternating holding and input registers, and checks one poll
+// cycle reads them all back as the unit tests expect.
+func TestDecodeThroughServer(t *testing.T) {
+	dev := newDevice()
+	srv := freeAddr(t)
+	startServer(t, dev, srv)
+
+	var points []config.ModbusPoint
+	next := map[string]int{}
+	cases := codecCases()
+	for i, c := range cases {
+		tbl, m := config.HoldingRegister, dev.holding
+		if i%2 == 1 {
+			tbl, m = config.InputRegister, dev.input
+		}
+		addr := next[tbl]
+		next[tbl] += len(c.regs)
+		for j, r := range c.regs {
+			m[uint16(addr+j)] = r
+		}
+		p := c.point()
+		p.Table, p.Address = tbl, addr
+		points = append(points, p)
+	}
+	for i := range 20 {
+		dev.coils[uint16(100+i)] = i%3 == 0
+		dev.discrete[uint16(i)] = i%4 == 1
+		points = append(points,
+			pt(fmt.Sprintf("coil%d", i), config.Coil, 100+i, "bool"),
+			pt(fmt.Sprintf("input%d", i), config.DiscreteInput, i, "bool"))
+	}
+
+	before := time.Now()
+	_, rec := start(t, deviceConfig("tcp://"+srv, time.Hour, points...))
+	c := rec.next(t)
+	if c.err != nil {
+		t.Fatalf("status: %v", c.err)
+	}
+	if len(c.readings) != len(points) {
+		t.Errorf("%d readings, want %d", len(c.readings), len(points))
+	}
+	for _, r := range c.readings {
+		if r.Adapter != "dev" || r.Time.Before(before) || r.Time.After(time.Now()) {
+			t.Errorf("reading %+v: wrong adapter or time", r)
+		}
+	}
+	for _, cc := range cases {
+		if got, ok := c.value(cc.name); !ok || !same(got, cc.want) {
+			t.Errorf("%s: got %v (%s), want %v (%s)", cc.name, got, got.Kind(), cc.want, cc.want.Kind())
+		}
+	}
+	for i := range 20 {
+		if got, _ := c.value(fmt.Sprintf("coil%d", i)); got != adapters.Bool(i%3 == 0) {
+			t.Errorf("coil%d = %v", i, got)
+		}
+		if got, _ := c.value(fmt.Sprintf("input%d", i)); got != adapters.Bool(i%4 == 1) {
+			t.Errorf("input%d = %v", i, got)
+		}
+	}
+}
+
+// TestCoalescingAtServer counts the read requests of one cycle on the wire.
+func TestCoalescingAtServer(t *testing.T) {
+	dev := newDevice()
+	srv := freeAddr(t)
+	startServer(t, dev, srv)
+	tp := newTap(t, srv)
+	bit := func(n int) func(*config.ModbusPoint) { return func(p *config.ModbusPoint) { p.Bit = &n } }
+	str := func(n int) func(*config.ModbusPoint) { return func(p *config.ModbusPoint) { p.Length = n } }
+
+	points := []config.ModbusPoint{
+		// Holding: [0, 18) merges a gap of exactly max_gap (7 → 17); 29 is
+		// max_gap+1 away and starts a request, shared by two bits.
+		pt("h0", config.HoldingRegister, 0, "uint16"),
+		pt("h1", config.HoldingRegister, 1, "uint16"),
+		pt("h5", config.HoldingRegister, 5, "float32"),
+		pt("h17", config.HoldingRegister, 17, "uint16"),
+		pt("h29", config.HoldingRegister, 29, "uint16"),
+		pt("h29b3", config.HoldingRegister, 29, "bool", bit(3)),
+		pt("h29b4", config.HoldingRegister, 29, "bool", bit(4)),
+		// Input: [0, 125) exactly fills one request, 125 starts the next;
+		// 322 would straddle the 125 limit of the request at 200.
+		pt("i0", config.InputRegister, 0, "string", str(100)),
+		pt("i100", config.InputRegister, 100, "float64"),
+		pt("i104", config.InputRegister, 104, "uint16"),
+		pt("i105", config.InputRegister, 105, "string", str(20)),
+		pt("i125", config.InputRegister, 125, "uint16"),
+		pt("i200", config.InputRegister, 200, "string", str(120)),
+		pt("i322", config.InputRegister, 322, "int64"),
+		// Discrete inputs: one request.
+		pt("d0", config.DiscreteInput, 0, "bool"),
+		pt("d5", config.DiscreteInput, 5, "bool"),
+	}
+	// Coils every 10 bits up to 1999 fill exactly 2000 bits; 2000 is one
+	// more request.
+	for a := 0; a < 2000; a += 10 {
+		points = append(points, pt(fmt.Sprintf("c%d", a), config.Coil, a, "bool"))
+	}
+	points = append(points, pt("c1999", config.Coil, 1999, "bool"), pt("c2000", config.Coil, 2000, "bool"))
+	dev.coils[1999] = true
+	dev.holding[29] = 1 << 4
+
+	_, rec := start(t, deviceConfig(tp.url(), time.Hour, points...))
+	c := rec.next(t)
+	if c.err != nil {
+		t.Fatalf("status: %v", c.err)
+	}
+	if len(c.readings) != len(points) {
+		t.Errorf("%d readings, want %d", len(c.readings), len(points))
+	}
+	want := map[byte]int{fcReadCoils: 2, fcReadDiscrete: 1, fcReadHolding: 2, fcReadInput: 4}
+	if got := tp.counts(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("requests per function code: %v, want %v", got, want)
+	}
+	for name, v := range map[string]adapters.Value{"c1999": adapters.Bool(true), "c2000": adapters.Bool(false), "h29b3": adapters.Bool(false), "h29b4": adapters.Bool(true)} {
+		if got, _ := c.value(name); got != v {
+			t.Errorf("%s = %v, want %v", name, got, v)
+		}
+	}
+}
+
+// TestExceptionThenRecovery: an exception on one request is a typed error in
+// the status, the other request's readings still arrive, the connection is
+// kept, and the next good cycle clears the status.
+func TestExceptionThenRecovery(t *testing.T) {
+	dev := newDevice()
+	srv := freeAddr(t)
+	startServer(t, dev, srv)
+	tp := newTap(t, srv)
+	dev.update(func(d *device) {
+		d.holding[0], d.input[0] = 11, 22
+		d.holdingErr = sim.ErrIllegalDataAddress
+	})
+	_, rec := start(t, deviceConfig(tp.url(), 10*time.Millisecond,
+		pt("h", config.HoldingRegister, 0, "uint16"), pt("i", config.InputRegister, 0, "uint16")))
+
+	c := rec.next(t)
+	var exc *gmb.ModbusError
+	if !errors.As(c.err, &exc) || exc.ExceptionCode != gmb.ExceptionCodeIllegalDataAddress {
+		t.Fatalf("status %v: want a *modbus.ModbusError with illegal data address", c.err)
+	}
+	if !strings.Contains(c.err.Error(), "illegal data address") || !strings.Contains(c.err.Error(), `"dev"`) {
+		t.Errorf("status %q does not name the exception and the adapter", c.err)
+	}
+	if v, ok := c.value("i"); !ok || v != adapters.Uint(22) {
+		t.Errorf("input register reading %v, %v; want 22 despite the failed request", v, ok)
+	}
+	if _, ok := c.value("h"); ok {
+		t.Error("reading emitted for the failed request")
+	}
+
+	dev.update(func(d *device) { d.holdingErr = nil })
+	c = rec.await(t, "status ok", func(c cycle) bool { return c.err == nil })
+	if v, _ := c.value("h"); v != adapters.Uint(11) {
+		t.Errorf("h = %v after recovery, want 11", v)
+	}
+	if n := tp.connections(); n != 1 {
+		t.Errorf("%d connections; an exception must not drop the connection", n)
+	}
+}
+
+// TestServerRestart stops the server under a running adapter and starts it
+// again on the same port: the status goes to error and back to ok, and
+// polling resumes without restarting the adapter.
+func TestServerRestart(t *testing.T) {
+	dev := newDevice()
+	addr := freeAddr(t)
+	srv := startServer(t, dev, addr)
+	dev.update(func(d *device) { d.holding[3] = 1 })
+	_, rec := start(t, deviceConfig("tcp://"+addr, 10*time.Millisecond, pt("h", config.HoldingRegister, 3, "uint16")))
+
+	rec.await(t, "first reading", func(c cycle) bool { v, _ := c.value("h"); return c.err == nil && v == adapters.Uint(1) })
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	rec.await(t, "status error", func(c cycle) bool { return c.err != nil && len(c.readings) == 0 })
+	c := rec.await(t, "not connected", func(c cycle) bool { return errors.Is(c.err, errNotConnected) })
+	t.Logf("status while down: %v", c.err)
+
+	dev.update(func(d *device) { d.holding[3] = 2 })
+	startServer(t, dev, addr)
+	rec.await(t, "reading after restart", func(c cycle) bool { v, _ := c.value("h"); return c.err == nil && v == adapters.Uint(2) })
+}
+
+// TestTimeoutReconnects: a device that stops answering times out each
+// request; the adapter drops the connection and reconnects once it answers.
+func TestTimeoutReconnects(t *testing.T) {
+	dev := newDevice()
+	srv := freeAddr(t)
+	startServer(t, dev, srv)
+	tp := newTap(t, srv)
+	gate := make(chan struct{})
+	t.Cleanup(func() {
+		select {
+		case <-gate:
+		default:
+			close(gate)
+		}
+	})
+	dev.update(func(d *device) { d.holding[0] = 5 })
+	cfg := deviceConfig(tp.url(), 10*time.Millisecond, pt("h", config.HoldingRegister, 0, "uint16"))
+	cfg.Timeout = config.Duration(100 * time.Millisecond)
+	_, rec := start(t, cfg)
+	rec.await(t, "status ok", func(c cycle) bool { return c.err == nil })
+
+	dev.update(func(d *device) { d.gate = gate })
+	c := rec.await(t, "timeout", func(c cycle) bool { return c.err != nil })
+	if !errors.Is(c.err, os.ErrDeadlineExceeded) {
+		t.Errorf("status %v: want a timeout", c.err)
+	}
+	dev.update(func(d *device) { d.gate = nil })
+	close(gate)
+	rec.await(t, "status ok again", func(c cycle) bool { v, _ := c.value("h"); return c.err == nil && v == adapters.Uint(5) })
+	if n := tp.connections(); n < 2 {
+		t.Errorf("%d connections; want a reconnection after the timeout", n)
+	}
+}
+
+// TestWrites writes every writable kind while polling runs, and checks the
+// function code on the wire, the registers at the server and the read-back.
+func TestWrites(t *testing.T) {
+	dev := newDevice()
+	srv := freeAddr(t)
+	startServer(t, dev, srv)
+	tp := newTap(t, srv)
+	points := []config.ModbusPoint{
+		pt("valve", config.Coil, 3, "bool", writable),
+		pt("setpoint", config.HoldingRegister, 10, "uint16", writable),
+		pt("temp", config.HoldingRegister, 11, "int16", writable, scaled(0.1)),
+		pt("enable", config.HoldingRegister, 12, "bool", writable),
+		pt("flow", config.HoldingRegister, 20, "float32", writable, func(p *config.ModbusPoint) { p.ByteOrder = "CDAB" }),
+		pt("total", config.HoldingRegister, 30, "uint64", writable),
+		pt("offset", config.HoldingRegister, 34, "int32", writable, scaled(0.01), func(p *config.ModbusPoint) { p.Offset = -50 }),
+		pt("label", config.HoldingRegister, 40, "string", writable, func(p *config.ModbusPoint) { p.Length = 4 }),
+	}
+	a, rec := start(t, deviceConfig(tp.url(), 5*time.Millisecond, points...))
+	rec.next(t)
+
+	// As the adapter computes it: raw*scale + offset at run time.
+	eng := func(raw, scale, offset float64) adapters.Value { return adapters.Float(raw*scale + offset) }
+	cases := []struct {
+		point   string
+		v       adapters.Value
+		fc      byte
+		written adapters.Value
+		regs    []uint16 // at the server; nil for the coil
+	}{
+		{"valve", adapters.String("on"), fcWriteCoil, adapters.Bool(true), nil},
+		{"setpoint", adapters.Float(1234), fcWriteRegister, adapters.Uint(1234), []uint16{1234}},
+		{"temp", adapters.Float(21.54), fcWriteRegister, eng(215, 0.1, 0), []uint16{215}},
+		{"temp", adapters.Int(-3), fcWriteRegister, eng(-30, 0.1, 0), []uint16{0xffe2}},
+		{"enable", adapters.Bool(true), fcWriteRegister, adapters.Bool(true), []uint16{1}},
+		{"flow", adapters.Float(1.5), fcWriteMultiple, adapters.Float(1.5), []uint16{0, 0x3fc0}},
+		{"total", adapters.Uint(1<<64 - 2), fcWriteMultiple, adapters.Uint(1<<64 - 2), []uint16{0xffff, 0xffff, 0xffff, 0xfffe}},
+		{"offset", adapters.Float(-49.99), fcWriteMultiple, eng(1, 0.01, -50), []uint16{0, 1}},
+		{"label", adapters.String("pump-1"), fcWriteMultiple, adapters.String("pump-1"), []uint16{0x7075, 0x6d70, 0x2d31, 0}},
+	}
+	for _, c := range cases {
+		t.Run(c.point, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			before := tp.counts()
+			written, rb, err := a.Write(ctx, c.point, c.v)
+			if err != nil {
+				t.Fatalf("Write(%v): %v", c.v, err)
+			}
+			after := tp.counts()
+			for _, fc := range []byte{fcWriteCoil, fcWriteRegister, fcWriteMultiple, fcWriteCoils} {
+				want := 0
+				if fc == c.fc {
+					want = 1
+				}
+				if n := after[fc] - before[fc]; n != want {
+					t.Errorf("function code %d sent %d times, want %d", fc, n, want)
+				}
+			}
+			if written != c.written {
+				t.Errorf("written %v (%s), want %v (%s)", written, written.Kind(), c.written, c.written.Kind())
+			}
+			if rb.Adapter != "dev" || rb.Point != c.point || rb.Value != c.written || rb.Time.IsZero() {
+				t.Errorf("read-back %+v, want %v", rb, c.written)
+			}
+			if c.regs != nil {
+				p := a.points[c.point]
+				if got := dev.holdingRegs(p.addr, len(c.regs)); fmt.Sprint(got) != fmt.Sprint(c.regs) {
+					t.Errorf("server registers %04x, want %04x", got, c.regs)
+				}
+			} else {
+				var on bool
+				dev.update(func(d *device) { on = d.coils[3] })
+				if !on {
+					t.Error("coil not set at the server")
+				}
+			}
+		})
+	}
+}
+
+// TestWriteRefusals: every refusal is classified and no request reaches the
+// server.
+func TestWriteRefusals(t *testing.T) {
+	dev := newDevice()
+	srv := freeAddr(t)
+	startServer(t, dev, srv)
+	tp := newTap(t, srv)
+	three := 3
+	hourly := func(p *config.ModbusPoint) { p.MinWriteInterval = config.Duration(time.Hour) }
+	points := []config.ModbusPoint{
+		pt("input", config.InputRegister, 0, "uint16", writable),
+		pt("discrete", config.DiscreteInput, 0, "bool", writable),
+		pt("locked", config.HoldingRegister, 0, "uint16"),
+		pt("flag", config.HoldingRegister, 1, "bool", writable, func(p *config.ModbusPoint) { p.Bit = &three }),
+		pt("temp", config.HoldingRegister, 2, "int16", writable, scaled(0.1), hourly),
+		pt("valve", config.Coil, 0, "bool", writable, hourly),
+	}
+	a, rec := start(t, deviceConfig(tp.url(), time.Hour, points...))
+	rec.next(t) // the only poll cycle
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, _, err := a.Write(ctx, "valve", adapters.Bool(true)); err != nil {
+		t.Fatalf("first write: %v", err)
+	}
+	cases := []struct {
+		point string
+		v     adapters.Value
+		want  error
+	}{
+		{"nope", adapters.Int(1), adapters.ErrNoPoint},
+		{"input", adapters.Int(1), adapters.ErrNotWritable},
+		{"discrete", adapters.Bool(true), adapters.ErrNotWritable},
+		{"locked", adapters.Int(1), adapters.ErrNotWritable},
+		{"flag", adapters.Bool(true), adapters.ErrNotWritable},
+		{"temp", adapters.String("abc"), adapters.ErrBadValue},
+		{"temp", adapters.Bool(true), adapters.ErrBadValue},
+		{"temp", adapters.Float(3276.8), adapters.ErrBadValue},
+		{"temp", adapters.Float(-3276.9), adapters.ErrBadValue},
+		{"valve", adapters.String("maybe"), adapters.ErrBadValue},
+		{"valve", adapters.Bool(false), adapters.ErrTooSoon},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%s=%v", c.point, c.v), func(t *testing.T) {
+			before := tp.counts()
+			_, _, err := a.Write(ctx, c.point, c.v)
+			if !errors.Is(err, c.want) {
+				t.Fatalf("err %v, want %v", err, c.want)
+			}
+			if !strings.Contains(err.Error(), fmt.Sprintf("%q", c.point)) {
+				t.Errorf("error %q does not name the point", err)
+			}
+			if after := tp.counts(); fmt.Sprint(after) != fmt.Sprint(before) {
+				t.Errorf("requests reached the server: %v → %v", before, after)
+			}
+		})
+	}
+	// Refused writes do not count for min_write_interval: temp, refused
+	// above, is still writable.
+	if _, _, err := a.Write(ctx, "temp", adapters.Float(1)); err != nil {
+		t.Errorf("write after refusals: %v", err)
+	}
+}
+
+// TestOnChange: an unchanging on_change point is emitted once, then again
+// when it changes, while a plain point is emitted every cycle.
+func TestOnChange(t *testing.T) {
+	dev := newDevice()
+	srv := freeAddr(t)
+	startServer(t, dev, srv)
+	dev.update(func(d *device) { d.holding[0], d.holding[1] = 4, 9 })
+	_, rec := start(t, deviceConfig("tcp://"+srv, 5*time.Millisecond,
+		pt("steady", config.HoldingRegister, 0, "uint16", func(p *config.ModbusPoint) { p.OnChange = true }),
+		pt("always", config.HoldingRegister, 1, "uint16")))
+
+	c := rec.next(t)
+	if v, _ := c.value("steady"); v != adapters.Uint(4) {
+		t.Fatalf("first cycle steady = %v, want 4", v)
+	}
+	for range 5 {
+		c := rec.next(t)
+		if _, ok := c.value("always"); !ok || c.err != nil {
+			t.Fatalf("cycle without the plain point: %+v", c)
+		}
+		if v, ok := c.value("steady"); ok {
+			t.Fatalf("unchanged on_change point emitted again: %v", v)
+		}
+	}
+	dev.update(func(d *device) { d.holding[0] = 7 })
+	rec.await(t, "the change", func(c cycle) bool { v, _ := c.value("steady"); return v == adapters.Uint(7) })
+}
+
+// TestRunLifecycle: writes fail fast while Run is not running, a concurrent
+// second Run is refused, and Run can be started again after it returned, as
+// the gateway's supervisor does after a failure.
+func TestRunLifecycle(t *testing.T) {
+	dev := newDevice()
+	srv := freeAddr(t)
+	startServer(t, dev, srv)
+	a, err := New(deviceConfig("tcp://"+srv, time.Hour, pt("h", config.HoldingRegister, 0, "uint16", writable)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer wcancel()
+	if _, _, err := a.Write(wctx, "h", adapters.Int(1)); !errors.Is(err, errStopped) {
+		t.Errorf("write before Run: %v, want errStopped", err)
+	}
+	for round := range 2 {
+		ctx, cancel := context.WithCancel(context.Background())
+		rec := &recorder{cycles: make(chan cycle, 1), stop: ctx.Done()}
+		done := make(chan error, 1)
+		go func() { done <- a.Run(ctx, rec) }()
+		if c := rec.next(t); c.err != nil {
+			t.Fatalf("round %d: status %v", round, c.err)
+		}
+		if err := a.Run(ctx, rec); err == nil {
+			t.Errorf("round %d: concurrent Run did not fail", round)
+		}
+		if _, rb, err := a.Write(wctx, "h", adapters.Int(int64(round+1))); err != nil || rb.Value != adapters.Uint(uint64(round+1)) {
+			t.Errorf("round %d: write: %v, %v", round, rb.Value, err)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("round %d: Run: %v", round, err)
+		}
+		if _, _, err := a.Write(wctx, "h", adapters.Int(1)); !errors.Is(err, errStopped) {
+			t.Errorf("round %d: write after Run: %v, want errStopped", round, err)
+		}
+	}
+}
+
+func TestNewRejects(t *testing.T) {
+	bit := func(n int) func(*config.ModbusPoint) { return func(p *config.ModbusPoint) { p.Bit = &n } }
+	cases := []struct {
+		name string
+		edit func(*config.Modbus)
+	}{
+		{"url scheme", func(c *config.Modbus) { c.URL = "udp://127.0.0.1:502" }},
+		{"url path", func(c *config.Modbus) { c.URL = "tcp://127.0.0.1:502/x" }},
+		{"unit id", func(c *config.Modbus) { c.UnitID = 256 }},
+		{"interval", func(c *config.Modbus) { c.Interval = 0 }},
+		{"table", func(c *config.Modbus) { c.Points[0].Table = "holding" }},
+		{"type", func(c *config.Modbus) { c.Points[0].Type = "flaot32" }},
+		{"byte order", func(c *config.Modbus) { c.Points[0].ByteOrder = "ABDC" }},
+		{"scale 0", func(c *config.Modbus) { zero := 0.0; c.Points[0].Scale = &zero }},
+		{"coil of int16", func(c *config.Modbus) { c.Points[0].Table = config.Coil; c.Points[0].Type = "int16" }},
+		{"string without length", func(c *config.Modbus) { c.Points[0].Type = "string" }},
+		{"string over 125", func(c *config.Modbus) { c.Points[0].Type = "string"; c.Points[0].Length = 126 }},
+		{"past 65535", func(c *config.Modbus) { c.Points[0].Address = 65535; c.Points[0].Type = "int32" }},
+		{"bit of int16", func(c *config.Modbus) { bit(3)(&c.Points[0]) }},
+		{"bit 16", func(c *config.Modbus) { c.Points[0].Type = "bool"; bit(16)(&c.Points[0]) }},
+		{"bit of coil", func(c *config.Modbus) {
+			c.Points[0].Table = config.Coil
+			c.Points[0].Type = "bool"
+			bit(1)(&c.Points[0])
+		}},
+		{"duplicate", func(c *config.Modbus) { c.Points = append(c.Points, c.Points[0]) }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := deviceConfig("tcp://127.0.0.1:502", time.Second, pt("p", config.HoldingRegister, 0, "int16"))
+			if _, err := New(cfg, nil); err != nil {
+				t.Fatalf("valid config refused: %v", err)
+			}
+			c.edit(cfg)
+			_, err := New(cfg, nil)
+			if err == nil || !strings.Contains(err.Error(), `modbus "dev"`) {
+				t.Errorf("New = %v, want an error naming the adapter", err)
+			}
+		})
+	}
+}
+
+func TestRegistered(t *testing.T) {
+	a, err := adapters.New("modbus", deviceConfig("tcp://127.0.0.1:502", time.Second), nil)
+	if err != nil || a.Name() != "dev" {
+		t.Fatalf("adapters.New = %v, %v", a, err)
+	}
+	if _, ok := a.(adapters.Writer); !ok {
+		t.Error("the modbus adapter is not a Writer")
+	}
+	if _, err := adapters.New("modbus", config.Modbus{}, nil); err == nil {
+		t.Error("a config of the wrong type was accepted")
+	}
+}
+
+// lastStatus is an Emitter that keeps only the count of readings and the
+// last status.
+type lastStatus struct {
+	readings int
+	err      error
+}
+
+func (l *lastStatus) Emit(rs []adapters.Reading) { l.readings += len(rs) }
+func (l *lastStatus) Status(err error)           { l.err = err }
+
+// BenchmarkPollCycle polls 200 float32 registers, 40 int16 input registers
+// and 100 coils from a real server over loopback.
+func BenchmarkPollCycle(b *testing.B) {
+	dev := newDevice()
+	srv := freeAddr(b)
+	startServer(b, dev, srv)
+	var points []config.ModbusPoint
+	for i := range 100 {
+		points = append(points, pt(fmt.Sprintf("f%d", i), config.HoldingRegister, 2*i, "float32"))
+		points = append(points, pt(fmt.Sprintf("c%d", i), config.Coil, 3*i, "bool"))
+	}
+	for i := range 40 {
+		points = append(points, pt(fmt.Sprintf("i%d", i), config.InputRegister, 5*i, "int16", scaled(0.1)))
+	}
+	a, err := New(deviceConfig("tcp://"+srv, time.Second, points...), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	a.link.start(ctx, &wg)
+	defer wg.Wait()
+	defer cancel()
+
+	e := &lastStatus{}
+	for b.Loop() {
+		a.poll(ctx, e)
+	}
+	if e.err != nil || e.readings != b.N*len(points) {
+		b.Fatalf("%d readings, status %v", e.readings, e.err)
+	}
+	b.ReportMetric(float64(len(a.plan)), "requests/cycle")
+	b.ReportMetric(float64(len(points)), "points/cycle")
+}

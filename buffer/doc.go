@@ -1,0 +1,102 @@
+// Package buffer is fieldgate's disk-backed log of readings: every reading
+// is stored here, numbered with the gateway-wide seq, before any upstream
+// sees it, and leaves only when every upstream has acknowledged it or the
+// size cap forces the oldest out.
+//
+// # Why a log of our own
+//
+// The issue asked for a well-kept library unless measurement says otherwise.
+// Measured on ext4 (write syscall bytes "wchar" and block-layer bytes
+// "write_bytes" from /proc/self/io, 2000 commits each, fsync per commit):
+//
+//   - go.etcd.io/bbolt v1.5.0: 23 KB (wchar) / 35 KB (block) per commit of a
+//     240-byte value, 45 KB / 61 KB for a 4.8 KB value (a 200-reading poll
+//     cycle): every commit rewrites the B+tree leaf, its branches, the
+//     freelist and a meta page, and fsyncs twice. 10–100× the data written,
+//     on SD cards that wear by the byte.
+//   - github.com/tidwall/wal v1.2.1: appends cost what they should (242 B /
+//     4.3 KB per 240-byte entry), but entries are framed by a length only,
+//     with no checksum, so bit rot goes unnoticed; Open returns ErrCorrupt on
+//     a torn last entry, so a power cut would stop the gateway from starting
+//     until someone deletes files; TruncateFront copies the rest of the
+//     segment into a new file (0.36 MB per call with 240-byte entries,
+//     7 MB with 4.8 KB entries in the test, up to the 20 MB segment size),
+//     and reads load whole segments into memory (two cached plus the tail:
+//     up to 60 MB, too much for a Pi).
+//
+// So this package keeps a segmented append-only log with the properties
+// needed here: CRC32C per record, a torn tail cut at Open with a warning,
+// space released by deleting whole segment files (no copying), and
+// bounded memory. Measured with the same method, a fsynced 20-reading cycle
+// writes 263 B (4.4 KB at the block layer: one page rewritten), a
+// 200-reading cycle 2.5 KB (6.6 KB); BenchmarkAppend: 12.5 bytes on disk per
+// float reading in 200-reading cycles, everything included.
+//
+// # On-disk format
+//
+// The directory holds segment files named by the seq of their first reading
+// (00000000000000000001.seg), seq.state, cursors.state and a lock file
+// (flock: one process per directory).
+//
+// A segment is the 8-byte header "fgbuf\0\0\x01" followed by frames:
+//
+//	magic 0xF6 0x1B | payload length uint32 LE | CRC32C(length, payload) uint32 LE | payload
+//
+// Each payload is one record, one poll cycle:
+//
+//	flags byte (bit 0: the definitions are the whole dictionary)
+//	first seq uvarint | reading count uvarint | base time varint (µs since 1970)
+//	definition count uvarint, then per definition: point id uvarint,
+//	    adapter name and point name (uvarint length + bytes)
+//	per reading: point id uvarint | time delta from the previous reading
+//	    varint (µs) | kind byte (adapters.Kind) | value: float 8 bytes LE,
+//	    int zig-zag varint, string uvarint length + bytes, other kinds a
+//	    uvarint of the bits
+//
+// A float reading costs 11–14 bytes. The point dictionary lives in the log
+// itself: a record defines the points it is the first to use, and the first
+// record of every segment (and the first after each Open) carries the whole
+// dictionary, so the newest segment alone rebuilds it and older segments can
+// be deleted freely. Times come back in UTC with microsecond precision.
+//
+// The magic lets a reader resynchronise after a damaged record: the next
+// position holding the magic and a frame whose CRC matches is taken as the
+// next record, so one bad record costs only its own readings.
+//
+// The state files hold two checksummed slots each, overwritten in place in
+// turn (one page write and an fdatasync, no rename, so no journal churn from
+// new inodes); a torn write leaves the other slot's previous state.
+// seq.state holds the kernel boot id, the seq reservation and, after a
+// clean Close, the exact next seq; cursors.state holds each upstream's
+// cursor.
+//
+// # Crash semantics
+//
+// Open reads only the newest segment (start-up does not wait for a large
+// backlog); older segments are indexed (sparse: one entry per 64 KiB) and
+// checked the first time a Read reaches them. A torn or corrupt record never
+// stops Open: a tail holding no valid frame is cut, a bad record followed by
+// good ones is skipped; both are logged and counted in Stats.Corrupt.
+//
+// seq is assigned under one lock and written to the page cache before Append
+// returns, so a kill -9 loses nothing: the next Open finds every record
+// and, seeing the same boot id, continues at the log's end. Seqs are
+// reserved durably ahead of use in blocks of 65536; after a reboot without a
+// clean Close (a power cut), Open continues at the reservation, past any seq
+// that may have been published and then lost with the page cache, so a seq
+// is never reused for another reading. A clean Close records the exact next
+// seq, so even a reboot after it continues without a gap.
+//
+// Fsync modes: FsyncAlways syncs before Append returns, concurrent Appends
+// sharing one fdatasync (group commit); FsyncInterval syncs every
+// FsyncInterval from a goroutine Close stops; FsyncNever syncs at Close.
+// Whatever the mode, a full segment is synced once when the next starts, and
+// seq reservations are always synced (they are rare and guard seq
+// uniqueness). Cursors are saved on each Ack (always), every interval
+// (interval) or at Close (never); a cursor found behind after a crash only
+// means duplicates, which consumers drop by seq.
+//
+// Memory is bounded whatever the backlog: the sparse index, the point
+// dictionary, a cache of the newest 4096 readings (so upstreams that keep up
+// never touch the disk) and what one Read returns.
+package buffer

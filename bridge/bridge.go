@@ -1,0 +1,193 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fieldgate/fieldgate/adapters"
+	"github.com/fieldgate/fieldgate/buffer"
+	"github.com/fieldgate/fieldgate/config"
+)
+
+// Log is the part of the disk buffer the bridge reads; *buffer.Buffer
+// implements it.
+type Log interface {
+	// Read returns up to max readings of upstream's stream from seq from on
+	// (from the oldest kept if from was evicted).
+	Read(upstream string, from uint64, max int) ([]buffer.Entry, error)
+	// Cursor is the next seq upstream has not confirmed.
+	Cursor(upstream string) uint64
+	// Ack records that upstream has confirmed every seq below next.
+	Ack(upstream string, next uint64) error
+	// Changed is closed at the next Append.
+	Changed() <-chan struct{}
+}
+
+// Bridge runs one publisher per upstream. Its methods are safe for
+// concurrent use.
+type Bridge struct {
+	log    Log
+	cmd    Commander
+	logger *slog.Logger
+	status *statusBoard
+	view   atomic.Pointer[view]
+
+	mu       sync.Mutex
+	specs    []*settings
+	cfgErr   error // the config New was given is unusable; Run reports it
+	running  bool
+	stopping bool
+	runners  map[string]*runner
+	wg       sync.WaitGroup
+}
+
+// view is the gateway-wide part of the config that upstreams read live, so
+// a reload changes it without reconnecting anyone.
+type view struct {
+	units  map[pointKey]string
+	maxAge time.Duration // command_max_age
+}
+
+// New prepares a bridge for cfg; nothing connects before Run. cmd may be nil
+// when no upstream takes commands: commands are then refused.
+func New(cfg *config.Config, log Log, cmd Commander, logger *slog.Logger) *Bridge {
+	if cmd == nil {
+		cmd = noCommands{}
+	}
+	b := &Bridge{log: log, cmd: cmd, logger: logger, status: newStatusBoard(), runners: map[string]*runner{}}
+	specs, v, err := resolve(cfg)
+	b.specs, b.cfgErr = specs, err
+	b.view.Store(v)
+	return b
+}
+
+// resolve derives every upstream's settings; it fails without side effects.
+func resolve(cfg *config.Config) ([]*settings, *view, error) {
+	v := &view{units: unitsOf(cfg.Points()), maxAge: cfg.Gateway.CommandMaxAge.D()}
+	if v.maxAge <= 0 {
+		v.maxAge = defaultCommandAge
+	}
+	seen := map[string]bool{}
+	var specs []*settings
+	for _, u := range cfg.Upstream {
+		s, err := newSettings(cfg.Gateway, u)
+		if err != nil {
+			return nil, v, err
+		}
+		if seen[s.name] {
+			return nil, v, fmt.Errorf("upstream %q: name used twice", s.name)
+		}
+		seen[s.name] = true
+		specs = append(specs, s)
+	}
+	return specs, v, nil
+}
+
+// Run publishes until ctx is done, then stops every upstream cleanly: in-flight
+// publishes get a bounded time to be confirmed, `offline` is published, and
+// the connections close, all within 5 s. It returns nil after a clean stop.
+func (b *Bridge) Run(ctx context.Context) error {
+	b.mu.Lock()
+	switch {
+	case b.running:
+		b.mu.Unlock()
+		return errors.New("bridge: Run called twice")
+	case b.cfgErr != nil:
+		b.mu.Unlock()
+		return b.cfgErr
+	}
+	b.running = true
+	for _, s := range b.specs {
+		b.startLocked(s)
+	}
+	b.mu.Unlock()
+
+	<-ctx.Done()
+	b.mu.Lock()
+	b.stopping = true
+	rs := make([]*runner, 0, len(b.runners))
+	for _, r := range b.runners {
+		rs = append(rs, r)
+	}
+	b.mu.Unlock()
+	stopAll(rs)
+	b.wg.Wait()
+	return nil
+}
+
+// Reload applies a new configuration. Upstreams whose settings did not change
+// keep their connection; changed and removed ones stop cleanly (as at
+// shutdown), changed and added ones start. The buffer must already know the
+// added upstreams (buffer.SetUpstreams first). An unusable config changes
+// nothing and is reported.
+func (b *Bridge) Reload(cfg *config.Config) error {
+	specs, v, err := resolve(cfg)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.view.Store(v)
+	b.specs, b.cfgErr = specs, nil
+	if !b.running || b.stopping {
+		return nil
+	}
+	start := map[string]*settings{}
+	for _, s := range specs {
+		start[s.name] = s
+	}
+	var stop []*runner
+	for name, r := range b.runners {
+		if s, ok := start[name]; ok && reflect.DeepEqual(s, r.s) {
+			delete(start, name)
+			continue
+		}
+		stop = append(stop, r)
+		delete(b.runners, name)
+	}
+	stopAll(stop)
+	for _, s := range specs {
+		if start[s.name] != nil {
+			b.startLocked(s)
+		}
+	}
+	return nil
+}
+
+// SetStatus records an adapter's health (nil: ok). A change is published,
+// retained, on every connected upstream; all statuses are published again
+// after each (re)connect. It never blocks on the network.
+func (b *Bridge) SetStatus(adapter string, err error) {
+	b.status.set(adapter, err, time.Now())
+}
+
+// startLocked starts one upstream's publisher; b.mu must be held.
+func (b *Bridge) startLocked(s *settings) {
+	r := newRunner(b, s)
+	b.runners[s.name] = r
+	b.wg.Go(r.run)
+}
+
+// stopAll asks every runner to stop, then waits for all of them, so their
+// bounded stops overlap.
+func stopAll(rs []*runner) {
+	for _, r := range rs {
+		r.stop()
+	}
+	for _, r := range rs {
+		<-r.done
+	}
+}
+
+// noCommands stands in for a missing Commander.
+type noCommands struct{}
+
+func (noCommands) Command(_ context.Context, adapter, point string, _ adapters.Value) (adapters.Value, error) {
+	return adapters.Value{}, fmt.Errorf("%s/%s: %w: this gateway takes no commands", adapter, point, adapters.ErrNotWritable)
+}

@@ -1,0 +1,51 @@
+// Package bridge publishes buffered readings to the upstream MQTT brokers and
+// relays the commands they deliver back to the hardware (SPEC §3, §4).
+//
+// Each upstream has one goroutine that owns one paho client for as long as
+// the upstream's settings stay unchanged, its own cursor in the buffer and
+// its own reconnect back-off, so a dead broker never holds up another
+// upstream or the adapters: they only ever append to the disk buffer.
+//
+// # Delivery
+//
+// The publisher reads the buffer from the upstream's cursor, publishes in seq
+// order and keeps at most maxInFlight messages in flight (maxInFlightQoS2 at
+// QoS 2, which brokers limit: Mosquitto drops a client with more than 20
+// half-delivered QoS 2 messages by default). Seqs are acknowledged to the
+// buffer only up to the first message whose delivery is not yet confirmed: a
+// PUBACK (QoS 1), a PUBCOMP (QoS 2) or, for QoS 0, the write to the socket.
+//
+// paho's own reconnect is off: with it, QoS 0 messages published while
+// reconnecting are reported sent without being sent, its back-off has no
+// jitter, and its sleeps cannot be cancelled at shutdown. The bridge dials
+// itself, with a jittered back-off from 1 s to reconnect_max. It keeps one
+// paho client per upstream for the session's sake: with clean_session =
+// false, the client's session store (sessionStore, in memory) still holds
+// every QoS 1/2 message that was in flight when the link dropped, and paho
+// resends those, in their original order, before Connect returns, so a QoS 2
+// message the broker has half-received is completed under its own packet id
+// instead of being shadowed by a new message reusing that id.
+//
+// paho's tokens cannot be trusted across that resend: it completes the old
+// token, without error, when it replaces it with the resend's. So at a loss
+// the publisher sorts its window once, while no resend can have happened:
+// messages already confirmed stay confirmed; messages still in flight that
+// paho holds in its store (QoS 1/2, persistent session) are from then on
+// tracked by watching the store, where paho deletes each one when its
+// PUBACK/PUBCOMP arrives; the first message that failed, or that paho does
+// not hold (QoS 0, clean session, a refused publish), and everything after
+// it is read again from the buffer and republished once the link is back,
+// after paho's resends. So each seq reaches the broker in order and, after a
+// loss, at most the in-flight window is repeated (rarely a message twice:
+// once by paho, once by the publisher). Consumers drop duplicates by seq.
+//
+// # Commands
+//
+// The paho handler never blocks: it checks the command (retained, size,
+// syntax, age) and hands it to a bounded queue served by one worker per
+// upstream, which calls the Commander. A full queue refuses the command as
+// "busy". Results, and the refusals, go out on the upstream that delivered the
+// command. Commands are never stored: a command the gateway cannot take now
+// is refused, not kept for later. A "ts" older than command_max_age is
+// refused; one in the future is accepted (see checkCommand).
+package bridge

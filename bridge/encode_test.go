@@ -1,0 +1,142 @@
+package bridge
+
+import (
+	"encoding/json"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/fieldgate/fieldgate/adapters"
+	"github.com/fieldgate/fieldgate/buffer"
+)
+
+var ts = time.Date(2026, 11, 21, 23, 0, 0, 123456789, time.FixedZone("CET", 3600))
+
+func entry(seq uint64, adapter, point string, v adapters.Value) buffer.Entry {
+	return buffer.Entry{Seq: seq, Reading: adapters.Reading{Adapter: adapter, Point: point, Time: ts, Value: v}}
+}
+
+func TestEncode(t *testing.T) {
+	units := map[pointKey]string{{"boiler", "temp"}: "degC", {"boiler", "odd"}: "µ\"x\""}
+	es := []buffer.Entry{
+		entry(1042, "boiler", "temp", adapters.Float(21.5)),
+		entry(1043, "boiler", "on", adapters.Bool(true)),
+		entry(1044, "boiler", "odd", adapters.Float(math.NaN())),
+		entry(1045, "scale", "label", adapters.String("a\"b\x00")),
+		entry(1046, "scale", "count", adapters.Uint(math.MaxUint64)),
+	}
+	type msg struct {
+		topic, payload string
+		retain         bool
+		first, last    uint64
+	}
+	tests := []struct {
+		name string
+		s    settings
+		want []msg
+	}{
+		{"json", settings{prefix: "fg/gw", format: formatJSON, retain: true}, []msg{
+			{"fg/gw/boiler/temp", `{"value":21.5,"ts":"2026-11-21T22:00:00.123Z","seq":1042,"unit":"degC"}`, true, 1042, 1042},
+			{"fg/gw/boiler/on", `{"value":true,"ts":"2026-11-21T22:00:00.123Z","seq":1043}`, true, 1043, 1043},
+			{"fg/gw/boiler/odd", `{"value":null,"ts":"2026-11-21T22:00:00.123Z","seq":1044,"unit":"µ\"x\""}`, true, 1044, 1044},
+			{"fg/gw/scale/label", `{"value":"a\"b\u0000","ts":"2026-11-21T22:00:00.123Z","seq":1045}`, true, 1045, 1045},
+			{"fg/gw/scale/count", `{"value":18446744073709551615,"ts":"2026-11-21T22:00:00.123Z","seq":1046}`, true, 1046, 1046},
+		}},
+		{"value", settings{prefix: "p", format: formatValue}, []msg{
+			{"p/boiler/temp", `21.5`, false, 1042, 1042},
+			{"p/boiler/on", `true`, false, 1043, 1043},
+			{"p/boiler/odd", `NaN`, false, 1044, 1044},
+			{"p/scale/label", "a\"b\x00", false, 1045, 1045},
+			{"p/scale/count", `18446744073709551615`, false, 1046, 1046},
+		}},
+		{"batch splits at adapters and batch_max, never retained", settings{prefix: "p", format: formatBatch, batchMax: 2, retain: true}, []msg{
+			{"p/boiler", `[{"point":"temp","value":21.5,"ts":"2026-11-21T22:00:00.123Z","seq":1042,"unit":"degC"},` +
+				`{"point":"on","value":true,"ts":"2026-11-21T22:00:00.123Z","seq":1043}]`, false, 1042, 1043},
+			{"p/boiler", `[{"point":"odd","value":null,"ts":"2026-11-21T22:00:00.123Z","seq":1044,"unit":"µ\"x\""}]`, false, 1044, 1044},
+			{"p/scale", `[{"point":"label","value":"a\"b\u0000","ts":"2026-11-21T22:00:00.123Z","seq":1045},` +
+				`{"point":"count","value":18446744073709551615,"ts":"2026-11-21T22:00:00.123Z","seq":1046}]`, false, 1045, 1046},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			enc := newEncoder(&tt.s, units)
+			var got []msg
+			for rest := es; len(rest) > 0; {
+				m, n := enc.next(rest)
+				rest = rest[n:]
+				got = append(got, msg{m.topic, string(m.payload), m.retain, m.first, m.last})
+				if tt.s.format != formatValue && !json.Valid(m.payload) {
+					t.Errorf("invalid JSON: %s", m.payload)
+				}
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %d messages, want %d: %+v", len(got), len(tt.want), got)
+			}
+			for i := range got {
+				if got[i] != tt.want[i] {
+					t.Errorf("message %d:\n got %+v\nwant %+v", i, got[i], tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestStatusPayload(t *testing.T) {
+	b := newStatusBoard()
+	w := make(chan struct{}, 1)
+	b.watch(w)
+	t0 := time.Date(2026, 11, 21, 23, 0, 0, 0, time.UTC)
+	steps := []struct {
+		err     error
+		changed bool
+		want    string
+	}{
+		{nil, true, `{"state":"ok"}`},
+		{nil, false, `{"state":"ok"}`},
+		{errString("timeout"), true, `{"state":"error","error":"timeout","since":"2026-11-21T23:00:02Z"}`},
+		{errString("timeout"), false, `{"state":"error","error":"timeout","since":"2026-11-21T23:00:02Z"}`},
+		{errString("exception \"2\""), true, `{"state":"error","error":"exception \"2\"","since":"2026-11-21T23:00:02Z"}`},
+		{nil, true, `{"state":"ok"}`},
+	}
+	sent := map[string]uint64{}
+	for i, s := range steps {
+		if got := b.set("boiler", s.err, t0.Add(time.Duration(i)*time.Second)); got != s.changed {
+			t.Fatalf("step %d: changed = %v, want %v", i, got, s.changed)
+		}
+		select {
+		case <-w:
+			if !s.changed {
+				t.Fatalf("step %d: watcher signalled without a change", i)
+			}
+		default:
+			if s.changed {
+				t.Fatalf("step %d: watcher not signalled", i)
+			}
+		}
+		var got []string
+		b.newer(sent, func(a string, p []byte) { got = append(got, a+" "+string(p)) })
+		if s.changed && (len(got) != 1 || got[0] != "boiler "+s.want) || !s.changed && len(got) != 0 {
+			t.Fatalf("step %d: published %q, want %s", i, got, s.want)
+		}
+	}
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
+
+// BenchmarkEncodeJSON measures the per-reading hot path: one reading with a
+// unit to a "json" payload.
+func BenchmarkEncodeJSON(b *testing.B) {
+	s := &settings{prefix: "fieldgate/pi-gw-01", format: formatJSON}
+	enc := newEncoder(s, map[pointKey]string{{"boiler", "supply_temp"}: "degC"})
+	es := []buffer.Entry{entry(1042, "boiler", "supply_temp", adapters.Float(21.5))}
+	b.ReportAllocs()
+	var size int
+	for b.Loop() {
+		m, _ := enc.next(es)
+		size = len(m.payload)
+	}
+	b.ReportMetric(float64(size), "bytes/msg")
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}

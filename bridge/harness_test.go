@@ -1,0 +1,318 @@
+package bridge
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fieldgate/fieldgate/adapters"
+	"github.com/fieldgate/fieldgate/buffer"
+	"github.com/fieldgate/fieldgate/config"
+	"github.com/fieldgate/fieldgate/test/peers"
+)
+
+// wait bounds every event a test awaits.
+const wait = 20 * time.Second
+
+// gateway is a bridge under test, reading a real buffer, with its log
+// captured.
+type gateway struct {
+	t      *testing.T
+	buf    *buffer.Buffer
+	acks   *ackWatch
+	logs   *logSink
+	b      *Bridge
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startGateway runs a bridge for cfg until the test ends.
+func startGateway(t *testing.T, cfg *config.Config, cmd Commander) *gateway {
+	t.Helper()
+	var names []string
+	for _, u := range cfg.Upstream {
+		names = append(names, u.Name)
+	}
+	buf, err := buffer.Open(t.TempDir(), names, buffer.Options{Fsync: buffer.FsyncNever})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gateway{t: t, buf: buf, acks: &ackWatch{Buffer: buf, acked: make(chan struct{})}, logs: newLogSink(), done: make(chan error, 1)}
+	logger := slog.New(slog.NewTextHandler(g.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	g.b = New(cfg, g.acks, cmd, logger)
+	ctx, cancel := context.WithCancel(context.Background())
+	g.cancel = cancel
+	go func() { g.done <- g.b.Run(ctx) }()
+	t.Cleanup(func() {
+		g.stop()
+		_ = buf.Close()
+		if t.Failed() {
+			t.Logf("bridge log:\n%s", g.logs)
+		}
+	})
+	return g
+}
+
+// stop stops the bridge and returns how long Run took to return.
+func (g *gateway) stop() time.Duration {
+	g.t.Helper()
+	if g.cancel == nil {
+		return 0
+	}
+	start := time.Now()
+	g.cancel()
+	g.cancel = nil
+	select {
+	case err := <-g.done:
+		if err != nil {
+			g.t.Errorf("Run: %v", err)
+		}
+	case <-time.After(wait):
+		g.t.Fatalf("Run did not return within %v of the stop", wait)
+	}
+	return time.Since(start)
+}
+
+// emit appends one poll cycle per adapter-point list, values seq-derived.
+func (g *gateway) emit(rs ...adapters.Reading) (first, last uint64) {
+	g.t.Helper()
+	first, last, err := g.buf.Append(rs)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return first, last
+}
+
+// awaitCursor waits until upstream has confirmed every seq below next.
+func (g *gateway) awaitCursor(upstream string, next uint64) {
+	g.t.Helper()
+	deadline := time.After(wait)
+	for {
+		acked := g.acks.next()
+		if c := g.buf.Cursor(upstream); c >= next {
+			return
+		}
+		select {
+		case <-acked:
+		case <-deadline:
+			g.t.Fatalf("upstream %s: cursor %d, want %d within %v", upstream, g.buf.Cursor(upstream), next, wait)
+		}
+	}
+}
+
+// ackWatch is the buffer, with an event at each Ack so tests need not poll.
+type ackWatch struct {
+	*buffer.Buffer
+	mu    sync.Mutex
+	acked chan struct{} // closed and replaced at each Ack
+}
+
+func (a *ackWatch) Ack(upstream string, next uint64) error {
+	err := a.Buffer.Ack(upstream, next)
+	a.mu.Lock()
+	close(a.acked)
+	a.acked = make(chan struct{})
+	a.mu.Unlock()
+	return err
+}
+
+func (a *ackWatch) next() <-chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.acked
+}
+
+// logSink collects log lines and lets a test await one.
+type logSink struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	lines []string
+	more  chan struct{}
+}
+
+func newLogSink() *logSink { return &logSink{more: make(chan struct{})} }
+
+func (l *logSink) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf.Write(p)
+	for {
+		line, rest, ok := bytes.Cut(l.buf.Bytes(), []byte("\n"))
+		if !ok {
+			break
+		}
+		l.lines = append(l.lines, string(line))
+		l.buf = *bytes.NewBuffer(append([]byte(nil), rest...))
+	}
+	close(l.more)
+	l.more = make(chan struct{})
+	return len(p), nil
+}
+
+func (l *logSink) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
+// await waits for a line containing every one of subs.
+func (l *logSink) await(t *testing.T, subs ...string) string {
+	t.Helper()
+	deadline := time.After(wait)
+	next := 0
+	for {
+		l.mu.Lock()
+		for ; next < len(l.lines); next++ {
+			if containsAll(l.lines[next], subs) {
+				line := l.lines[next]
+				l.mu.Unlock()
+				return line
+			}
+		}
+		more := l.more
+		l.mu.Unlock()
+		select {
+		case <-more:
+		case <-deadline:
+			t.Fatalf("no log line with %q within %v", subs, wait)
+		}
+	}
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}
+
+// testConfig is a gateway "gw" with prefix fg/gw, two adapters (boiler with
+// units, scale without) and the given upstreams.
+func testConfig(ups ...config.Upstream) *config.Config {
+	return &config.Config{
+		Gateway: config.Gateway{ID: "gw", TopicPrefix: "fg/gw", CommandMaxAge: config.Duration(30 * time.Second)},
+		Modbus: []config.Modbus{{Name: "boiler", Points: []config.ModbusPoint{
+			{Name: "temp", Unit: "degC", Writable: true}, {Name: "pressure", Unit: "bar"},
+		}}},
+		Serial:   []config.Serial{{Name: "scale", Points: []config.SerialPoint{{Name: "weight"}}}},
+		Upstream: ups,
+	}
+}
+
+// upstream is an [[upstream]] with fast reconnects, modified by opts.
+func upstream(name, url string, opts ...func(*config.Upstream)) config.Upstream {
+	u := config.Upstream{Name: name, URL: url, ReconnectMax: config.Duration(500 * time.Millisecond)}
+	for _, o := range opts {
+		o(&u)
+	}
+	return u
+}
+
+func qos(q int) func(*config.Upstream)       { return func(u *config.Upstream) { u.QoS = &q } }
+func format(f string) func(*config.Upstream) { return func(u *config.Upstream) { u.Format = f } }
+func clean(u *config.Upstream)               { u.CleanSession = true }
+func retain(u *config.Upstream)              { u.Retain = true }
+func noCommandsOpt(u *config.Upstream)       { f := false; u.Commands = &f }
+func batchMax(n int) func(*config.Upstream)  { return func(u *config.Upstream) { u.BatchMax = n } }
+func reconnectMax(d time.Duration) func(*config.Upstream) {
+	return func(u *config.Upstream) { u.ReconnectMax = config.Duration(d) }
+}
+
+// cycle is one poll cycle of the boiler: temp and pressure, values from i.
+func cycle(i int) []adapters.Reading {
+	now := time.Now()
+	return []adapters.Reading{
+		{Adapter: "boiler", Point: "temp", Time: now, Value: adapters.Float(20 + float64(i)/10)},
+		{Adapter: "boiler", Point: "pressure", Time: now, Value: adapters.Int(int64(i))},
+	}
+}
+
+// reading is a "json" payload as a consumer decodes it.
+type reading struct {
+	Point string          `json:"point"`
+	Value json.RawMessage `json:"value"`
+	TS    string          `json:"ts"`
+	Seq   uint64          `json:"seq"`
+	Unit  string          `json:"unit"`
+}
+
+// seqsOf decodes the seqs carried by reading messages of a json or batch
+// upstream (any topic under prefix except status and command topics), in
+// arrival order.
+func seqsOf(t testing.TB, ms []peers.Message, prefix string) []uint64 {
+	t.Helper()
+	var seqs []uint64
+	for _, m := range ms {
+		if !isReadingTopic(m.Topic, prefix) {
+			continue
+		}
+		var rs []reading
+		if bytes.HasPrefix(m.Payload, []byte("[")) {
+			if err := json.Unmarshal(m.Payload, &rs); err != nil {
+				t.Fatalf("%s: %v", m, err)
+			}
+		} else {
+			var r reading
+			if err := json.Unmarshal(m.Payload, &r); err != nil {
+				t.Fatalf("%s: %v", m, err)
+			}
+			rs = append(rs, r)
+		}
+		for _, r := range rs {
+			seqs = append(seqs, r.Seq)
+		}
+	}
+	return seqs
+}
+
+func isReadingTopic(topic, prefix string) bool {
+	rest, ok := strings.CutPrefix(topic, prefix+"/")
+	return ok && rest != "status" && !strings.HasSuffix(rest, "/status") &&
+		!strings.HasSuffix(rest, "/set") && !strings.HasSuffix(rest, "/set/result")
+}
+
+// hasAll reports whether seqs contains every seq in [from, to].
+func hasAll(seqs []uint64, from, to uint64) bool {
+	seen := map[uint64]bool{}
+	for _, s := range seqs {
+		seen[s] = true
+	}
+	for s := from; s <= to; s++ {
+		if !seen[s] {
+			return false
+		}
+	}
+	return true
+}
+
+// checkOrder verifies SPEC §4.3 on a stream of seqs starting at first: no
+// seq arrives before every earlier one has, so the only disorder is a
+// repeat; it returns how many repeats there were.
+func checkOrder(t testing.TB, seqs []uint64, first uint64) (dups int) {
+	t.Helper()
+	next := first // lowest seq not seen yet
+	for i, s := range seqs {
+		switch {
+		case s == next:
+			next++
+		case s < next:
+			dups++
+		default:
+			t.Fatalf("seq %d arrived (at %d) before seq %d: %v", s, i, next, window(seqs, i))
+		}
+	}
+	return dups
+}
+
+func window(seqs []uint64, i int) string {
+	lo, hi := max(0, i-5), min(len(seqs), i+5)
+	return fmt.Sprint(seqs[lo:hi])
+}

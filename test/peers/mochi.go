@@ -1,0 +1,126 @@
+package peers
+
+import (
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// Mochi is the embedded broker (github.com/mochi-mqtt/server/v2) running in
+// the test process on a loopback port, allowing every client. Everything
+// clients publish to it is recorded in Received, which survives Stop and
+// Start, so a test sees what the broker accepted even while no subscriber
+// is connected. Sessions and retained messages do not survive a restart.
+type Mochi struct {
+	Addr     string // host:port, the same across restarts
+	Received *Inbox
+
+	t        testing.TB
+	mu       sync.Mutex
+	srv      *mqtt.Server
+	connects map[string]int // CONNECT packets accepted, by client id
+}
+
+// StartMochi starts the broker on a free loopback port and stops it when the
+// test ends.
+func StartMochi(t testing.TB) *Mochi {
+	t.Helper()
+	m := &Mochi{Addr: "127.0.0.1:0", Received: newInbox(), t: t, connects: map[string]int{}}
+	m.Start()
+	t.Cleanup(m.Stop)
+	return m
+}
+
+// URL is the broker's address as a fieldgate url.
+func (m *Mochi) URL() string { return "mqtt://" + m.Addr }
+
+// Start starts the broker (again, on the same port); a no-op while running.
+func (m *Mochi) Start() {
+	m.t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.srv != nil {
+		return
+	}
+	srv := mqtt.New(&mqtt.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+		m.t.Fatalf("mochi: %v", err)
+	}
+	if err := srv.AddHook(&recorder{m: m}, nil); err != nil {
+		m.t.Fatalf("mochi: %v", err)
+	}
+	l := listeners.NewTCP(listeners.Config{ID: "tcp", Address: m.Addr})
+	if err := srv.AddListener(l); err != nil {
+		m.t.Fatalf("mochi listen on %s: %v", m.Addr, err)
+	}
+	m.Addr = l.Address()
+	if err := srv.Serve(); err != nil {
+		m.t.Fatalf("mochi: %v", err)
+	}
+	m.srv = srv
+}
+
+// Stop stops the broker, dropping every connection; a no-op when stopped.
+func (m *Mochi) Stop() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.srv == nil {
+		return
+	}
+	_ = m.srv.Close()
+	m.srv = nil
+}
+
+// Connects counts the connections the broker has accepted from clientID,
+// across restarts.
+func (m *Mochi) Connects(clientID string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.connects[clientID]
+}
+
+// recorder is the hook that records connections and publications.
+type recorder struct {
+	mqtt.HookBase
+	m *Mochi
+}
+
+func (h *recorder) ID() string { return "fieldgate-test-recorder" }
+
+func (h *recorder) Provides(b byte) bool {
+	return b == mqtt.OnConnect || b == mqtt.OnPublished
+}
+
+func (h *recorder) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
+	h.m.mu.Lock()
+	defer h.m.mu.Unlock()
+	h.m.connects[cl.ID]++
+	return nil
+}
+
+func (h *recorder) OnPublished(cl *mqtt.Client, pk packets.Packet) {
+	h.m.Received.add(Message{
+		ClientID: cl.ID,
+		Topic:    pk.TopicName,
+		Payload:  append([]byte(nil), pk.Payload...),
+		QoS:      pk.FixedHeader.Qos,
+		Retained: pk.FixedHeader.Retain,
+	})
+}
+
+// freePort returns a loopback port nobody listens on right now.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}

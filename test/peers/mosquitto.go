@@ -1,0 +1,194 @@
+package peers
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// MosquittoOptions configures a test's Mosquitto.
+type MosquittoOptions struct {
+	// TLS adds a TLS listener (TLSPort) next to the plain one.
+	TLS *MosquittoTLS
+	// Persistence keeps sessions and retained messages across Stop/Start.
+	Persistence bool
+}
+
+// MosquittoTLS is the TLS listener's material, as PEM files.
+type MosquittoTLS struct {
+	CAFile, CertFile, KeyFile string
+	// RequireCertificate makes clients present a certificate signed by CAFile.
+	RequireCertificate bool
+}
+
+// Mosquitto is a mosquitto broker run by a test as a subprocess, listening on
+// loopback ports that stay the same across Stop and Start. Anonymous clients
+// are allowed.
+type Mosquitto struct {
+	Port    int // plain MQTT
+	TLSPort int // TLS, when asked for
+
+	t    testing.TB
+	conf string
+	cmd  *exec.Cmd
+	done chan struct{}
+	log  *logWriter
+}
+
+// mosquittoReady is what mosquitto logs once its listeners are open.
+var mosquittoReady = []byte(" running")
+
+// StartMosquitto starts /usr/sbin/mosquitto (or the one on PATH) and stops it
+// when the test ends. Without mosquitto the test fails under CI=true and is
+// skipped otherwise.
+func StartMosquitto(t testing.TB, opts MosquittoOptions) *Mosquitto {
+	t.Helper()
+	bin := mosquittoPath()
+	if bin == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("mosquitto is required (apt-get install mosquitto)")
+		}
+		t.Skip("mosquitto not installed")
+	}
+	dir := t.TempDir()
+	m := &Mosquitto{Port: freePort(t), t: t, conf: filepath.Join(dir, "mosquitto.conf")}
+	var c strings.Builder
+	// Subscribers in tests read as fast as they can: never drop what they
+	// have not taken yet (the default drops beyond 1000 queued messages).
+	fmt.Fprintf(&c, "per_listener_settings false\nallow_anonymous true\nmax_queued_messages 0\n")
+	if u, err := user.Current(); err == nil {
+		fmt.Fprintf(&c, "user %s\n", u.Username) // as root, do not drop to user mosquitto
+	}
+	fmt.Fprintf(&c, "log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\nconnection_messages true\n")
+	if opts.Persistence {
+		fmt.Fprintf(&c, "persistence true\npersistence_location %s/\n", dir)
+	} else {
+		fmt.Fprintf(&c, "persistence false\n")
+	}
+	fmt.Fprintf(&c, "listener %d 127.0.0.1\n", m.Port)
+	if opts.TLS != nil {
+		m.TLSPort = freePort(t)
+		fmt.Fprintf(&c, "listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate %t\n",
+			m.TLSPort, opts.TLS.CAFile, opts.TLS.CertFile, opts.TLS.KeyFile, opts.TLS.RequireCertificate)
+	}
+	if err := os.WriteFile(m.conf, []byte(c.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m.Start()
+	t.Cleanup(func() {
+		m.Stop()
+		if t.Failed() {
+			t.Logf("mosquitto log:\n%s", m.log)
+		}
+	})
+	return m
+}
+
+func mosquittoPath() string {
+	if p, err := exec.LookPath("mosquitto"); err == nil {
+		return p
+	}
+	if _, err := os.Stat("/usr/sbin/mosquitto"); err == nil {
+		return "/usr/sbin/mosquitto"
+	}
+	return ""
+}
+
+// URL is the plain listener as a fieldgate url.
+func (m *Mosquitto) URL() string { return "mqtt://127.0.0.1:" + strconv.Itoa(m.Port) }
+
+// TLSURL is the TLS listener as a fieldgate url.
+func (m *Mosquitto) TLSURL() string { return "mqtts://127.0.0.1:" + strconv.Itoa(m.TLSPort) }
+
+// Log returns what mosquitto has logged so far, across restarts.
+func (m *Mosquitto) Log() string { return m.log.String() }
+
+// Start starts mosquitto and returns once it listens; a no-op while it runs.
+func (m *Mosquitto) Start() {
+	m.t.Helper()
+	if m.cmd != nil {
+		return
+	}
+	if m.log == nil {
+		m.log = &logWriter{}
+	}
+	ready := m.log.watch(mosquittoReady)
+	cmd := exec.Command(mosquittoPath(), "-c", m.conf)
+	cmd.Stdout, cmd.Stderr = m.log, m.log
+	if err := cmd.Start(); err != nil {
+		m.t.Fatalf("start mosquitto: %v", err)
+	}
+	m.cmd, m.done = cmd, make(chan struct{})
+	go func() {
+		_ = cmd.Wait() // a stopped broker's exit status says nothing
+		close(m.done)
+	}()
+	select {
+	case <-ready:
+	case <-m.done:
+		m.cmd = nil
+		m.t.Fatalf("mosquitto exited at start:\n%s", m.log)
+	case <-time.After(10 * time.Second):
+		m.Stop()
+		m.t.Fatalf("mosquitto not ready within 10s:\n%s", m.log)
+	}
+}
+
+// Stop stops mosquitto (saving its persistence file if it keeps one); a
+// no-op when it is not running.
+func (m *Mosquitto) Stop() {
+	if m.cmd == nil {
+		return
+	}
+	_ = m.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-m.done:
+	case <-time.After(5 * time.Second):
+		_ = m.cmd.Process.Kill()
+		<-m.done
+	}
+	m.cmd = nil
+}
+
+// logWriter keeps a process's output and signals when a pattern shows up
+// after watch was called.
+type logWriter struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	from    int // where the watched pattern is looked for
+	pattern []byte
+	seen    chan struct{}
+}
+
+func (w *logWriter) watch(pattern []byte) <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.from, w.pattern, w.seen = w.buf.Len(), pattern, make(chan struct{})
+	return w.seen
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if w.pattern != nil && bytes.Contains(w.buf.Bytes()[w.from:], w.pattern) {
+		close(w.seen)
+		w.pattern = nil
+	}
+	return len(p), nil
+}
+
+func (w *logWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}

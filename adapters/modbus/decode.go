@@ -109,6 +109,10 @@ type codec struct {
 	regs   int // registers the value spans
 	scale  float64
 	offset float64
+	// div is 1/scale when that is a whole number (scale 0.1, 0.01, …):
+	// dividing by it gives the decimal a technician expects (234 → 23.4)
+	// where multiplying by the inexact 0.1 gives 23.400000000000002.
+	div float64
 }
 
 // newCodec checks a point's type, byte order, bit and scale.
@@ -124,6 +128,9 @@ func newCodec(pc config.ModbusPoint) (codec, error) {
 	c := codec{typ: typ, order: order, bit: -1, regs: pc.Registers(), scale: 1, offset: pc.Offset}
 	if pc.Scale != nil {
 		c.scale = *pc.Scale
+	}
+	if inv := 1 / c.scale; math.Abs(inv) > 1 && inv == math.Trunc(inv) {
+		c.div = inv
 	}
 	switch {
 	case c.scale == 0:
@@ -178,6 +185,9 @@ func (c codec) decode(wire []byte) adapters.Value {
 		return raw
 	}
 	f, _ := raw.Float64()
+	if c.div != 0 {
+		return adapters.Float(f/c.div + c.offset)
+	}
 	return adapters.Float(f*c.scale + c.offset)
 }
 

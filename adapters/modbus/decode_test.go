@@ -242,6 +242,8 @@ func TestScale(t *testing.T) {
 	}{
 		{"int16 halves", "int16", 0.5, 0, []uint16{0xffff}, adapters.Float(-0.5)},
 		{"offset only", "uint16", 1, -40, []uint16{100}, adapters.Float(60)},
+		{"decimal scale is exact", "int16", 0.1, 0, []uint16{234}, adapters.Float(23.4)},
+		{"centi scale is exact", "uint16", 0.01, 0, []uint16{1999}, adapters.Float(19.99)},
 		{"scale and offset", "int32", 0.25, 10, []uint16{0, 4}, adapters.Float(11)},
 		{"float scaled", "float32", 2, 1, []uint16{0x3fc0, 0}, adapters.Float(4)},
 		{"identity keeps uint", "uint64", 1, 0, []uint16{0xffff, 0xffff, 0xffff, 0xffff}, adapters.Uint(math.MaxUint64)},

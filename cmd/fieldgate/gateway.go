@@ -1,0 +1,330 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"reflect"
+	"runtime/debug"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/fieldgate/fieldgate/adapters"
+	"github.com/fieldgate/fieldgate/bridge"
+	"github.com/fieldgate/fieldgate/buffer"
+	"github.com/fieldgate/fieldgate/config"
+)
+
+const (
+	// commandTimeout bounds one command: queueing behind the poll in flight,
+	// the write and the read-back.
+	commandTimeout = 10 * time.Second
+	// shutdownTimeout bounds the whole stop after the bridge's own ≤ 5 s
+	// flush, so a wedged component can never keep the process alive.
+	shutdownTimeout = 10 * time.Second
+	// restartDelay spaces restarts of an adapter whose Run failed or panicked.
+	restartDelay = 5 * time.Second
+)
+
+// gateway wires adapters, the buffer and the bridge together and owns their
+// goroutines.
+type gateway struct {
+	log    *slog.Logger
+	level  *slog.LevelVar
+	buf    *buffer.Buffer
+	bridge *bridge.Bridge
+
+	ctx context.Context // parent of every adapter's context
+	mu  sync.Mutex
+	cfg *config.Config
+	run map[string]*runningAdapter // by adapter name
+}
+
+// runningAdapter is one adapter goroutine and how to stop it.
+type runningAdapter struct {
+	spec   config.AdapterSpec
+	a      adapters.Adapter
+	em     *emitter
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func runGateway(path string, stderr io.Writer) int {
+	cfg, err := config.Load(path)
+	if err != nil {
+		printConfigError(stderr, err)
+		return exitBadConfig
+	}
+	level := new(slog.LevelVar)
+	level.Set(logLevel(cfg.Gateway.LogLevel))
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	fsync, err := buffer.ParseFsync(cfg.Buffer.Fsync)
+	if err != nil {
+		log.Error("buffer", "err", err)
+		return exitBadConfig
+	}
+	buf, err := buffer.Open(cfg.Buffer.Dir, upstreamNames(cfg), buffer.Options{
+		MaxSize:       int64(cfg.Buffer.MaxSize),
+		Fsync:         fsync,
+		FsyncInterval: cfg.Buffer.FsyncInterval.D(),
+		Logger:        log.With("component", "buffer"),
+	})
+	if err != nil {
+		log.Error("cannot open the buffer", "dir", cfg.Buffer.Dir, "err", err)
+		return exitRuntime
+	}
+
+	adCtx, stopAdapters := context.WithCancel(context.Background())
+	defer stopAdapters()
+	g := &gateway{log: log, level: level, buf: buf, ctx: adCtx, cfg: cfg, run: map[string]*runningAdapter{}}
+	g.bridge = bridge.New(cfg, buf, g, log.With("component", "bridge"))
+
+	sigCtx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stopSignals()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	brCtx, stopBridge := context.WithCancel(context.Background())
+	defer stopBridge()
+	bridgeDone := make(chan error, 1)
+	go func() { bridgeDone <- g.bridge.Run(brCtx) }()
+
+	g.mu.Lock()
+	for _, spec := range cfg.Adapters() {
+		g.start(spec)
+	}
+	g.mu.Unlock()
+	log.Info("fieldgate started", "version", version, "gateway", cfg.Gateway.ID,
+		"adapters", len(cfg.Adapters()), "upstreams", len(cfg.Upstream))
+
+	status := exitOK
+loop:
+	for {
+		select {
+		case <-sigCtx.Done():
+			log.Info("stopping")
+			break loop
+		case <-hup:
+			g.reload(path)
+		case err := <-bridgeDone:
+			log.Error("bridge stopped", "err", err)
+			bridgeDone = nil
+			status = exitRuntime
+			break loop
+		}
+	}
+
+	// Stop polling first so nothing new arrives, then let the bridge flush
+	// what is in flight and say offline, then persist the buffer.
+	g.mu.Lock()
+	for _, r := range g.run {
+		r.cancel()
+	}
+	running := g.run
+	g.mu.Unlock()
+	deadline := time.NewTimer(shutdownTimeout)
+	defer deadline.Stop()
+	for name, r := range running {
+		select {
+		case <-r.done:
+		case <-deadline.C:
+			log.Error("adapter did not stop in time", "adapter", name)
+		}
+	}
+	stopBridge()
+	if bridgeDone != nil {
+		select {
+		case <-bridgeDone:
+		case <-deadline.C:
+			log.Error("bridge did not stop in time")
+		}
+	}
+	if err := buf.Close(); err != nil {
+		log.Error("closing the buffer", "err", err)
+		status = exitRuntime
+	}
+	log.Info("stopped")
+	return status
+}
+
+// start launches one adapter under supervision; g.mu must be held.
+func (g *gateway) start(spec config.AdapterSpec) {
+	log := g.log.With("adapter", spec.Name)
+	em := &emitter{name: spec.Name, buf: g.buf, bridge: g.bridge, log: log}
+	a, err := adapters.New(spec.Kind, spec.Config, log)
+	if err != nil {
+		// Validation passed, so this is a fault the operator must see on
+		// the status topic too; the other adapters carry on.
+		log.Error("cannot create adapter", "err", err)
+		em.Status(err)
+		return
+	}
+	ctx, cancel := context.WithCancel(g.ctx)
+	r := &runningAdapter{spec: spec, a: a, em: em, cancel: cancel, done: make(chan struct{})}
+	g.run[spec.Name] = r
+	go r.supervise(ctx)
+}
+
+// supervise runs the adapter until ctx ends, restarting it after a panic or
+// an error return so one adapter's bug never takes the gateway down.
+func (r *runningAdapter) supervise(ctx context.Context) {
+	defer close(r.done)
+	for {
+		err := r.runOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			err = errors.New("adapter stopped unexpectedly")
+		}
+		r.em.log.Error("adapter failed; restarting", "err", err, "in", restartDelay)
+		r.em.Status(err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(restartDelay):
+		}
+	}
+}
+
+func (r *runningAdapter) runOnce(ctx context.Context) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+			r.em.log.Error("adapter panicked", "panic", p, "stack", string(debug.Stack()))
+		}
+	}()
+	return r.a.Run(ctx, r.em)
+}
+
+// reload applies a new configuration file; on any error the running one stays.
+func (g *gateway) reload(path string) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		g.log.Error("reload refused; keeping the running configuration", "err", err)
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !reflect.DeepEqual(cfg.Buffer, g.cfg.Buffer) {
+		g.log.Warn("buffer settings change at the next restart")
+	}
+	g.level.Set(logLevel(cfg.Gateway.LogLevel))
+	if err := g.buf.SetUpstreams(upstreamNames(cfg)); err != nil {
+		g.log.Error("reload refused; keeping the running configuration", "err", err)
+		return
+	}
+	if err := g.bridge.Reload(cfg); err != nil {
+		g.log.Error("reloading upstreams", "err", err)
+	}
+
+	want := map[string]config.AdapterSpec{}
+	for _, s := range cfg.Adapters() {
+		want[s.Name] = s
+	}
+	for name, r := range g.run {
+		if s, ok := want[name]; ok && reflect.DeepEqual(s, r.spec) {
+			delete(want, name) // unchanged: keeps running and keeps its connection
+			continue
+		}
+		r.cancel()
+		<-r.done
+		delete(g.run, name)
+	}
+	for _, s := range cfg.Adapters() {
+		if _, ok := want[s.Name]; ok {
+			g.start(s)
+		}
+	}
+	g.cfg = cfg
+	g.log.Info("configuration reloaded", "adapters", len(g.run), "upstreams", len(cfg.Upstream))
+}
+
+// Command implements bridge.Commander: it routes a validated command to the
+// adapter, and stores the read-back reading like any other.
+func (g *gateway) Command(ctx context.Context, adapter, point string, v adapters.Value) (adapters.Value, error) {
+	g.mu.Lock()
+	r, ok := g.run[adapter]
+	g.mu.Unlock()
+	if !ok {
+		return adapters.Value{}, fmt.Errorf("adapter %q: %w", adapter, adapters.ErrNoPoint)
+	}
+	w, ok := r.a.(adapters.Writer)
+	if !ok {
+		return adapters.Value{}, fmt.Errorf("adapter %q: %w", adapter, adapters.ErrNotWritable)
+	}
+	ctx, cancel := context.WithTimeout(ctx, commandTimeout)
+	defer cancel()
+	written, back, err := w.Write(ctx, point, v)
+	if err != nil {
+		return adapters.Value{}, err
+	}
+	r.em.Emit([]adapters.Reading{back})
+	return written, nil
+}
+
+// emitter stores one adapter's readings and forwards its status changes.
+type emitter struct {
+	name   string
+	buf    *buffer.Buffer
+	bridge *bridge.Bridge
+	log    *slog.Logger
+
+	mu    sync.Mutex
+	known bool
+	last  string
+}
+
+// Emit implements adapters.Emitter.
+func (e *emitter) Emit(rs []adapters.Reading) {
+	if len(rs) == 0 {
+		return
+	}
+	if _, _, err := e.buf.Append(rs); err != nil {
+		e.log.Error("buffer append failed; readings lost", "readings", len(rs), "err", err)
+	}
+}
+
+// Status implements adapters.Emitter; only changes are logged and published.
+func (e *emitter) Status(err error) {
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	e.mu.Lock()
+	changed := !e.known || msg != e.last
+	e.known, e.last = true, msg
+	e.mu.Unlock()
+	if !changed {
+		return
+	}
+	if err != nil {
+		e.log.Warn("adapter fault", "err", err)
+	} else {
+		e.log.Info("adapter ok")
+	}
+	e.bridge.SetStatus(e.name, err)
+}
+
+func upstreamNames(cfg *config.Config) []string {
+	names := make([]string, len(cfg.Upstream))
+	for i, u := range cfg.Upstream {
+		names[i] = u.Name
+	}
+	return names
+}
+
+func logLevel(s string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return slog.LevelInfo // config validation rejects anything else
+	}
+	return l
+}

@@ -1,0 +1,97 @@
+// Command fieldgate is the gateway daemon: it polls field hardware, buffers
+// every reading on disk and publishes to MQTT upstreams, relaying commands
+// back down to the hardware. See README.md for the configuration.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+
+	"github.com/fieldgate/fieldgate/config"
+
+	// Adapter kinds register themselves with the adapters package.
+	_ "github.com/fieldgate/fieldgate/adapters/modbus"
+)
+
+// Set by the linker (see Makefile).
+var (
+	version = "dev"
+	commit  = "unknown"
+)
+
+const defaultConfig = "/etc/fieldgate/fieldgate.toml"
+
+// Exit statuses of SPEC §1.
+const (
+	exitOK        = 0
+	exitRuntime   = 1
+	exitBadConfig = 2
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return exitBadConfig
+	}
+	switch cmd := args[0]; cmd {
+	case "version":
+		fmt.Fprintf(stdout, "fieldgate %s (commit %s, %s)\n", version, commit, runtime.Version())
+		return exitOK
+	case "run", "check":
+		fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		path := fs.String("c", defaultConfig, "configuration `file`")
+		if err := fs.Parse(args[1:]); err != nil {
+			return exitBadConfig
+		}
+		if cmd == "check" {
+			return check(*path, stdout, stderr)
+		}
+		return runGateway(*path, stderr)
+	case "-h", "-help", "--help", "help":
+		usage(stdout)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "fieldgate: unknown command %q\n", cmd)
+		usage(stderr)
+		return exitBadConfig
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage:
+  fieldgate run [-c FILE]     run the gateway (default FILE `+defaultConfig+`)
+  fieldgate check [-c FILE]   validate the configuration and print a summary
+  fieldgate version           print version information
+`)
+}
+
+func check(path string, stdout, stderr io.Writer) int {
+	cfg, err := config.Load(path)
+	if err != nil {
+		printConfigError(stderr, err)
+		return exitBadConfig
+	}
+	fmt.Fprint(stdout, cfg.Summary())
+	return exitOK
+}
+
+// printConfigError prints every configuration error on a line of its own.
+func printConfigError(w io.Writer, err error) {
+	var errs config.Errors
+	if errors.As(err, &errs) {
+		for _, e := range errs {
+			fmt.Fprintln(w, e)
+		}
+		return
+	}
+	fmt.Fprintln(w, err)
+}

@@ -1,0 +1,199 @@
+// Package modbussim serves an in-memory Modbus device over TCP with the
+// github.com/simonvetter/modbus server, for the demo and the integration
+// tests. The protocol side is entirely the third-party server's; this package
+// only holds the register values and counts the requests it answered.
+package modbussim
+
+import (
+	"fmt"
+	"net"
+	"sync"
+
+	"github.com/simonvetter/modbus"
+)
+
+// Bank is the register memory of one simulated device (every unit id sees
+// the same memory). It is safe for concurrent use.
+type Bank struct {
+	mu       sync.Mutex
+	coils    map[uint16]bool
+	discrete map[uint16]bool
+	holding  map[uint16]uint16
+	input    map[uint16]uint16
+	fault    error
+	reads    int
+	writes   []Write
+}
+
+// Write records one write request the device received.
+type Write struct {
+	Table string // "coil" or "holding_register"
+	Addr  uint16
+	Count uint16
+}
+
+// NewBank returns an empty bank: every register reads 0, every bit false.
+func NewBank() *Bank {
+	return &Bank{
+		coils: map[uint16]bool{}, discrete: map[uint16]bool{},
+		holding: map[uint16]uint16{}, input: map[uint16]uint16{},
+	}
+}
+
+// SetHolding stores regs at consecutive holding registers from addr.
+func (b *Bank) SetHolding(addr uint16, regs ...uint16) { b.setRegs(b.holding, addr, regs) }
+
+// SetInput stores regs at consecutive input registers from addr.
+func (b *Bank) SetInput(addr uint16, regs ...uint16) { b.setRegs(b.input, addr, regs) }
+
+// SetCoil sets one coil.
+func (b *Bank) SetCoil(addr uint16, v bool) { b.setBit(b.coils, addr, v) }
+
+// SetDiscrete sets one discrete input.
+func (b *Bank) SetDiscrete(addr uint16, v bool) { b.setBit(b.discrete, addr, v) }
+
+// Holding returns n holding registers from addr.
+func (b *Bank) Holding(addr uint16, n int) []uint16 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]uint16, n)
+	for i := range out {
+		out[i] = b.holding[addr+uint16(i)]
+	}
+	return out
+}
+
+// Coil returns one coil.
+func (b *Bank) Coil(addr uint16) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.coils[addr]
+}
+
+// SetFault makes every request fail with err (a modbus.Err* exception such as
+// modbus.ErrIllegalDataAddress), or succeed again with nil.
+func (b *Bank) SetFault(err error) {
+	b.mu.Lock()
+	b.fault = err
+	b.mu.Unlock()
+}
+
+// Reads returns how many read requests were answered.
+func (b *Bank) Reads() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.reads
+}
+
+// Writes returns the write requests received so far.
+func (b *Bank) Writes() []Write {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]Write(nil), b.writes...)
+}
+
+func (b *Bank) setRegs(m map[uint16]uint16, addr uint16, regs []uint16) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, r := range regs {
+		m[addr+uint16(i)] = r
+	}
+}
+
+func (b *Bank) setBit(m map[uint16]bool, addr uint16, v bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	m[addr] = v
+}
+
+// HandleCoils implements modbus.RequestHandler.
+func (b *Bank) HandleCoils(req *modbus.CoilsRequest) ([]bool, error) {
+	return b.bits(b.coils, "coil", req.Addr, req.Quantity, req.IsWrite, req.Args)
+}
+
+// HandleDiscreteInputs implements modbus.RequestHandler.
+func (b *Bank) HandleDiscreteInputs(req *modbus.DiscreteInputsRequest) ([]bool, error) {
+	return b.bits(b.discrete, "discrete_input", req.Addr, req.Quantity, false, nil)
+}
+
+// HandleHoldingRegisters implements modbus.RequestHandler.
+func (b *Bank) HandleHoldingRegisters(req *modbus.HoldingRegistersRequest) ([]uint16, error) {
+	return b.regs(b.holding, "holding_register", req.Addr, req.Quantity, req.IsWrite, req.Args)
+}
+
+// HandleInputRegisters implements modbus.RequestHandler.
+func (b *Bank) HandleInputRegisters(req *modbus.InputRegistersRequest) ([]uint16, error) {
+	return b.regs(b.input, "input_register", req.Addr, req.Quantity, false, nil)
+}
+
+func (b *Bank) bits(m map[uint16]bool, table string, addr, n uint16, write bool, args []bool) ([]bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.fault != nil {
+		return nil, b.fault
+	}
+	if write {
+		b.writes = append(b.writes, Write{table, addr, n})
+		for i, v := range args {
+			m[addr+uint16(i)] = v
+		}
+		return nil, nil
+	}
+	b.reads++
+	out := make([]bool, n)
+	for i := range out {
+		out[i] = m[addr+uint16(i)]
+	}
+	return out, nil
+}
+
+func (b *Bank) regs(m map[uint16]uint16, table string, addr, n uint16, write bool, args []uint16) ([]uint16, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.fault != nil {
+		return nil, b.fault
+	}
+	if write {
+		b.writes = append(b.writes, Write{table, addr, n})
+		for i, v := range args {
+			m[addr+uint16(i)] = v
+		}
+		return nil, nil
+	}
+	b.reads++
+	out := make([]uint16, n)
+	for i := range out {
+		out[i] = m[addr+uint16(i)]
+	}
+	return out, nil
+}
+
+// Server is a running simulated device.
+type Server struct {
+	// Addr is the host:port the device listens on.
+	Addr string
+	srv  *modbus.ModbusServer
+}
+
+// Start serves bank on addr ("127.0.0.1:0" picks a free port).
+func Start(addr string, bank *Bank) (*Server, error) {
+	if _, port, err := net.SplitHostPort(addr); err == nil && port == "0" {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		addr = l.Addr().String()
+		l.Close() // the server binds itself; the port stays free for it on loopback
+	}
+	srv, err := modbus.NewServer(&modbus.ServerConfiguration{URL: "tcp://" + addr, MaxClients: 16}, bank)
+	if err != nil {
+		return nil, fmt.Errorf("modbus simulator: %w", err)
+	}
+	if err := srv.Start(); err != nil {
+		return nil, fmt.Errorf("modbus simulator on %s: %w", addr, err)
+	}
+	return &Server{Addr: addr, srv: srv}, nil
+}
+
+// Stop closes the listener and every client connection.
+func (s *Server) Stop() error { return s.srv.Stop() }

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/fieldgate/fieldgate/test/peers"
 )
 
 // fieldgateBin is the gateway binary under test, built with the race
@@ -196,13 +196,6 @@ func containsAll(s string, subs []string) bool {
 	return true
 }
 
-// message is one MQTT message a test subscriber received.
-type message struct {
-	Topic    string
-	Payload  string
-	Retained bool
-}
-
 // reading is the JSON payload format of SPEC §3.
 type reading struct {
 	Value any    `json:"value"`
@@ -211,65 +204,50 @@ type reading struct {
 	Unit  string `json:"unit"`
 }
 
-func (m message) reading(t *testing.T) reading {
+func readingOf(t *testing.T, m peers.Message) reading {
 	t.Helper()
 	var r reading
-	if err := json.Unmarshal([]byte(m.Payload), &r); err != nil {
+	if err := json.Unmarshal(m.Payload, &r); err != nil {
 		t.Fatalf("%s: payload %q is not a JSON reading: %v", m.Topic, m.Payload, err)
 	}
 	return r
 }
 
-// subscriber is a plain MQTT client observing the broker.
-type subscriber struct {
-	t    *testing.T
-	c    paho.Client
-	msgs chan message
-}
-
-// subscribe connects to broker (a tcp:// URL) and subscribes to filter at QoS 1.
-func subscribe(t *testing.T, broker, filter string) *subscriber {
+// seqs returns the seq of every reading among ms (topics under prefix with
+// two more levels), in arrival order.
+func seqs(t *testing.T, prefix string, ms []peers.Message) []uint64 {
 	t.Helper()
-	s := &subscriber{t: t, msgs: make(chan message, 100000)}
-	opts := paho.NewClientOptions().AddBroker(broker).
-		SetClientID(fmt.Sprintf("test-sub-%d", time.Now().UnixNano())).
-		SetCleanSession(true).SetAutoReconnect(true).SetOrderMatters(true).
-		SetConnectRetry(true).SetConnectRetryInterval(200 * time.Millisecond)
-	opts.SetOnConnectHandler(func(c paho.Client) {
-		c.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) {
-			s.msgs <- message{Topic: m.Topic(), Payload: string(m.Payload()), Retained: m.Retained()}
-		})
-	})
-	s.c = paho.NewClient(opts)
-	if tok := s.c.Connect(); !tok.WaitTimeout(wait) || tok.Error() != nil {
-		t.Fatalf("test subscriber cannot connect to %s: %v", broker, tok.Error())
+	var out []uint64
+	for _, m := range ms {
+		rest, ok := strings.CutPrefix(m.Topic, prefix+"/")
+		if !ok || strings.Count(rest, "/") != 1 || strings.HasSuffix(rest, "/status") {
+			continue
+		}
+		out = append(out, readingOf(t, m).Seq)
 	}
-	t.Cleanup(func() { s.c.Disconnect(100) })
-	return s
+	return out
 }
 
-// next returns the next message whose topic is topic (and whose payload
-// satisfies ok, when given), skipping others.
-func (s *subscriber) next(topic string, ok func(message) bool) message {
-	s.t.Helper()
-	deadline := time.After(wait)
-	for {
-		select {
-		case m := <-s.msgs:
-			if m.Topic == topic && (ok == nil || ok(m)) {
-				return m
-			}
-		case <-deadline:
-			s.t.Fatalf("no message on %s within %v", topic, wait)
+// checkNoGap fails the test unless the seqs cover every number from 1 to
+// their maximum (duplicates are allowed: delivery is at-least-once) and
+// arrived in order: each seq's first copy after every lower seq's.
+func checkNoGap(t *testing.T, got []uint64) uint64 {
+	t.Helper()
+	seen := map[uint64]bool{}
+	var max uint64
+	for i, s := range got {
+		if !seen[s] && s < max {
+			t.Fatalf("reading %d: seq %d first arrived after seq %d", i, s, max)
+		}
+		seen[s] = true
+		if s > max {
+			max = s
 		}
 	}
-}
-
-// publish sends one message from the subscriber's client.
-func (s *subscriber) publish(topic string, retained bool, payload string) {
-	s.t.Helper()
-	tok := s.c.Publish(topic, 1, retained, payload)
-	if !tok.WaitTimeout(wait) || tok.Error() != nil {
-		s.t.Fatalf("publish %s: %v", topic, tok.Error())
+	for s := uint64(1); s <= max; s++ {
+		if !seen[s] {
+			t.Fatalf("seq %d missing among %d readings up to %d", s, len(got), max)
+		}
 	}
+	return max
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/simonvetter/modbus"
 )
@@ -22,6 +23,7 @@ type Bank struct {
 	input    map[uint16]uint16
 	fault    error
 	reads    int
+	readsCh  chan struct{} // closed and replaced at each read
 	writes   []Write
 }
 
@@ -37,6 +39,7 @@ func NewBank() *Bank {
 	return &Bank{
 		coils: map[uint16]bool{}, discrete: map[uint16]bool{},
 		holding: map[uint16]uint16{}, input: map[uint16]uint16{},
+		readsCh: make(chan struct{}),
 	}
 }
 
@@ -83,6 +86,25 @@ func (b *Bank) Reads() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.reads
+}
+
+// WaitReads waits until at least n read requests have been answered, and
+// reports whether that happened within timeout.
+func (b *Bank) WaitReads(n int, timeout time.Duration) bool {
+	deadline := time.After(timeout)
+	for {
+		b.mu.Lock()
+		done, more := b.reads >= n, b.readsCh
+		b.mu.Unlock()
+		if done {
+			return true
+		}
+		select {
+		case <-more:
+		case <-deadline:
+			return false
+		}
+	}
 }
 
 // Writes returns the write requests received so far.
@@ -139,7 +161,7 @@ func (b *Bank) bits(m map[uint16]bool, table string, addr, n uint16, write bool,
 		}
 		return nil, nil
 	}
-	b.reads++
+	b.countRead()
 	out := make([]bool, n)
 	for i := range out {
 		out[i] = m[addr+uint16(i)]
@@ -160,12 +182,18 @@ func (b *Bank) regs(m map[uint16]uint16, table string, addr, n uint16, write boo
 		}
 		return nil, nil
 	}
-	b.reads++
+	b.countRead()
 	out := make([]uint16, n)
 	for i := range out {
 		out[i] = m[addr+uint16(i)]
 	}
 	return out, nil
+}
+
+func (b *Bank) countRead() {
+	b.reads++
+	close(b.readsCh)
+	b.readsCh = make(chan struct{})
 }
 
 // Server is a running simulated device.

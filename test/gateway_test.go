@@ -19,7 +19,7 @@ import (
 const prefix = "fieldgate/it"
 
 // device starts a simulated Modbus TCP device with an empty register bank.
-func device(t *testing.T) (*modbussim.Bank, *modbussim.Server) {
+func device(t testing.TB) (*modbussim.Bank, *modbussim.Server) {
 	t.Helper()
 	bank := modbussim.NewBank()
 	srv, err := modbussim.Start("127.0.0.1:0", bank)

@@ -45,13 +45,18 @@ type Bridge struct {
 	stopping bool
 	runners  map[string]*runner
 	wg       sync.WaitGroup
+	// discovered holds, per upstream, the Home Assistant discovery
+	// topics its broker may hold (see discovery.held).
+	discovered map[string]map[string]string
 }
 
 // view is the gateway-wide part of the config that upstreams read live, so
 // a reload changes it without reconnecting anyone.
 type view struct {
-	units  map[pointKey]string
-	maxAge time.Duration // command_max_age
+	units     map[pointKey]string
+	maxAge    time.Duration // command_max_age
+	gatewayID string
+	points    []haPoint // for Home Assistant discovery
 }
 
 // New prepares a bridge for cfg; nothing connects before Run. cmd may be nil
@@ -60,7 +65,8 @@ func New(cfg *config.Config, log Log, cmd Commander, logger *slog.Logger) *Bridg
 	if cmd == nil {
 		cmd = noCommands{}
 	}
-	b := &Bridge{log: log, cmd: cmd, logger: logger, status: newStatusBoard(), runners: map[string]*runner{}}
+	b := &Bridge{log: log, cmd: cmd, logger: logger, status: newStatusBoard(), runners: map[string]*runner{},
+		discovered: map[string]map[string]string{}}
 	specs, v, err := resolve(cfg)
 	b.specs, b.cfgErr = specs, err
 	b.view.Store(v)
@@ -69,7 +75,8 @@ func New(cfg *config.Config, log Log, cmd Commander, logger *slog.Logger) *Bridg
 
 // resolve derives every upstream's settings; it fails without side effects.
 func resolve(cfg *config.Config) ([]*settings, *view, error) {
-	v := &view{units: unitsOf(cfg.Points()), maxAge: cfg.Gateway.CommandMaxAge.D()}
+	v := &view{units: unitsOf(cfg.Points()), maxAge: cfg.Gateway.CommandMaxAge.D(),
+		gatewayID: cfg.Gateway.ID, points: haPoints(cfg)}
 	if v.maxAge <= 0 {
 		v.maxAge = defaultCommandAge
 	}
@@ -122,7 +129,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 }
 
 // Reload applies a new configuration. Upstreams whose settings did not change
-// keep their connection; changed and removed ones stop cleanly (as at
+// keep their connection (and publish the Home Assistant discovery configs
+// the new points call for); changed and removed ones stop cleanly (as at
 // shutdown), changed and added ones start. The buffer must already know the
 // added upstreams (buffer.SetUpstreams first). An unusable config changes
 // nothing and is reported.
@@ -146,6 +154,7 @@ func (b *Bridge) Reload(cfg *config.Config) error {
 	for name, r := range b.runners {
 		if s, ok := start[name]; ok && reflect.DeepEqual(s, r.s) {
 			delete(start, name)
+			r.disco.poke()
 			continue
 		}
 		stop = append(stop, r)
@@ -169,7 +178,12 @@ func (b *Bridge) SetStatus(adapter string, err error) {
 
 // startLocked starts one upstream's publisher; b.mu must be held.
 func (b *Bridge) startLocked(s *settings) {
-	r := newRunner(b, s)
+	held := b.discovered[s.name]
+	if held == nil {
+		held = map[string]string{}
+		b.discovered[s.name] = held
+	}
+	r := newRunner(b, s, held)
 	b.runners[s.name] = r
 	b.wg.Go(r.run)
 }

@@ -48,4 +48,18 @@
 // command. Commands are never stored: a command the gateway cannot take now
 // is refused, not kept for later. A "ts" older than command_max_age is
 // refused; one in the future is accepted (see checkCommand).
+//
+// # Home Assistant
+//
+// An upstream with homeassistant = true publishes, retained at QoS 1, one
+// discovery config per point to homeassistant/<component>/<gateway
+// id>/<adapter>_<point>/config: a binary_sensor or switch for booleans, a
+// text for writable strings, a number for other writable points, a sensor
+// for the rest, each available while the gateway is online and the
+// point's adapter is ok. It does so at each (re)connect and, for the
+// points that changed, at each reload, where the config of a point that is
+// gone is replaced by an empty retained message, which removes the entity.
+// The configs skip the buffer and go out from their own goroutine, so they
+// never hold up readings. The batch format has no topic per point, so it
+// gets no configs (and a warning).
 package bridge

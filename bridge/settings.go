@@ -49,6 +49,7 @@ type settings struct {
 	prefix       string
 	format       string
 	batchMax     int
+	discovery    bool        // homeassistant: publish Home Assistant discovery configs
 	tls          *config.TLS // nil: plain connection
 }
 
@@ -68,6 +69,7 @@ func newSettings(g config.Gateway, u config.Upstream) (*settings, error) {
 		prefix:       u.TopicPrefix,
 		format:       u.Format,
 		batchMax:     u.BatchMax,
+		discovery:    u.HomeAssistant,
 	}
 	if s.name == "" {
 		return nil, errors.New("upstream without a name")

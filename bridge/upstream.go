@@ -65,6 +65,7 @@ type runner struct {
 
 	client  mqtt.Client
 	store   *sessionStore
+	disco   *discovery    // nil: no Home Assistant discovery
 	lost    chan error    // connection losses, from paho
 	kick    chan struct{} // adapter status changes
 	jobs    chan job
@@ -123,7 +124,7 @@ type job struct {
 
 var errNotConnected = errors.New("not connected")
 
-func newRunner(b *Bridge, s *settings) *runner {
+func newRunner(b *Bridge, s *settings, discovered map[string]string) *runner {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &runner{
 		b: b, s: s, logger: b.logger.With("upstream", s.name),
@@ -139,6 +140,7 @@ func newRunner(b *Bridge, s *settings) *runner {
 	if s.qos == 2 {
 		r.window = maxInFlightQoS2
 	}
+	r.disco = newDiscovery(r, discovered)
 	b.status.watch(r.kick)
 	return r
 }
@@ -167,6 +169,9 @@ func (r *runner) run() {
 		r.client.AddRoute(r.s.commandFilter(), r.onCommand)
 		r.wg.Go(r.execute)
 		r.wg.Go(r.publishResults)
+	}
+	if r.disco != nil {
+		r.wg.Go(r.disco.run)
 	}
 	r.next = r.b.log.Cursor(r.s.name)
 	r.enc = newEncoder(r.s, r.b.view.Load().units)
@@ -322,7 +327,7 @@ func (r *runner) abandon(tok mqtt.Token) {
 }
 
 // connected runs at each new connection: birth message, command
-// subscription, every adapter status.
+// subscription, every adapter status, Home Assistant discovery.
 func (r *runner) connected(sessionPresent bool) {
 	r.lastConnErr = ""
 	r.logger.Info("connected", "broker", r.brokerName(), "session_present", sessionPresent,
@@ -334,6 +339,7 @@ func (r *runner) connected(sessionPresent bool) {
 	}
 	clear(r.sent)
 	r.publishStatuses()
+	r.disco.connected()
 }
 
 func (r *runner) checkSuback(tok *mqtt.SubscribeToken) {

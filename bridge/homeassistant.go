@@ -1,0 +1,387 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"maps"
+	"math"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/fieldgate/fieldgate/config"
+)
+
+const (
+	// haDiscoveryPrefix is Home Assistant's default discovery prefix.
+	haDiscoveryPrefix = "homeassistant"
+	// haTimeout bounds one round of discovery publishes.
+	haTimeout = 10 * time.Second
+	// haMinStep is the smallest step Home Assistant accepts for a number.
+	haMinStep = 0.001
+)
+
+// haRawRange is the range of each numeric point type, before scale and
+// offset.
+var haRawRange = map[string][2]float64{
+	"int16":   {math.MinInt16, math.MaxInt16},
+	"uint16":  {0, math.MaxUint16},
+	"int32":   {math.MinInt32, math.MaxInt32},
+	"uint32":  {0, math.MaxUint32},
+	"int64":   {math.MinInt64, math.MaxInt64},
+	"uint64":  {0, math.MaxUint64},
+	"float32": {-math.MaxFloat32, math.MaxFloat32},
+	"float64": {-math.MaxFloat64, math.MaxFloat64},
+}
+
+// haPoint is a point as its discovery config describes it.
+type haPoint struct {
+	config.PointInfo
+	scale, offset float64 // value = raw*scale + offset
+}
+
+// haPoints lists cfg's points with their scaling, which bounds the values a
+// writable number can take.
+func haPoints(cfg *config.Config) []haPoint {
+	type linear struct{ scale, offset float64 }
+	lin := map[pointKey]linear{}
+	for _, m := range cfg.Modbus {
+		for _, p := range m.Points {
+			l := linear{1, p.Offset}
+			if p.Scale != nil {
+				l.scale = *p.Scale
+			}
+			lin[pointKey{m.Name, p.Name}] = l
+		}
+	}
+	var hps []haPoint
+	for _, p := range cfg.Points() {
+		l, ok := lin[pointKey{p.Adapter, p.Point}]
+		if !ok {
+			l.scale = 1
+		}
+		hps = append(hps, haPoint{p, l.scale, l.offset})
+	}
+	return hps
+}
+
+// haConfig is a discovery config payload; keys are set only for the
+// components that use them.
+type haConfig struct {
+	Name             string           `json:"name"`
+	UniqueID         string           `json:"unique_id"`
+	StateTopic       string           `json:"state_topic"`
+	ValueTemplate    string           `json:"value_template,omitempty"`
+	CommandTopic     string           `json:"command_topic,omitempty"`
+	CommandTemplate  string           `json:"command_template,omitempty"`
+	PayloadOn        string           `json:"payload_on,omitempty"`
+	PayloadOff       string           `json:"payload_off,omitempty"`
+	StateOn          string           `json:"state_on,omitempty"`
+	StateOff         string           `json:"state_off,omitempty"`
+	Unit             string           `json:"unit_of_measurement,omitempty"`
+	StateClass       string           `json:"state_class,omitempty"`
+	Min              *float64         `json:"min,omitempty"`
+	Max              *float64         `json:"max,omitempty"`
+	Step             *float64         `json:"step,omitempty"`
+	Mode             string           `json:"mode,omitempty"`
+	QoS              int              `json:"qos"`
+	Availability     []haAvailability `json:"availability"`
+	AvailabilityMode string           `json:"availability_mode"`
+	Device           haDevice         `json:"device"`
+}
+
+type haAvailability struct {
+	Topic               string `json:"topic"`
+	ValueTemplate       string `json:"value_template,omitempty"`
+	PayloadAvailable    string `json:"payload_available"`
+	PayloadNotAvailable string `json:"payload_not_available"`
+}
+
+type haDevice struct {
+	Identifiers  []string `json:"identifiers"`
+	Name         string   `json:"name"`
+	Manufacturer string   `json:"manufacturer"`
+	Model        string   `json:"model"`
+	SWVersion    string   `json:"sw_version,omitempty"`
+}
+
+// swVersion is the module version stamped into the binary; "" (omitted)
+// for development builds.
+var swVersion = sync.OnceValue(func() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return ""
+})
+
+// haComponent is the Home Assistant entity kind that fits a point.
+func haComponent(p config.PointInfo) string {
+	switch {
+	case p.Type == "bool" && p.Writable:
+		return "switch"
+	case p.Type == "bool":
+		return "binary_sensor"
+	case p.Type == "string" && p.Writable:
+		return "text"
+	case p.Writable:
+		return "number"
+	}
+	return "sensor"
+}
+
+// haNumberRange is the range and step of a writable number: the type's
+// range scaled, so Home Assistant does not hold commands to its default
+// 1..100. ok is false for an unknown type.
+func haNumberRange(p haPoint) (lo, hi, step float64, ok bool) {
+	r, ok := haRawRange[p.Type]
+	if !ok {
+		return 0, 0, 0, false
+	}
+	lo, hi = r[0]*p.scale+p.offset, r[1]*p.scale+p.offset
+	if lo > hi {
+		lo, hi = hi, lo
+	}
+	lo, hi = max(lo, -math.MaxFloat64), min(hi, math.MaxFloat64) // JSON has no infinity
+	step = haMinStep
+	if !strings.HasPrefix(p.Type, "float") {
+		step = max(math.Abs(p.scale), haMinStep)
+	}
+	return lo, hi, step, lo < hi
+}
+
+// haID keeps the characters Home Assistant allows in a discovery topic's
+// node and object ids; config names are already restricted to them.
+func haID(s string) string {
+	return strings.Map(func(c rune) rune {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' {
+			return c
+		}
+		return '_'
+	}, s)
+}
+
+// haConfigs returns the discovery configs s should publish, by topic, and
+// the points left out because their ids collide with an earlier point's
+// ("a_b"/"c" and "a"/"b_c").
+func haConfigs(s *settings, v *view) (configs map[string]string, collisions []string) {
+	configs = map[string]string{}
+	if !s.discovery || s.format == formatBatch {
+		return configs, nil
+	}
+	node := haID(v.gatewayID)
+	dev := haDevice{
+		Identifiers:  []string{"fieldgate_" + v.gatewayID},
+		Name:         v.gatewayID,
+		Manufacturer: "fieldgate",
+		Model:        "gateway",
+		SWVersion:    swVersion(),
+	}
+	seen := map[string]bool{}
+	for _, p := range v.points {
+		object := haID(p.Adapter + "_" + p.Point)
+		if seen[object] {
+			collisions = append(collisions, p.Adapter+"/"+p.Point)
+			continue
+		}
+		seen[object] = true
+		component := haComponent(p.PointInfo)
+		c := haEntity(s, p, component)
+		c.UniqueID = "fieldgate_" + v.gatewayID + "_" + p.Adapter + "_" + p.Point
+		c.Device = dev
+		b, _ := json.Marshal(c) // strings and finite numbers always marshal
+		configs[haDiscoveryPrefix+"/"+component+"/"+node+"/"+object+"/config"] = string(b)
+	}
+	return configs, collisions
+}
+
+// haEntity describes one point as a Home Assistant entity of component.
+func haEntity(s *settings, p haPoint, component string) haConfig {
+	readings := s.prefix + "/" + p.Adapter + "/" + p.Point
+	c := haConfig{
+		Name:       p.Adapter + " " + p.Point,
+		StateTopic: readings,
+		QoS:        1,
+		Availability: []haAvailability{
+			{Topic: s.statusTopic(), PayloadAvailable: "online", PayloadNotAvailable: "offline"},
+			// An adapter in error makes its entities unavailable rather
+			// than showing its last value as current.
+			{Topic: s.adapterStatusTopic(p.Adapter), ValueTemplate: "{{ value_json.state }}",
+				PayloadAvailable: "ok", PayloadNotAvailable: "error"},
+		},
+		AvailabilityMode: "all",
+	}
+	if s.format == formatJSON {
+		c.ValueTemplate = "{{ value_json.value }}"
+		if p.Type == "bool" {
+			// A JSON boolean renders as Python's True/False; tojson gives
+			// back the "true"/"false" the value format publishes.
+			c.ValueTemplate = "{{ value_json.value | tojson }}"
+		}
+	}
+	if p.Writable {
+		c.CommandTopic = readings + "/set"
+	}
+	switch component {
+	case "binary_sensor":
+		c.PayloadOn, c.PayloadOff = "true", "false"
+	case "switch":
+		c.PayloadOn, c.PayloadOff = "true", "false"
+		c.StateOn, c.StateOff = "true", "false"
+	case "text":
+		// A JSON command, so text that looks like a number or starts with
+		// "{" still arrives as a string.
+		c.CommandTemplate = `{"value":{{ value | tojson }}}`
+	case "number":
+		c.Unit, c.Mode = p.Unit, "box"
+		if lo, hi, step, ok := haNumberRange(p); ok {
+			c.Min, c.Max, c.Step = &lo, &hi, &step
+		}
+	case "sensor":
+		if p.Type != "string" { // a unit or state class makes Home Assistant insist on numbers
+			c.Unit, c.StateClass = p.Unit, "measurement"
+		}
+	}
+	return c
+}
+
+// discovery keeps one upstream's broker holding the Home Assistant
+// discovery configs of the current points: all of them again after each
+// (re)connect, the changed ones after a reload, and an empty retained
+// message on the topic of each config no longer wanted, so that Home
+// Assistant removes the entity. It runs in its own goroutine, so a slow
+// broker never holds up readings, and its publishes bypass the buffer: a
+// config is state, of which only the latest matters.
+type discovery struct {
+	r     *runner
+	kick  chan struct{} // capacity 1: a connect or a reload
+	conns atomic.Uint64 // connections made so far
+
+	// held maps each config topic the broker may hold to the payload it
+	// holds, "" when unknown. It belongs to the upstream, not the runner:
+	// the next runner of the upstream, started when a reload changes its
+	// settings, takes it over and clears what it no longer wants. Runners
+	// of one upstream never overlap (Reload waits for the old one to stop
+	// before starting the new one), so one goroutine uses it at a time.
+	held map[string]string
+	conn uint64 // the connection held was last brought up to date on
+}
+
+// newDiscovery returns r's discovery, or nil when r has nothing to publish
+// and nothing to clear.
+func newDiscovery(r *runner, held map[string]string) *discovery {
+	if r.s.discovery && r.s.format == formatBatch {
+		r.logger.Warn("homeassistant: no discovery configs for format batch, which has no topic per point")
+	}
+	if !r.s.discovery && len(held) == 0 {
+		return nil
+	}
+	return &discovery{r: r, kick: make(chan struct{}, 1), held: held}
+}
+
+// connected is called at each new connection.
+func (d *discovery) connected() {
+	if d == nil {
+		return
+	}
+	d.conns.Add(1)
+	d.poke()
+}
+
+// poke asks for the configs to be brought up to date, without blocking.
+func (d *discovery) poke() {
+	if d == nil {
+		return
+	}
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (d *discovery) run() {
+	for {
+		select {
+		case <-d.r.ctx.Done():
+			return
+		case <-d.kick:
+			d.sync()
+		}
+	}
+}
+
+// sync publishes what the broker lacks and clears what it should no longer
+// hold, then waits, for a bounded time, for the broker to confirm.
+func (d *discovery) sync() {
+	conn := d.conns.Load()
+	if conn == 0 || !d.r.client.IsConnectionOpen() {
+		return // the next connect brings everything up to date
+	}
+	want, collisions := haConfigs(d.r.s, d.r.b.view.Load())
+	if len(collisions) > 0 {
+		d.r.logger.Warn("homeassistant: points left out: their ids collide with another point's", "points", collisions)
+	}
+	type pub struct {
+		topic, payload string
+		tok            mqtt.Token
+	}
+	var pubs []pub
+	for _, topic := range slices.Sorted(maps.Keys(want)) {
+		if conn != d.conn || d.held[topic] != want[topic] {
+			pubs = append(pubs, pub{topic: topic, payload: want[topic]})
+		}
+	}
+	for _, topic := range slices.Sorted(maps.Keys(d.held)) {
+		if _, ok := want[topic]; !ok {
+			pubs = append(pubs, pub{topic: topic}) // empty and retained: Home Assistant removes the entity
+		}
+	}
+	for _, p := range pubs {
+		d.held[p.topic] = "" // unknown until confirmed
+	}
+	d.conn = conn
+	if len(pubs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(d.r.ctx, haTimeout)
+	defer cancel()
+	for i := range pubs {
+		if ctx.Err() != nil {
+			pubs = pubs[:i]
+			break
+		}
+		pubs[i].tok = d.r.client.Publish(pubs[i].topic, 1, true, pubs[i].payload)
+	}
+	published, cleared, failed := 0, 0, len(pubs)
+	for _, p := range pubs {
+		select {
+		case <-p.tok.Done():
+		case <-ctx.Done():
+			continue // unconfirmed: held stays unknown, so it is published again
+		}
+		if p.tok.Error() != nil {
+			continue
+		}
+		failed--
+		if p.payload == "" {
+			delete(d.held, p.topic)
+			cleared++
+		} else {
+			d.held[p.topic] = p.payload
+			published++
+		}
+	}
+	switch {
+	case d.r.ctx.Err() != nil: // stopping
+	case failed > 0:
+		d.r.logger.Warn("homeassistant: discovery configs not confirmed; sent again at the next connect or reload",
+			"published", published, "cleared", cleared, "unconfirmed", failed)
+	case cleared > 0:
+		d.r.logger.Info("homeassistant: discovery configs", "published", published, "cleared", cleared)
+	default:
+		d.r.logger.Debug("homeassistant: discovery configs", "published", published)
+	}
+}

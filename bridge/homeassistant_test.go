@@ -1,0 +1,376 @@
+package bridge
+
+import (
+	"encoding/json"
+	"maps"
+	"math"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/fieldgate/fieldgate/adapters"
+	"github.com/fieldgate/fieldgate/config"
+	"github.com/fieldgate/fieldgate/test/peers"
+)
+
+func homeassistant(u *config.Upstream) { u.HomeAssistant = true }
+
+// haTestConfig has a point for every kind of entity: boiler/temp sensor,
+// boiler/setpoint number, boiler/pump switch, boiler/alarm binary_sensor,
+// scale/label text, scale/model (string) sensor, io/door binary_sensor,
+// io/relay switch.
+func haTestConfig(ups ...config.Upstream) *config.Config {
+	half := 0.5
+	return &config.Config{
+		Gateway: config.Gateway{ID: "gw", TopicPrefix: "fg/gw"},
+		Modbus: []config.Modbus{{Name: "boiler", Points: []config.ModbusPoint{
+			{Name: "temp", Type: "float32", Unit: "degC"},
+			{Name: "setpoint", Type: "uint16", Unit: "degC", Scale: &half, Offset: 10, Writable: true},
+			{Name: "pump", Type: "bool", Writable: true},
+			{Name: "alarm", Type: "bool"},
+		}}},
+		Serial: []config.Serial{{Name: "scale", Points: []config.SerialPoint{
+			{Name: "label", Type: "string", WriteFormat: "L{value}\r\n"},
+			{Name: "model", Type: "string", Unit: "ignored"},
+		}}},
+		GPIO: []config.GPIO{{Name: "io", Points: []config.GPIOPoint{
+			{Name: "door", Direction: "input", Unit: "ignored"},
+			{Name: "relay", Direction: "output"},
+		}}},
+		Upstream: ups,
+	}
+}
+
+// haWant is what one discovery config must say, beyond the fields every
+// config has (checked by haCommon).
+type haWant struct {
+	topic  string
+	fields map[string]any // as decoded from JSON
+	absent []string
+}
+
+// haWantJSON are haTestConfig's configs for a json upstream with prefix
+// fg/gw.
+var haWantJSON = []haWant{
+	{"homeassistant/sensor/gw/boiler_temp/config", map[string]any{
+		"value_template": "{{ value_json.value }}", "unit_of_measurement": "degC", "state_class": "measurement",
+	}, []string{"command_topic", "min", "payload_on"}},
+	{"homeassistant/number/gw/boiler_setpoint/config", map[string]any{
+		"value_template": "{{ value_json.value }}", "command_topic": "fg/gw/boiler/setpoint/set",
+		"unit_of_measurement": "degC", "min": 10.0, "max": 65535*0.5 + 10, "step": 0.5, "mode": "box",
+	}, []string{"state_class", "payload_on"}},
+	{"homeassistant/switch/gw/boiler_pump/config", map[string]any{
+		"value_template": "{{ value_json.value | tojson }}", "command_topic": "fg/gw/boiler/pump/set",
+		"payload_on": "true", "payload_off": "false", "state_on": "true", "state_off": "false",
+	}, []string{"unit_of_measurement", "min"}},
+	{"homeassistant/binary_sensor/gw/boiler_alarm/config", map[string]any{
+		"value_template": "{{ value_json.value | tojson }}", "payload_on": "true", "payload_off": "false",
+	}, []string{"command_topic", "state_on", "unit_of_measurement"}},
+	{"homeassistant/text/gw/scale_label/config", map[string]any{
+		"value_template": "{{ value_json.value }}", "command_topic": "fg/gw/scale/label/set",
+		"command_template": `{"value":{{ value | tojson }}}`,
+	}, []string{"unit_of_measurement", "min"}},
+	{"homeassistant/sensor/gw/scale_model/config", map[string]any{
+		"value_template": "{{ value_json.value }}",
+	}, []string{"command_topic", "unit_of_measurement", "state_class"}},
+	{"homeassistant/binary_sensor/gw/io_door/config", map[string]any{
+		"value_template": "{{ value_json.value | tojson }}", "payload_on": "true", "payload_off": "false",
+	}, []string{"command_topic", "unit_of_measurement"}},
+	{"homeassistant/switch/gw/io_relay/config", map[string]any{
+		"command_topic": "fg/gw/io/relay/set", "state_on": "true",
+	}, nil},
+}
+
+// haCheck decodes a discovery config and checks it against w.
+func haCheck(t *testing.T, w haWant, payload []byte) {
+	t.Helper()
+	var got map[string]any
+	if err := json.Unmarshal(payload, &got); err != nil {
+		t.Fatalf("%s: %v: %s", w.topic, err, payload)
+	}
+	parts := strings.Split(w.topic, "/") // homeassistant/<component>/gw/<adapter>_<point>/config
+	adapter, point, _ := strings.Cut(parts[3], "_")
+	want := map[string]any{
+		"name":        adapter + " " + point,
+		"unique_id":   "fieldgate_gw_" + adapter + "_" + point,
+		"state_topic": "fg/gw/" + adapter + "/" + point,
+		"qos":         1.0,
+		"availability": []any{
+			map[string]any{"topic": "fg/gw/status", "payload_available": "online", "payload_not_available": "offline"},
+			map[string]any{"topic": "fg/gw/" + adapter + "/status", "value_template": "{{ value_json.state }}",
+				"payload_available": "ok", "payload_not_available": "error"},
+		},
+		"availability_mode": "all",
+		"device":            map[string]any{"identifiers": []any{"fieldgate_gw"}, "name": "gw", "manufacturer": "fieldgate", "model": "gateway"},
+	}
+	if dev, ok := got["device"].(map[string]any); ok {
+		delete(dev, "sw_version") // present only in stamped builds
+	}
+	for k, v := range w.fields {
+		want[k] = v
+	}
+	for k, v := range want {
+		if !reflect.DeepEqual(got[k], v) {
+			t.Errorf("%s: %q = %#v, want %#v", w.topic, k, got[k], v)
+		}
+	}
+	for _, k := range w.absent {
+		if _, ok := got[k]; ok {
+			t.Errorf("%s: has %q = %v, want none", w.topic, k, got[k])
+		}
+	}
+}
+
+// TestHAConfigs checks the configs of every kind of point in the json and
+// value formats, and that the batch format gets none.
+func TestHAConfigs(t *testing.T) {
+	configsOf := func(t *testing.T, cfg *config.Config) (map[string]string, []string) {
+		t.Helper()
+		specs, v, err := resolve(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return haConfigs(specs[0], v)
+	}
+	t.Run("json", func(t *testing.T) {
+		got, _ := configsOf(t, haTestConfig(upstream("cloud", "mqtt://x", homeassistant)))
+		if len(got) != len(haWantJSON) {
+			t.Errorf("%d configs, want %d: %v", len(got), len(haWantJSON), got)
+		}
+		for _, w := range haWantJSON {
+			haCheck(t, w, []byte(got[w.topic]))
+		}
+	})
+	t.Run("value", func(t *testing.T) {
+		got, _ := configsOf(t, haTestConfig(upstream("cloud", "mqtt://x", homeassistant, format(formatValue))))
+		if len(got) != len(haWantJSON) {
+			t.Errorf("%d configs, want %d", len(got), len(haWantJSON))
+		}
+		for _, w := range haWantJSON {
+			w.fields = maps.Clone(w.fields)
+			delete(w.fields, "value_template")
+			w.absent = append(slices.Clip(w.absent), "value_template")
+			haCheck(t, w, []byte(got[w.topic]))
+		}
+	})
+	t.Run("batch", func(t *testing.T) {
+		if got, _ := configsOf(t, haTestConfig(upstream("cloud", "mqtt://x", homeassistant, format(formatBatch)))); len(got) != 0 {
+			t.Errorf("batch format: %v, want no configs", got)
+		}
+	})
+	t.Run("off", func(t *testing.T) {
+		if got, _ := configsOf(t, haTestConfig(upstream("cloud", "mqtt://x"))); len(got) != 0 {
+			t.Errorf("homeassistant off: %v, want no configs", got)
+		}
+	})
+	t.Run("ids", func(t *testing.T) {
+		cfg := &config.Config{
+			Gateway: config.Gateway{ID: "pi gw/1"},
+			GPIO: []config.GPIO{
+				{Name: "a_b", Points: []config.GPIOPoint{{Name: "c", Direction: "input"}}},
+				{Name: "a", Points: []config.GPIOPoint{{Name: "b_c", Direction: "input"}}},
+			},
+			Upstream: []config.Upstream{upstream("cloud", "mqtt://x", homeassistant)},
+		}
+		got, collisions := configsOf(t, cfg)
+		const topic = "homeassistant/binary_sensor/pi_gw_1/a_b_c/config"
+		if _, ok := got[topic]; !ok || len(got) != 1 {
+			t.Errorf("configs %v, want only %s", got, topic)
+		}
+		if !reflect.DeepEqual(collisions, []string{"a/b_c"}) {
+			t.Errorf("collisions %v, want [a/b_c]", collisions)
+		}
+		if !strings.Contains(got[topic], `"unique_id":"fieldgate_pi gw/1_a_b_c"`) {
+			t.Errorf("config %s: unique_id not from the gateway id", got[topic])
+		}
+	})
+}
+
+func TestHANumberRange(t *testing.T) {
+	tests := []struct {
+		typ           string
+		scale, offset float64
+		lo, hi, step  float64
+		ok            bool
+	}{
+		{"int16", 1, 0, math.MinInt16, math.MaxInt16, 1, true},
+		{"uint16", 0.5, 10, 10, 65535*0.5 + 10, 0.5, true},
+		{"int16", -0.0001, 0, -3.2767, 3.2768, haMinStep, true},
+		{"uint32", 10, 0, 0, 10 * math.MaxUint32, 10, true},
+		{"float32", 1, 0, -math.MaxFloat32, math.MaxFloat32, haMinStep, true},
+		{"float64", 10, 0, -math.MaxFloat64, math.MaxFloat64, haMinStep, true}, // clamped: JSON has no infinity
+		{"", 1, 0, 0, 0, 0, false},
+	}
+	for _, tt := range tests {
+		p := haPoint{PointInfo: config.PointInfo{Type: tt.typ}, scale: tt.scale, offset: tt.offset}
+		lo, hi, step, ok := haNumberRange(p)
+		near := func(a, b float64) bool { return a == b || math.Abs(a-b) <= 1e-9*math.Abs(b) }
+		if ok != tt.ok || ok && (!near(lo, tt.lo) || !near(hi, tt.hi) || !near(step, tt.step)) {
+			t.Errorf("%s ×%g %+g: %g..%g step %g ok %t, want %g..%g step %g ok %t",
+				tt.typ, tt.scale, tt.offset, lo, hi, step, ok, tt.lo, tt.hi, tt.step, tt.ok)
+		}
+	}
+}
+
+// awaitHA waits until the broker has received, from the gateway, n
+// publishes on each topic (any number, with n = 0) and the last of them is
+// the empty payload that removes the entity exactly when cleared is set.
+func awaitHA(t *testing.T, m *peers.Mochi, topics []string, n int, cleared bool) []peers.Message {
+	t.Helper()
+	return m.Received.Await(t, wait, "discovery configs", func(ms []peers.Message) bool {
+		for _, topic := range topics {
+			var got []peers.Message
+			for _, m := range ms {
+				if m.Topic == topic && m.ClientID == "gw-cloud" {
+					got = append(got, m)
+				}
+			}
+			if len(got) == 0 || len(got) < n || n > 0 && len(got) > n ||
+				cleared != (len(got[len(got)-1].Payload) == 0) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func haTopics(ws []haWant) []string {
+	var ts []string
+	for _, w := range ws {
+		ts = append(ts, w.topic)
+	}
+	return ts
+}
+
+// TestHADiscovery checks against each broker that the configs are
+// published retained at QoS 1, so that Home Assistant, subscribing later,
+// gets them, and (mochi, which forgets retained messages when it restarts)
+// that they are published again at a reconnect.
+func TestHADiscovery(t *testing.T) {
+	for _, br := range brokers {
+		t.Run(br.name, func(t *testing.T) {
+			url := br.start(t)
+			g := startGateway(t, haTestConfig(upstream("cloud", url, homeassistant)), nil)
+			g.logs.await(t, "upstream=cloud", "homeassistant: discovery configs", "published=8")
+			checkRetained(t, url)
+		})
+	}
+	t.Run("reconnect", func(t *testing.T) {
+		m := peers.StartMochi(t)
+		g := startGateway(t, haTestConfig(upstream("cloud", m.URL(), homeassistant)), nil)
+		for _, ms := range awaitHA(t, m, haTopics(haWantJSON), 1, false) {
+			if strings.HasPrefix(ms.Topic, "homeassistant/") && (ms.QoS != 1 || !ms.Retained) {
+				t.Errorf("%s: want QoS 1, retained", ms)
+			}
+		}
+		m.Stop()
+		g.logs.await(t, "connection lost", "upstream=cloud")
+		m.Start()
+		awaitHA(t, m, haTopics(haWantJSON), 2, false)
+		checkRetained(t, m.URL())
+	})
+}
+
+// checkRetained subscribes to the discovery topics and checks the retained
+// configs it gets.
+func checkRetained(t *testing.T, url string) {
+	t.Helper()
+	obs := peers.Observe(t, url, "homeassistant/#")
+	ms := obs.Await(t, wait, "every retained config", func(ms []peers.Message) bool { return len(ms) >= len(haWantJSON) })
+	got := map[string]peers.Message{}
+	for _, m := range ms {
+		if !m.Retained || m.QoS != 1 {
+			t.Errorf("%s: want QoS 1, retained", m)
+		}
+		got[m.Topic] = m
+	}
+	for _, w := range haWantJSON {
+		m, ok := got[w.topic]
+		if !ok {
+			t.Errorf("no config on %s", w.topic)
+			continue
+		}
+		haCheck(t, w, m.Payload)
+	}
+	if len(got) != len(haWantJSON) {
+		t.Errorf("%d configs, want %d", len(got), len(haWantJSON))
+	}
+}
+
+// TestHAReload removes a point, adds one and changes one: the upstream
+// keeps its connection, clears the removed point's config, publishes the
+// other two and leaves the rest alone. Turning discovery off then clears
+// every config.
+func TestHAReload(t *testing.T) {
+	m := peers.StartMochi(t)
+	v1 := haTestConfig(upstream("cloud", m.URL(), homeassistant))
+	g := startGateway(t, v1, nil)
+	all := haTopics(haWantJSON)
+	awaitHA(t, m, all, 1, false)
+
+	v2 := haTestConfig(upstream("cloud", m.URL(), homeassistant))
+	boiler := &v2.Modbus[0]
+	boiler.Points = append(boiler.Points[:3], config.ModbusPoint{Name: "flow", Type: "float32", Unit: "l/min"}) // alarm out, flow in
+	boiler.Points[0].Unit = "K"
+	if err := g.b.Reload(v2); err != nil {
+		t.Fatal(err)
+	}
+	const (
+		alarm = "homeassistant/binary_sensor/gw/boiler_alarm/config"
+		flow  = "homeassistant/sensor/gw/boiler_flow/config"
+		temp  = "homeassistant/sensor/gw/boiler_temp/config"
+	)
+	awaitHA(t, m, []string{alarm}, 2, true)
+	awaitHA(t, m, []string{temp}, 2, false)
+	ms := awaitHA(t, m, []string{flow}, 1, false)
+	if n := m.Connects("gw-cloud"); n != 1 {
+		t.Errorf("connected %d times, want 1: the reload must keep the connection", n)
+	}
+	if got := topicPayloads(ms, temp); !strings.Contains(got[1], `"unit_of_measurement":"K"`) {
+		t.Errorf("temp config after the reload: %s, want unit K", got[1])
+	}
+	for _, topic := range all {
+		if n := len(m.Received.Topic(topic)); topic != alarm && topic != temp && n != 1 {
+			t.Errorf("%s published %d times, want once: it did not change", topic, n)
+		}
+	}
+
+	v3 := haTestConfig(upstream("cloud", m.URL()))
+	v3.Modbus = v2.Modbus
+	if err := g.b.Reload(v3); err != nil {
+		t.Fatal(err)
+	}
+	var left []string // every config v2 published
+	for _, topic := range append(all, flow) {
+		if topic != alarm {
+			left = append(left, topic)
+		}
+	}
+	awaitHA(t, m, left, 0, true)
+}
+
+// TestHABatch checks that a batch upstream publishes no discovery config
+// and says why once, not at every connect.
+func TestHABatch(t *testing.T) {
+	m := peers.StartMochi(t)
+	g := startGateway(t, haTestConfig(upstream("cloud", m.URL(), homeassistant, format(formatBatch))), nil)
+	g.logs.await(t, "level=WARN", "upstream=cloud", "homeassistant: no discovery configs for format batch")
+	g.logs.await(t, "connected", "upstream=cloud")
+	m.Stop()
+	g.logs.await(t, "connection lost", "upstream=cloud")
+	m.Start()
+	_, last := g.emit(adapters.Reading{Adapter: "boiler", Point: "temp", Value: adapters.Float(1)})
+	g.awaitCursor("cloud", last+1)
+	if n := m.Connects("gw-cloud"); n != 2 {
+		t.Fatalf("connected %d times, want 2", n)
+	}
+	for _, ms := range m.Received.All() {
+		if strings.HasPrefix(ms.Topic, "homeassistant/") {
+			t.Errorf("batch upstream published %s", ms)
+		}
+	}
+	if n := strings.Count(g.logs.String(), "homeassistant:"); n != 1 {
+		t.Errorf("%d log lines about homeassistant, want 1:\n%s", n, g.logs)
+	}
+}

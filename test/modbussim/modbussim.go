@@ -130,25 +130,27 @@ func (b *Bank) setBit(m map[uint16]bool, addr uint16, v bool) {
 
 // HandleCoils implements modbus.RequestHandler.
 func (b *Bank) HandleCoils(req *modbus.CoilsRequest) ([]bool, error) {
-	return b.bits(b.coils, "coil", req.Addr, req.Quantity, req.IsWrite, req.Args)
+	return access(b, b.coils, "coil", req.Addr, req.Quantity, req.IsWrite, req.Args)
 }
 
 // HandleDiscreteInputs implements modbus.RequestHandler.
 func (b *Bank) HandleDiscreteInputs(req *modbus.DiscreteInputsRequest) ([]bool, error) {
-	return b.bits(b.discrete, "discrete_input", req.Addr, req.Quantity, false, nil)
+	return access[bool](b, b.discrete, "discrete_input", req.Addr, req.Quantity, false, nil)
 }
 
 // HandleHoldingRegisters implements modbus.RequestHandler.
 func (b *Bank) HandleHoldingRegisters(req *modbus.HoldingRegistersRequest) ([]uint16, error) {
-	return b.regs(b.holding, "holding_register", req.Addr, req.Quantity, req.IsWrite, req.Args)
+	return access(b, b.holding, "holding_register", req.Addr, req.Quantity, req.IsWrite, req.Args)
 }
 
 // HandleInputRegisters implements modbus.RequestHandler.
 func (b *Bank) HandleInputRegisters(req *modbus.InputRegistersRequest) ([]uint16, error) {
-	return b.regs(b.input, "input_register", req.Addr, req.Quantity, false, nil)
+	return access[uint16](b, b.input, "input_register", req.Addr, req.Quantity, false, nil)
 }
 
-func (b *Bank) bits(m map[uint16]bool, table string, addr, n uint16, write bool, args []bool) ([]bool, error) {
+// access serves one request on one table: a write stores args, a read
+// returns n values.
+func access[T any](b *Bank, m map[uint16]T, table string, addr, n uint16, write bool, args []T) ([]T, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.fault != nil {
@@ -162,28 +164,7 @@ func (b *Bank) bits(m map[uint16]bool, table string, addr, n uint16, write bool,
 		return nil, nil
 	}
 	b.countRead()
-	out := make([]bool, n)
-	for i := range out {
-		out[i] = m[addr+uint16(i)]
-	}
-	return out, nil
-}
-
-func (b *Bank) regs(m map[uint16]uint16, table string, addr, n uint16, write bool, args []uint16) ([]uint16, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.fault != nil {
-		return nil, b.fault
-	}
-	if write {
-		b.writes = append(b.writes, Write{table, addr, n})
-		for i, v := range args {
-			m[addr+uint16(i)] = v
-		}
-		return nil, nil
-	}
-	b.countRead()
-	out := make([]uint16, n)
+	out := make([]T, n)
 	for i := range out {
 		out[i] = m[addr+uint16(i)]
 	}

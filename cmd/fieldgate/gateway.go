@@ -103,6 +103,9 @@ func runGateway(path string, stderr io.Writer) int {
 	g.mu.Unlock()
 	log.Info("fieldgate started", "version", version, "gateway", cfg.Gateway.ID,
 		"adapters", len(cfg.Adapters()), "upstreams", len(cfg.Upstream))
+	if cfg.Gateway.MetricsListen != "" {
+		log.Warn("gateway.metrics_listen is not served by this version; ignoring it", "listen", cfg.Gateway.MetricsListen)
+	}
 
 	status := exitOK
 loop:

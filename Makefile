@@ -5,7 +5,7 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 PREFIX  ?= /usr/local
 
-.PHONY: build demo test fuzz bench install clean
+.PHONY: build demo test test-gpio fuzz bench install clean
 
 ## build: the gateway binary, bin/fieldgate (static, stripped)
 build:
@@ -18,6 +18,10 @@ demo: build
 ## test: every unit and integration test, with the race detector
 test:
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+## test-gpio: the GPIO adapter against gpio-sim in a small kernel under qemu
+test-gpio:
+	bash test/gpiovm/run.sh
 
 ## fuzz: each fuzz target for a short while (FUZZTIME=5m for longer)
 FUZZTIME ?= 15s

@@ -97,7 +97,7 @@ func New(c *config.Serial, log *slog.Logger) (*Adapter, error) {
 		timeout:  c.Timeout.D(),
 		delim:    c.Delimiter,
 		byName:   make(map[string]*point, len(c.Points)),
-		log:      log.With("adapter", c.Name),
+		log:      log, // the gateway adds the adapter attribute
 		cmds:     make(chan *command),
 	}
 	var errs []error

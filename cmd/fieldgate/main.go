@@ -14,7 +14,9 @@ import (
 	"github.com/fieldgate/fieldgate/config"
 
 	// Adapter kinds register themselves with the adapters package.
+	_ "github.com/fieldgate/fieldgate/adapters/gpio"
 	_ "github.com/fieldgate/fieldgate/adapters/modbus"
+	_ "github.com/fieldgate/fieldgate/adapters/serial"
 )
 
 // Set by the linker (see Makefile).

@@ -1,0 +1,288 @@
+package gpio
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/warthog618/go-gpiocdev"
+	"golang.org/x/sys/unix"
+
+	"github.com/fieldgate/fieldgate/adapters"
+	"github.com/fieldgate/fieldgate/config"
+)
+
+// recorder is an adapters.Emitter that hands what it receives to the test.
+type recorder struct {
+	readings chan emitted
+	statuses chan error
+}
+
+// emitted is one reading and when Emit received it.
+type emitted struct {
+	adapters.Reading
+	at time.Time
+}
+
+func newRecorder() *recorder {
+	return &recorder{readings: make(chan emitted, 4096), statuses: make(chan error, 256)}
+}
+
+func (r *recorder) Emit(rs []adapters.Reading) {
+	now := time.Now()
+	for _, x := range rs {
+		r.readings <- emitted{x, now}
+	}
+}
+
+func (r *recorder) Status(err error) { r.statuses <- err }
+
+// reading waits for the next reading.
+func (r *recorder) reading(t *testing.T, within time.Duration) emitted {
+	t.Helper()
+	select {
+	case x := <-r.readings:
+		return x
+	case <-time.After(within):
+		t.Fatalf("no reading within %v", within)
+	}
+	return emitted{}
+}
+
+// status waits for the next status report.
+func (r *recorder) status(t *testing.T, within time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-r.statuses:
+		return err
+	case <-time.After(within):
+		t.Fatalf("no status within %v", within)
+	}
+	return nil
+}
+
+// run starts a.Run and returns a function that stops it and checks it
+// returned nil; the test's cleanup calls that function too.
+func run(t *testing.T, a *Adapter, e adapters.Emitter) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, e) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run returned %v", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Errorf("Run did not return within 5 s of cancellation")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func dur(d time.Duration) config.Duration { return config.Duration(d) }
+
+func TestParsePoints(t *testing.T) {
+	tests := []struct {
+		name  string
+		point config.GPIOPoint
+		want  string // substring of the error; "" for valid
+	}{
+		{"defaults", config.GPIOPoint{Name: "door", Line: 17}, ""},
+		{"full input", config.GPIOPoint{Name: "door", Line: 17, Direction: "input", Edge: "falling",
+			Debounce: dur(20 * time.Millisecond), Bias: "pull_up", ActiveLow: true, Interval: dur(time.Second)}, ""},
+		{"output", config.GPIOPoint{Name: "relay", Line: 5, Direction: "output", Initial: true, Bias: "disabled"}, ""},
+		{"output edge none", config.GPIOPoint{Name: "relay", Line: 5, Direction: "output", Edge: "none"}, ""},
+		{"bad direction", config.GPIOPoint{Name: "p", Direction: "in"}, `unknown direction "in"`},
+		{"bad edge", config.GPIOPoint{Name: "p", Edge: "bth"}, `unknown edge "bth"`},
+		{"bad bias", config.GPIOPoint{Name: "p", Bias: "pullup"}, `unknown bias "pullup"`},
+		{"negative line", config.GPIOPoint{Name: "p", Line: -1}, "negative"},
+		{"negative debounce", config.GPIOPoint{Name: "p", Debounce: dur(-time.Second)}, "negative"},
+		{"initial on input", config.GPIOPoint{Name: "p", Initial: true}, "outputs only"},
+		{"edge on output", config.GPIOPoint{Name: "p", Direction: "output", Edge: "both"}, "inputs only"},
+		{"interval on output", config.GPIOPoint{Name: "p", Direction: "output", Interval: dur(time.Second)}, "inputs only"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ps, err := parsePoints(&config.GPIO{Name: "io", Chip: "gpiochip0", Points: []config.GPIOPoint{tt.point}})
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				if got := ps[0]; got.output != (tt.point.Direction == "output") || got.level != tt.point.Initial {
+					t.Errorf("parsed %+v from %+v", got, tt.point)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), `gpio "io" point "p"`) {
+				t.Fatalf("error %v, want one naming the point and saying %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestParsePointsReportsEveryProblem(t *testing.T) {
+	_, err := parsePoints(&config.GPIO{Name: "io", Points: []config.GPIOPoint{
+		{Name: "a", Line: 1, Edge: "up"},
+		{Name: "a", Line: 1},
+	}})
+	for _, want := range []string{"chip is required", `unknown edge "up"`, "duplicate point name", `line 1 is already point "a"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not say %q", err, want)
+		}
+	}
+}
+
+func TestParsePointsDefaults(t *testing.T) {
+	ps, err := parsePoints(&config.GPIO{Name: "io", Chip: "gpiochip0", Points: []config.GPIOPoint{{Name: "door", Line: 3}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := ps[0]; p.output || p.edge != gpiocdev.WithBothEdges || p.bias != gpiocdev.WithBiasAsIs {
+		t.Errorf("defaults: %+v, want an input on both edges with bias as is", p)
+	}
+}
+
+func TestCdevPath(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"/dev/gpiochip0", "/dev/gpiochip0"},
+		{"/dev/sub/gpiochip1", "/dev/sub/gpiochip1"},
+		{"/tmp/x/gpiochip2", "/dev/../tmp/x/gpiochip2"},
+		{"/devices/gpiochip3", "/dev/../devices/gpiochip3"},
+	}
+	for _, tt := range tests {
+		if got := cdevPath(tt.in); got != tt.want {
+			t.Errorf("cdevPath(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestMonoToWall(t *testing.T) {
+	wall := time.Date(2026, 11, 21, 23, 0, 0, 0, time.UTC)
+	tests := []struct {
+		event, now time.Duration
+		want       time.Time
+	}{
+		{100 * time.Second, 100 * time.Second, wall},
+		{99*time.Second + 877*time.Millisecond, 100 * time.Second, wall.Add(-123 * time.Millisecond)},
+		{5 * time.Microsecond, 7 * time.Microsecond, wall.Add(-2 * time.Microsecond)},
+	}
+	for _, tt := range tests {
+		if got := monoToWall(tt.event, tt.now, wall); !got.Equal(tt.want) {
+			t.Errorf("monoToWall(%v, %v) = %v, want %v", tt.event, tt.now, got, tt.want)
+		}
+	}
+}
+
+func TestWallClockNow(t *testing.T) {
+	before := time.Now()
+	got := wallClock(monotonicNow(t))
+	after := time.Now()
+	if got.Before(before) || got.After(after) {
+		t.Errorf("wallClock(now) = %v, want within [%v, %v]", got, before, after)
+	}
+}
+
+func TestNextBeat(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		now  time.Time
+		want time.Time
+	}{
+		{"on time", t0.Add(time.Millisecond), t0.Add(time.Second)},
+		{"late within a period", t0.Add(900 * time.Millisecond), t0.Add(time.Second)},
+		{"stalled past the next", t0.Add(2500 * time.Millisecond), t0.Add(3500 * time.Millisecond)},
+	}
+	for _, tt := range tests {
+		if got := nextBeat(t0, time.Second, tt.now); !got.Equal(tt.want) {
+			t.Errorf("%s: nextBeat = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestNewRejectsBadOptions(t *testing.T) {
+	cfg := &config.GPIO{Name: "io", Chip: "gpiochip0", Points: []config.GPIOPoint{{Name: "door"}}}
+	for _, opt := range []Option{WithProbe(0), WithRetry(0, time.Second), WithRetry(time.Second, time.Millisecond)} {
+		if _, err := New(cfg, nil, opt); err == nil {
+			t.Error("New accepted a non-positive probe or retry period")
+		}
+	}
+}
+
+func TestWriteRefusals(t *testing.T) {
+	a, err := New(&config.GPIO{Name: "io", Chip: "gpiochip0", Points: []config.GPIOPoint{
+		{Name: "door", Line: 1},
+		{Name: "relay", Line: 2, Direction: "output"},
+	}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		point string
+		v     adapters.Value
+		want  error
+	}{
+		{"nope", adapters.Bool(true), adapters.ErrNoPoint},
+		{"door", adapters.Bool(true), adapters.ErrNotWritable},
+		{"relay", adapters.String("maybe"), adapters.ErrBadValue},
+		{"relay", adapters.Int(2), adapters.ErrBadValue},
+		{"relay", adapters.String("ON"), errNotOpen}, // valid, but Run has not opened the chip
+	}
+	for _, tt := range tests {
+		if _, _, err := a.Write(context.Background(), tt.point, tt.v); !errors.Is(err, tt.want) {
+			t.Errorf("Write(%q, %v) = %v, want %v", tt.point, tt.v, err, tt.want)
+		}
+	}
+}
+
+func TestRegistered(t *testing.T) {
+	cfg := &config.GPIO{Name: "io", Chip: "gpiochip0", Points: []config.GPIOPoint{{Name: "door"}}}
+	a, err := adapters.New("gpio", cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := a.(adapters.Writer); !ok || a.Name() != "io" {
+		t.Errorf("adapters.New(gpio) = %T named %q, want a Writer named io", a, a.Name())
+	}
+	if _, err := adapters.New("gpio", config.GPIO{}, nil); err == nil {
+		t.Error("the factory accepted a config of the wrong type")
+	}
+}
+
+// TestMissingChip runs against an empty device directory, which every host
+// has: the adapter reports the missing chip, keeps retrying, and stops.
+func TestMissingChip(t *testing.T) {
+	a, err := New(&config.GPIO{Name: "io", Chip: "pinctrl-rp1", Points: []config.GPIOPoint{{Name: "door"}}}, nil,
+		WithDevDir(t.TempDir()), WithRetry(10*time.Millisecond, 20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	run(t, a, rec)
+	for range 3 { // the first failure and two retries
+		err := rec.status(t, 5*time.Second)
+		if !errors.Is(err, ErrChipNotFound) || !strings.Contains(err.Error(), `gpio "io"`) || !strings.Contains(err.Error(), `"pinctrl-rp1"`) {
+			t.Fatalf("status %v, want chip-not-found naming adapter and chip", err)
+		}
+	}
+}
+
+// monotonicNow reads CLOCK_MONOTONIC, the clock of the kernel's event timestamps.
+func monotonicNow(t *testing.T) time.Duration {
+	t.Helper()
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ts.Nano())
+}

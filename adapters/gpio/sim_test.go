@@ -1,0 +1,501 @@
+//go:build gpiosim
+
+// Tests against the kernel's GPIO simulator (gpio-sim) through the real
+// character device. They need a kernel with CONFIG_GPIO_SIM and root:
+// test/gpiovm/run.sh boots one in qemu with this package's test binary as
+// /init; on a host with gpio-sim loaded, `go test -tags gpiosim` as root runs
+// them directly.
+
+package gpio
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/warthog618/go-gpiocdev"
+	"github.com/warthog618/go-gpiosim"
+	"golang.org/x/sys/unix"
+
+	"github.com/fieldgate/fieldgate/adapters"
+	"github.com/fieldgate/fieldgate/config"
+)
+
+// vmExitMarker precedes the exit code on the console; test/gpiovm waits for it.
+const vmExitMarker = "GPIOVM-EXIT"
+
+func TestMain(m *testing.M) {
+	if os.Getpid() == 1 {
+		vmInit(m)
+	}
+	os.Exit(m.Run())
+}
+
+// vmInit runs the tests as a VM's init process: it mounts what the tests
+// need, runs them, reports the exit code to the host and reboots, which ends
+// a qemu started with -no-reboot. An init that exits panics the kernel, so it
+// never returns.
+func vmInit(m *testing.M) {
+	for _, fs := range []struct{ typ, dir string }{
+		{"proc", "/proc"}, {"sysfs", "/sys"}, {"devtmpfs", "/dev"}, {"configfs", "/sys/kernel/config"},
+	} {
+		if err := os.MkdirAll(fs.dir, 0o755); err != nil {
+			fmt.Println("vm init:", err)
+		}
+		if err := unix.Mount(fs.typ, fs.dir, fs.typ, 0, ""); err != nil {
+			fmt.Printf("vm init: mount %s on %s: %v\n", fs.typ, fs.dir, err)
+		}
+	}
+	code := m.Run()
+	fmt.Printf("%s %d\n", vmExitMarker, code)
+	_ = unix.IoctlSetInt(1, unix.TCSBRK, 1) // tcdrain: the console must send the marker before the reboot
+	for {
+		fmt.Println("vm init: reboot:", unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART))
+		time.Sleep(time.Second)
+	}
+}
+
+const wait = 10 * time.Second // bound on every wait: plain emulation is slow
+
+var simCount atomic.Int32
+
+// newSim creates a simulated chip of n lines with a label of its own and
+// removes it when the test ends.
+func newSim(t *testing.T, n int) (*gpiosim.Chip, string) {
+	t.Helper()
+	label := fmt.Sprintf("fg-sim-%d", simCount.Add(1))
+	return newSimLabelled(t, n, label), label
+}
+
+func newSimLabelled(t *testing.T, n int, label string) *gpiosim.Chip {
+	t.Helper()
+	s, err := gpiosim.NewSim(gpiosim.WithBank(gpiosim.NewBank(label, n)))
+	if err != nil {
+		t.Fatalf("gpio-sim: %v", err)
+	}
+	t.Cleanup(s.Close)
+	return &s.Chips[0]
+}
+
+// start runs an adapter for chip with points, fast probe and retry, and
+// waits until it reports the chip open.
+func start(t *testing.T, chip string, points []config.GPIOPoint, opts ...Option) (*Adapter, *recorder, func()) {
+	t.Helper()
+	a, rec, stop := startFailing(t, chip, points, opts...)
+	if err := rec.status(t, wait); err != nil {
+		t.Fatalf("status %v, want ok", err)
+	}
+	return a, rec, stop
+}
+
+// startFailing runs an adapter without waiting for its first status.
+func startFailing(t *testing.T, chip string, points []config.GPIOPoint, opts ...Option) (*Adapter, *recorder, func()) {
+	t.Helper()
+	opts = append([]Option{WithProbe(50 * time.Millisecond), WithRetry(50*time.Millisecond, 200*time.Millisecond)}, opts...)
+	a, err := New(&config.GPIO{Name: "io", Chip: chip, Points: points}, nil, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	stop := run(t, a, rec)
+	return a, rec, stop
+}
+
+// expect waits for the next reading and checks its point and value.
+func expect(t *testing.T, rec *recorder, point string, v bool) emitted {
+	t.Helper()
+	x := rec.reading(t, wait)
+	if x.Adapter != "io" || x.Point != point || x.Value != adapters.Bool(v) {
+		t.Fatalf("reading %s/%s = %v, want io/%s = %v", x.Adapter, x.Point, x.Value, point, v)
+	}
+	return x
+}
+
+// expectNone checks that no reading arrives for a while: how long an absence
+// must last to count is the one timed judgement these tests make.
+func expectNone(t *testing.T, rec *recorder, d time.Duration) {
+	t.Helper()
+	select {
+	case x := <-rec.readings:
+		t.Fatalf("unexpected reading %s = %v", x.Point, x.Value)
+	case <-time.After(d):
+	}
+}
+
+func level(t *testing.T, c *gpiosim.Chip, offset int) int {
+	t.Helper()
+	v, err := c.Level(offset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestEdges(t *testing.T) {
+	tests := []struct {
+		edge string
+		want []bool // readings for the pulls up, down, up
+	}{
+		{"both", []bool{true, false, true}},
+		{"rising", []bool{true, true}},
+		{"falling", []bool{false}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.edge, func(t *testing.T) {
+			c, label := newSim(t, 4)
+			_, rec, _ := start(t, label, []config.GPIOPoint{{Name: "door", Line: 2, Edge: tt.edge}})
+			expect(t, rec, "door", false) // the level when opened
+			begin := time.Now()
+			for i, pull := range []int{1, 0, 1} {
+				if err := c.SetPull(2, pull); err != nil {
+					t.Fatalf("pull %d: %v", i, err)
+				}
+			}
+			prev := begin
+			for _, v := range tt.want {
+				x := expect(t, rec, "door", v)
+				if x.Time.Before(prev) || x.Time.After(x.at) {
+					t.Errorf("edge time %v, want after %v and before its Emit at %v", x.Time, prev, x.at)
+				}
+				prev = x.Time
+			}
+			expectNone(t, rec, 300*time.Millisecond)
+		})
+	}
+}
+
+// TestEdgeLatency measures, on the emulated machine, how long an edge takes
+// from the simulator's pull write to Emit, and checks each kernel timestamp
+// falls between the two once converted to wall-clock time.
+func TestEdgeLatency(t *testing.T) {
+	const n = 50
+	c, label := newSim(t, 1)
+	_, rec, _ := start(t, label, []config.GPIOPoint{{Name: "door", Line: 0}})
+	expect(t, rec, "door", false)
+	total := make([]time.Duration, n)  // pull write to Emit
+	kernel := make([]time.Duration, n) // kernel timestamp to Emit
+	for i := range n {
+		up := i%2 == 0
+		before := time.Now()
+		if err := c.SetPull(0, boolInt(up)); err != nil {
+			t.Fatal(err)
+		}
+		x := expect(t, rec, "door", up)
+		if x.Time.Before(before) || x.Time.After(x.at) {
+			t.Errorf("edge %d: kernel time %v outside [%v, %v]", i, x.Time, before, x.at)
+		}
+		total[i], kernel[i] = x.at.Sub(before), x.at.Sub(x.Time)
+	}
+	slices.Sort(total)
+	slices.Sort(kernel)
+	clock, _ := os.ReadFile("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+	t.Logf("edge-to-Emit latency over %d edges (sim pull write to Emit, clocksource %s): min %v, median %v, p90 %v, max %v",
+		n, strings.TrimSpace(string(clock)), total[0], total[n/2], total[n*9/10], total[n-1])
+	t.Logf("kernel-timestamp-to-Emit over %d edges: min %v, median %v, p90 %v, max %v",
+		n, kernel[0], kernel[n/2], kernel[n*9/10], kernel[n-1])
+}
+
+func TestDebounce(t *testing.T) {
+	const debounce = 500 * time.Millisecond // long enough that a stalled test cannot bounce slower than it
+	c, label := newSim(t, 1)
+	_, rec, _ := start(t, label, []config.GPIOPoint{{Name: "float", Line: 0, Debounce: dur(debounce)}})
+	expect(t, rec, "float", false)
+	// Chatter, settling high; last is taken just before the last bounce.
+	var last time.Time
+	for _, pull := range []int{1, 0, 1, 0, 1} {
+		last = time.Now()
+		if err := c.SetPull(0, pull); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The kernel reports the level once it has been stable for the debounce
+	// period, counted in jiffies (4 ms here), and stamps it then.
+	x := expect(t, rec, "float", true)
+	if x.Time.Sub(last) < debounce-5*time.Millisecond {
+		t.Errorf("debounced edge stamped %v after the last bounce, want at least the %v debounce", x.Time.Sub(last), debounce)
+	}
+	expectNone(t, rec, 2*debounce)
+	if err := c.SetPull(0, 0); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, rec, "float", false)
+}
+
+func TestBias(t *testing.T) {
+	tests := []struct {
+		bias    string
+		simPull int // the simulated outside world before the line is requested
+		want    bool
+		wantSim int // the pull the simulator reports afterwards
+	}{
+		{"pull_up", 0, true, 1},
+		{"pull_down", 1, false, 0},
+		{"as_is", 1, true, 1},
+		{"disabled", 1, true, 1}, // gpio-sim cannot disable bias; the kernel ignores that
+	}
+	for _, tt := range tests {
+		t.Run(tt.bias, func(t *testing.T) {
+			c, label := newSim(t, 2)
+			if err := c.SetPull(1, tt.simPull); err != nil {
+				t.Fatal(err)
+			}
+			_, rec, _ := start(t, label, []config.GPIOPoint{{Name: "sw", Line: 1, Edge: "none", Bias: tt.bias}})
+			expect(t, rec, "sw", tt.want)
+			if p, err := c.Pull(1); err != nil || p != tt.wantSim {
+				t.Errorf("simulator pull %d (%v), want %d", p, err, tt.wantSim)
+			}
+		})
+	}
+}
+
+func TestActiveLow(t *testing.T) {
+	c, label := newSim(t, 2)
+	if err := c.Pullup(0); err != nil { // contact open, line pulled high: inactive
+		t.Fatal(err)
+	}
+	a, rec, _ := start(t, label, []config.GPIOPoint{
+		{Name: "door", Line: 0, Edge: "rising", ActiveLow: true},
+		{Name: "beacon", Line: 1, Direction: "output", ActiveLow: true, Initial: true},
+	})
+	expect(t, rec, "door", false)
+	expect(t, rec, "beacon", true)
+	if v := level(t, c, 1); v != 0 {
+		t.Errorf("active-low output driven active: level %d, want 0", v)
+	}
+	if err := c.Pulldown(0); err != nil { // contact closes to ground: a rising edge of the active state
+		t.Fatal(err)
+	}
+	expect(t, rec, "door", true)
+	if _, rb, err := a.Write(t.Context(), "beacon", adapters.Bool(false)); err != nil || rb.Value != adapters.Bool(false) {
+		t.Fatalf("Write(beacon, false) = %v, %v", rb.Value, err)
+	}
+	if v := level(t, c, 1); v != 1 {
+		t.Errorf("active-low output driven inactive: level %d, want 1", v)
+	}
+}
+
+func TestHeartbeat(t *testing.T) {
+	const interval = 100 * time.Millisecond
+	c, label := newSim(t, 1)
+	_, rec, _ := start(t, label, []config.GPIOPoint{{Name: "tank", Line: 0, Edge: "none", Interval: dur(interval)}})
+	opened := expect(t, rec, "tank", false)
+	beats := 0
+	// beat waits for the next heartbeat: the k-th is due k intervals after
+	// the chip was opened, and may come late but never early.
+	beat := func() emitted {
+		t.Helper()
+		beats++
+		x := rec.reading(t, wait)
+		if x.Point != "tank" {
+			t.Fatalf("reading of %s, want tank", x.Point)
+		}
+		if since, due := x.Time.Sub(opened.Time), time.Duration(beats)*interval; since < due {
+			t.Errorf("heartbeat %d came %v after opening, before it was due at %v", beats, since, due)
+		}
+		return x
+	}
+	for range 3 {
+		if x := beat(); x.Value != adapters.Bool(false) {
+			t.Fatalf("heartbeat %v before the pull", x.Value)
+		}
+	}
+	if err := c.Pullup(0); err != nil { // no edge detection: only heartbeats tell
+		t.Fatal(err)
+	}
+	for i := 0; beat().Value != adapters.Bool(true); i++ { // beats read before the pull may be queued
+		if i == 50 {
+			t.Fatal("heartbeats do not follow the level")
+		}
+	}
+	for range 2 {
+		if x := beat(); x.Value != adapters.Bool(true) {
+			t.Fatalf("heartbeat %v after the pull", x.Value)
+		}
+	}
+}
+
+func TestOutputs(t *testing.T) {
+	c, label := newSim(t, 3)
+	a, rec, _ := start(t, label, []config.GPIOPoint{
+		{Name: "relay", Line: 0, Direction: "output", Initial: true},
+		{Name: "pump", Line: 1, Direction: "output"},
+		{Name: "door", Line: 2},
+	})
+	expect(t, rec, "relay", true)
+	expect(t, rec, "pump", false)
+	expect(t, rec, "door", false)
+	if l0, l1 := level(t, c, 0), level(t, c, 1); l0 != 1 || l1 != 0 {
+		t.Errorf("initial levels %d %d, want 1 0", l0, l1)
+	}
+	for _, cmd := range []adapters.Value{adapters.Bool(true), adapters.String("off"), adapters.Int(1),
+		adapters.String("FALSE"), adapters.Float(1), adapters.String(" On "), adapters.Uint(0)} {
+		want, _ := cmd.AsBool()
+		written, rb, err := a.Write(t.Context(), "pump", cmd)
+		if err != nil {
+			t.Fatalf("Write(pump, %v): %v", cmd, err)
+		}
+		if written != adapters.Bool(want) || rb.Point != "pump" || rb.Value != adapters.Bool(want) {
+			t.Errorf("Write(pump, %v) = %v, read back %s = %v; want %v", cmd, written, rb.Point, rb.Value, want)
+		}
+		if v := level(t, c, 1); v != boolInt(want) {
+			t.Errorf("after Write(pump, %v) the line is at %d", cmd, v)
+		}
+	}
+	for _, bad := range []struct {
+		point string
+		v     adapters.Value
+		want  error
+	}{
+		{"pump", adapters.String("maybe"), adapters.ErrBadValue},
+		{"door", adapters.Bool(true), adapters.ErrNotWritable},
+		{"fan", adapters.Bool(true), adapters.ErrNoPoint},
+	} {
+		if _, _, err := a.Write(t.Context(), bad.point, bad.v); !errors.Is(err, bad.want) {
+			t.Errorf("Write(%s, %v) = %v, want %v", bad.point, bad.v, err, bad.want)
+		}
+	}
+	if v := level(t, c, 1); v != 0 {
+		t.Errorf("refused writes changed the line to %d", v)
+	}
+	expectNone(t, rec, 100*time.Millisecond) // the caller publishes read-backs, not the adapter
+}
+
+func TestLineInUse(t *testing.T) {
+	c, label := newSim(t, 4)
+	other, err := gpiocdev.RequestLine(c.DevPath(), 3, gpiocdev.WithConsumer("other-owner"), gpiocdev.AsInput)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rec, _ := startFailing(t, label, []config.GPIOPoint{{Name: "free", Line: 1}, {Name: "taken", Line: 3}},
+		WithRetry(time.Second, time.Second)) // no retry holds line 1 while it is checked below
+	err = rec.status(t, wait)
+	if !errors.Is(err, syscall.EBUSY) {
+		t.Fatalf("status %v, want EBUSY", err)
+	}
+	for _, want := range []string{`gpio "io"`, c.ChipName(), label, `line 3 ("taken")`, `"other-owner"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("status %q does not name %s", err, want)
+		}
+	}
+	if used := lineUsed(t, c, 1); used {
+		t.Error("line 1 is held while the adapter cannot have all its lines")
+	}
+	other.Close()
+	for err != nil { // retries fail until the line is free
+		err = rec.status(t, wait)
+	}
+	expect(t, rec, "free", false)
+	expect(t, rec, "taken", false)
+}
+
+func lineUsed(t *testing.T, c *gpiosim.Chip, offset int) bool {
+	t.Helper()
+	chip, err := gpiocdev.NewChip(c.DevPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer chip.Close()
+	info, err := chip.LineInfo(offset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.Used
+}
+
+func TestLineOutOfRange(t *testing.T) {
+	_, label := newSim(t, 8)
+	_, rec, _ := startFailing(t, label, []config.GPIOPoint{{Name: "far", Line: 40}})
+	err := rec.status(t, wait)
+	if !errors.Is(err, gpiocdev.ErrInvalidOffset) || !strings.Contains(err.Error(), "has 8 lines") {
+		t.Fatalf("status %v, want invalid offset on an 8-line chip", err)
+	}
+}
+
+// TestChipVanishes removes the chip under a running adapter, as unplugging a
+// USB GPIO expander does, then brings a chip with the same label back.
+func TestChipVanishes(t *testing.T) {
+	const label = "fg-vanishing"
+	sim, err := gpiosim.NewSim(gpiosim.WithBank(gpiosim.NewBank(label, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sim.Close) // in case the test fails before closing it
+	first := sim.Chips[0].ChipName()
+	a, rec, _ := start(t, label, []config.GPIOPoint{
+		{Name: "door", Line: 0},
+		{Name: "relay", Line: 1, Direction: "output"},
+	})
+	expect(t, rec, "door", false)
+	expect(t, rec, "relay", false)
+	if _, _, err := a.Write(t.Context(), "relay", adapters.String("on")); err != nil {
+		t.Fatal(err)
+	}
+	sim.Close()
+	err = rec.status(t, wait)
+	if !errors.Is(err, syscall.ENODEV) || !strings.Contains(err.Error(), first) || !strings.Contains(err.Error(), "line 0") {
+		t.Fatalf("status %v, want ENODEV naming %s line 0", err, first)
+	}
+	if _, _, err := a.Write(t.Context(), "relay", adapters.Bool(false)); !errors.Is(err, errNotOpen) {
+		t.Errorf("Write while the chip is gone = %v, want %v", err, errNotOpen)
+	}
+	if err := rec.status(t, wait); !errors.Is(err, ErrChipNotFound) { // the retries
+		t.Fatalf("status %v, want chip not found", err)
+	}
+
+	c := newSimLabelled(t, 2, label)
+	for err != nil {
+		err = rec.status(t, wait)
+	}
+	expect(t, rec, "door", false)
+	expect(t, rec, "relay", true) // the last commanded level, not initial
+	if v := level(t, c, 1); v != 1 {
+		t.Errorf("relay on the new chip at %d, want the commanded 1", v)
+	}
+	if err := c.Pullup(0); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, rec, "door", true)
+}
+
+// TestDevDir opens chips from a device directory other than /dev.
+func TestDevDir(t *testing.T) {
+	c, label := newSim(t, 2)
+	var st unix.Stat_t
+	if err := unix.Stat(c.DevPath(), &st); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := unix.Mknod(filepath.Join(dir, c.ChipName()), unix.S_IFCHR|0o600, int(st.Rdev)); err != nil {
+		t.Fatal(err)
+	}
+	for _, chip := range []string{c.ChipName(), label} {
+		t.Run(chip, func(t *testing.T) {
+			_, rec, _ := start(t, chip, []config.GPIOPoint{{Name: "door", Line: 1}}, WithDevDir(dir))
+			expect(t, rec, "door", false)
+		})
+	}
+}
+
+func TestReleaseOnStop(t *testing.T) {
+	c, label := newSim(t, 2)
+	_, rec, stop := start(t, label, []config.GPIOPoint{
+		{Name: "door", Line: 0},
+		{Name: "relay", Line: 1, Direction: "output", Initial: true},
+	})
+	expect(t, rec, "door", false)
+	expect(t, rec, "relay", true)
+	if !lineUsed(t, c, 0) || !lineUsed(t, c, 1) {
+		t.Fatal("lines not held while running")
+	}
+	stop()
+	if lineUsed(t, c, 0) || lineUsed(t, c, 1) {
+		t.Error("lines still held after Run returned")
+	}
+}

@@ -132,12 +132,12 @@ loop:
 	}
 	running := g.run
 	g.mu.Unlock()
-	deadline := time.NewTimer(shutdownTimeout)
-	defer deadline.Stop()
+	deadline, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
 	for name, r := range running {
 		select {
 		case <-r.done:
-		case <-deadline.C:
+		case <-deadline.Done():
 			log.Error("adapter did not stop in time", "adapter", name)
 		}
 	}
@@ -145,7 +145,7 @@ loop:
 	if bridgeDone != nil {
 		select {
 		case <-bridgeDone:
-		case <-deadline.C:
+		case <-deadline.Done():
 			log.Error("bridge did not stop in time")
 		}
 	}

@@ -1,7 +1,9 @@
 package bridge
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"math"
 	"strings"
 	"testing"
@@ -111,6 +113,52 @@ func TestResultPayload(t *testing.T) {
 		if got := string(tt.res.payload()); got != tt.want {
 			t.Errorf("payload = %s, want %s", got, tt.want)
 		}
+	}
+}
+
+// TestExecute runs the command worker on its queue: a command whose
+// command_max_age passed while it waited is refused without reaching the
+// Commander, and a stop wins over a queued command.
+func TestExecute(t *testing.T) {
+	cmd := &commander{}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &runner{b: &Bridge{cmd: cmd}, logger: slog.New(slog.DiscardHandler), ctx: ctx, cancel: cancel,
+		jobs: make(chan job, 2), results: make(chan result, 2)}
+	now := time.Now()
+	r.jobs <- job{"boiler", "temp", Command{Value: adapters.Int(1), ID: "stale"}, now.Add(-time.Second)}
+	r.jobs <- job{"boiler", "temp", Command{Value: adapters.Int(2), ID: "fresh"}, now.Add(time.Hour)}
+	done := make(chan struct{})
+	go func() { defer close(done); r.execute() }()
+	for _, want := range []struct {
+		id  string
+		err error
+	}{{"stale", ErrExpired}, {"fresh", nil}} {
+		select {
+		case res := <-r.results:
+			if res.id != want.id || !errors.Is(res.err, want.err) {
+				t.Errorf("result %q: %v, want %q: %v", res.id, res.err, want.id, want.err)
+			}
+		case <-time.After(wait):
+			t.Fatalf("no result for %q within %v", want.id, wait)
+		}
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(wait):
+		t.Fatalf("execute did not return within %v of the stop", wait)
+	}
+
+	for range 20 { // select picks at random, so try often enough to see it
+		r.jobs <- job{"boiler", "temp", Command{Value: adapters.Int(3)}, now.Add(time.Hour)}
+		r.execute() // ctx is done: returns at once
+		select {
+		case <-r.jobs:
+		default:
+		}
+	}
+	if got := cmd.called(); len(got) != 1 || got[0] != "boiler/temp 2 int" {
+		t.Errorf("Commander calls %q, want only the fresh command before the stop", got)
 	}
 }
 

@@ -47,7 +47,9 @@
 // "busy". Results, and the refusals, go out on the upstream that delivered the
 // command. Commands are never stored: a command the gateway cannot take now
 // is refused, not kept for later. A "ts" older than command_max_age is
-// refused; one in the future is accepted (see checkCommand).
+// refused, and so is a command still queued command_max_age after its ts
+// or its arrival, whichever came first; a ts in the future is accepted (see
+// checkCommand).
 //
 // # Home Assistant
 //

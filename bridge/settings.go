@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -105,8 +106,10 @@ func newSettings(g config.Gateway, u config.Upstream) (*settings, error) {
 	if s.batchMax <= 0 {
 		s.batchMax = defaultBatchMax
 	}
+	// config.Load leaves url in place and copies it into urls; a
+	// hand-built config may give either or both. Each broker is tried once.
 	raw := u.URLs
-	if u.URL != "" {
+	if u.URL != "" && !slices.Contains(raw, u.URL) {
 		raw = append([]string{u.URL}, raw...)
 	}
 	if len(raw) == 0 {
@@ -142,7 +145,8 @@ func newSettings(g config.Gateway, u config.Upstream) (*settings, error) {
 func brokerURL(raw string) (*url.URL, bool, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, false, fmt.Errorf("bad url %q: %w", redactURL(raw), err)
+		// Not wrapped: url.Error quotes the whole URL, password included.
+		return nil, false, fmt.Errorf("bad url %q: it does not parse", config.RedactURL(raw))
 	}
 	var port string
 	secure := false
@@ -165,14 +169,6 @@ func brokerURL(raw string) (*url.URL, bool, error) {
 		u.Host = net.JoinHostPort(u.Hostname(), port)
 	}
 	return u, secure, nil
-}
-
-// redactURL hides a password in a URL that did not parse.
-func redactURL(raw string) string {
-	if at := strings.LastIndexByte(raw, '@'); at >= 0 {
-		return "…@" + raw[at+1:]
-	}
-	return raw
 }
 
 // tlsConfig loads the certificate files; it runs before every new client so a

@@ -45,6 +45,8 @@ func TestNewSettings(t *testing.T) {
 				}
 				return ""
 			}, ""},
+		{"url repeated in urls, as config.Load leaves it", config.Upstream{Name: "c", URL: "mqtt://a:1", URLs: []string{"mqtt://a:1"}},
+			"tcp://a:1", func(*settings) string { return "" }, ""},
 		{"no url", config.Upstream{Name: "c"}, "", nil, "no url"},
 		{"bad scheme", config.Upstream{Name: "c", URL: "http://a"}, "", nil, "unknown scheme"},
 		{"tls on plain url", config.Upstream{Name: "c", URL: "mqtt://a", TLS: &config.TLS{}}, "", nil, "not a TLS scheme"},

@@ -16,6 +16,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
+	"github.com/fieldgate/fieldgate/adapters"
 	"github.com/fieldgate/fieldgate/buffer"
 )
 
@@ -120,6 +121,7 @@ func (f *flight) wait(s *sessionStore) <-chan struct{} {
 type job struct {
 	adapter, point string
 	cmd            Command
+	expires        time.Time // command_max_age after its ts, or after its arrival if sooner
 }
 
 var errNotConnected = errors.New("not connected")
@@ -464,6 +466,9 @@ func (r *runner) fill() error {
 			return nil
 		}
 		for len(es) > 0 && len(r.flights) < r.window {
+			if err := r.ctx.Err(); err != nil {
+				return err // stopping: on a stalled link each Publish may block for writeTimeout
+			}
 			m, n := r.enc.next(es)
 			es = es[n:]
 			tok := r.client.Publish(m.topic, r.s.qos, m.retain, m.payload)
@@ -562,10 +567,15 @@ func (r *runner) onCommand(_ mqtt.Client, m mqtt.Message) {
 	if !ok {
 		return
 	}
-	c, err := checkCommand(m.Payload(), m.Retained(), time.Now(), r.b.view.Load().maxAge)
+	now, maxAge := time.Now(), r.b.view.Load().maxAge
+	c, err := checkCommand(m.Payload(), m.Retained(), now, maxAge)
 	if err == nil {
+		issued := now // a ts ahead of the gateway's clock must not extend the wait
+		if !c.TS.IsZero() && c.TS.Before(now) {
+			issued = c.TS
+		}
 		select {
-		case r.jobs <- job{adapter, point, c}:
+		case r.jobs <- job{adapter, point, c, issued.Add(maxAge)}:
 			return
 		default:
 			err = ErrBusy
@@ -584,16 +594,27 @@ func (r *runner) answer(res result) {
 	}
 }
 
-// execute carries out queued commands one at a time, in arrival order.
+// execute carries out queued commands one at a time, in arrival order. A
+// command that waited in the queue past command_max_age is refused, not
+// written late.
 func (r *runner) execute() {
 	for {
 		select {
 		case <-r.ctx.Done():
 			return
 		case j := <-r.jobs:
-			ctx, cancel := context.WithTimeout(r.ctx, commandTimeout)
-			v, err := r.b.cmd.Command(ctx, j.adapter, j.point, j.cmd.Value)
-			cancel()
+			if r.ctx.Err() != nil {
+				return // select picks at random: a stop wins over a queued command
+			}
+			var v adapters.Value
+			var err error
+			if time.Now().Before(j.expires) {
+				ctx, cancel := context.WithTimeout(r.ctx, commandTimeout)
+				v, err = r.b.cmd.Command(ctx, j.adapter, j.point, j.cmd.Value)
+				cancel()
+			} else {
+				err = fmt.Errorf("%w: command_max_age passed while it waited its turn", ErrExpired)
+			}
 			if err != nil {
 				r.logger.Warn("command failed", "adapter", j.adapter, "point", j.point, "id", j.cmd.ID, "err", err)
 			} else {

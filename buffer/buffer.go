@@ -28,6 +28,7 @@ const (
 
 var fsyncNames = map[FsyncMode]string{FsyncAlways: "always", FsyncInterval: "interval", FsyncNever: "never"}
 
+// String returns the mode as the fsync setting spells it, for logs.
 func (m FsyncMode) String() string {
 	if s, ok := fsyncNames[m]; ok {
 		return s
@@ -400,10 +401,17 @@ func (b *Buffer) Ack(upstream string, next uint64) error {
 	}
 	gen := b.curGen
 	b.mu.Unlock()
-	if b.opts.Fsync == FsyncAlways {
-		return b.persistCursors(gen)
+	return b.saveCursorsNow(gen)
+}
+
+// saveCursorsNow saves the cursors as of gen when every change must be
+// durable at once (FsyncAlways); the other modes save them from syncLoop or
+// at Close.
+func (b *Buffer) saveCursorsNow(gen uint64) error {
+	if b.opts.Fsync != FsyncAlways {
+		return nil
 	}
-	return nil
+	return b.persistCursors(gen)
 }
 
 // persistCursors saves the cursors if they changed since the last save
@@ -457,10 +465,7 @@ func (b *Buffer) SetUpstreams(names []string) error {
 	b.release()
 	gen := b.curGen
 	b.mu.Unlock()
-	if b.opts.Fsync == FsyncAlways {
-		return b.persistCursors(gen)
-	}
-	return nil
+	return b.saveCursorsNow(gen)
 }
 
 // Stats returns a snapshot of the buffer's counters.

@@ -147,6 +147,25 @@ topic_prefix = "a/${UNCLOSED"
 			},
 		},
 		{
+			name: "secrets stay out of errors",
+			src: gw + `
+[[upstream]]
+name = "a"
+urls = ["mqtt://gw:hunter2@b", "http://gw:hunter2@c:1"]
+password = "hunter2${OPEN"
+[[upstream]]
+name = "b"
+password = "hunter2${bad-name}"
+url = "mqtt://b:1883"
+`,
+			want: []string{
+				`fieldgate.toml:6:9: upstream "a": url "mqtt://gw:xxxxx@b" has no port`,
+				`fieldgate.toml:6:32: upstream "a": bad url "http://gw:xxxxx@c:1": want mqtt://, tcp://, mqtts://, ssl://, tls://, ws:// or wss:// and a host`,
+				`fieldgate.toml:7:1: upstream "a": password: bad ${NAME} reference`,
+				`fieldgate.toml:10:1: upstream "b": password: bad ${NAME} reference`,
+			},
+		},
+		{
 			name: "durations and sizes",
 			src: `[gateway]
 id = "gw"

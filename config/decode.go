@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -157,8 +158,13 @@ func (l *loader) decodeLeaf(n node, k string, v any, rv reflect.Value) bool {
 	if strings.Contains(k, sep) {
 		name += "]"
 	}
+	secret := rv.Type() == reflect.TypeFor[Secret]() // its value must never reach a message
 	if s, ok := v.(string); ok {
 		x, err := expand(s, l.lookup)
+		var unset unsetVar
+		if secret && err != nil && !errors.As(err, &unset) {
+			err = errors.New("bad ${NAME} reference") // the others quote the value
+		}
 		if err != nil {
 			l.errorf(n, k, "%s: %v", name, err)
 			return false
@@ -166,7 +172,7 @@ func (l *loader) decodeLeaf(n node, k string, v any, rv reflect.Value) bool {
 		v = x
 	}
 	fail := func(want string) bool {
-		if rv.Type() == reflect.TypeFor[Secret]() { // a password typed as a number is still a password
+		if secret { // a password typed as a number is still a password
 			l.errorf(n, k, "%s: want %s", name, want)
 		} else {
 			l.errorf(n, k, "%s: want %s, got %s", name, want, describe(v))
@@ -256,6 +262,12 @@ func describe(v any) string {
 	return fmt.Sprintf("%T", v)
 }
 
+// unsetVar is a ${NAME} whose variable is not set. Its message names only
+// the variable, so it is safe to show even for a password.
+type unsetVar string
+
+func (e unsetVar) Error() string { return "environment variable " + string(e) + " is not set" }
+
 // expand replaces ${NAME} with the environment variable NAME. "$${" stands
 // for a literal "${"; any other "$" is kept as it is.
 func expand(s string, lookup func(string) (string, bool)) (string, error) {
@@ -285,7 +297,7 @@ func expand(s string, lookup func(string) (string, bool)) (string, error) {
 		}
 		val, ok := lookup(name)
 		if !ok {
-			return "", fmt.Errorf("environment variable %s is not set", name)
+			return "", unsetVar(name)
 		}
 		b.WriteString(val)
 		s = s[i+end+1:]

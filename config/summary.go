@@ -77,7 +77,7 @@ func (c *Config) Summary() string {
 	as := c.Adapters()
 	fmt.Fprintf(&b, "%s, %s:\n", plural(len(as), "adapter"), plural(len(c.Points()), "point"))
 	for _, m := range c.Modbus {
-		fmt.Fprintf(&b, "  modbus %s: %s unit %d, %s every %s\n", m.Name, redact(m.URL), m.UnitID, plural(len(m.Points), "point"), m.Interval)
+		fmt.Fprintf(&b, "  modbus %s: %s unit %d, %s every %s\n", m.Name, RedactURL(m.URL), m.UnitID, plural(len(m.Points), "point"), m.Interval)
 	}
 	for _, s := range c.Serial {
 		fmt.Fprintf(&b, "  serial %s: %s %d baud, %s mode, %s\n", s.Name, s.Port, s.BaudRate, s.Mode, plural(len(s.Points), "point"))
@@ -90,7 +90,7 @@ func (c *Config) Summary() string {
 	for _, u := range c.Upstream {
 		urls := make([]string, len(u.URLs))
 		for i, s := range u.URLs {
-			urls[i] = redact(s)
+			urls[i] = RedactURL(s)
 		}
 		fmt.Fprintf(&b, "  %s: %s, qos %d, %s", u.Name, strings.Join(urls, " "), *u.QoS, u.Format)
 		if u.TLS != nil {
@@ -114,10 +114,15 @@ func plural(n int, what string) string {
 	return fmt.Sprintf("%d %ss", n, what)
 }
 
-// redact hides a password given in a URL's user information.
-func redact(s string) string {
+// RedactURL hides a password given in a URL's user information, so a URL
+// can be logged or printed; a URL that does not parse loses everything up to
+// its last "@".
+func RedactURL(s string) string {
 	if u, err := url.Parse(s); err == nil {
 		return u.Redacted()
+	}
+	if at := strings.LastIndexByte(s, '@'); at >= 0 {
+		return "…@" + s[at+1:]
 	}
 	return s
 }

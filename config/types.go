@@ -1,13 +1,14 @@
 package config
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 )
 
 // Config is the whole gateway configuration, as loaded from one TOML file.
-// After Load every default is filled in: pointers for optional values are
-// non-nil and strings with a default are non-empty.
+// After Load every default is filled in: pointers for values with a default
+// are non-nil and strings with a default are non-empty.
 type Config struct {
 	Gateway  Gateway    `toml:"gateway"`
 	Buffer   Buffer     `toml:"buffer"`
@@ -184,3 +185,10 @@ func (s Secret) String() string {
 
 // LogValue hides the secret from log/slog.
 func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// GoString hides the secret from %#v too.
+func (s Secret) GoString() string { return fmt.Sprintf("config.Secret(%q)", s.String()) }
+
+// MarshalText hides the secret from encoders (JSON, TOML), so a dumped
+// config never carries a password.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }

@@ -114,10 +114,3 @@ func (s Size) String() string {
 	}
 	return strconv.FormatInt(int64(s), 10) + "B"
 }
-
-// GoString hides the secret from %#v too.
-func (s Secret) GoString() string { return fmt.Sprintf("config.Secret(%q)", s.String()) }
-
-// MarshalText hides the secret from encoders (JSON, TOML), so a dumped
-// config never carries a password.
-func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }

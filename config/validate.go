@@ -221,9 +221,9 @@ func (l *loader) upstream(o obj, u *Upstream, g *Gateway, seen map[string]node) 
 		p, err := url.Parse(s)
 		switch {
 		case err != nil || !slices.Contains(mqttSchemes, p.Scheme) || p.Hostname() == "":
-			o.errorf(key(i), "bad url %q: want mqtt://, tcp://, mqtts://, ssl://, tls://, ws:// or wss:// and a host", s)
+			o.errorf(key(i), "bad url %q: want mqtt://, tcp://, mqtts://, ssl://, tls://, ws:// or wss:// and a host", RedactURL(s))
 		case p.Port() == "" && p.Scheme != "ws" && p.Scheme != "wss":
-			o.errorf(key(i), "url %q has no port", s)
+			o.errorf(key(i), "url %q has no port", RedactURL(s))
 		case slices.Contains(tlsSchemes, p.Scheme):
 			secure++
 		default:

@@ -171,9 +171,10 @@ func (b *Bridge) Reload(cfg *config.Config) error {
 
 // SetStatus records an adapter's health (nil: ok). A change is published,
 // retained, on every connected upstream; all statuses are published again
-// after each (re)connect. It never blocks on the network.
-func (b *Bridge) SetStatus(adapter string, err error) {
-	b.status.set(adapter, err, time.Now())
+// after each (re)connect. It never blocks on the network, and reports
+// whether the status changed.
+func (b *Bridge) SetStatus(adapter string, err error) (changed bool) {
+	return b.status.set(adapter, err, time.Now())
 }
 
 // startLocked starts one upstream's publisher; b.mu must be held.

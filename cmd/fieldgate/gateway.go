@@ -21,9 +21,6 @@ import (
 )
 
 const (
-	// commandTimeout bounds one command: queueing behind the poll in flight,
-	// the write and the read-back.
-	commandTimeout = 10 * time.Second
 	// shutdownTimeout bounds the whole stop after the bridge's own ≤ 5 s
 	// flush, so a wedged component can never keep the process alive.
 	shutdownTimeout = 10 * time.Second
@@ -96,13 +93,14 @@ func runGateway(path string, stderr io.Writer) int {
 	bridgeDone := make(chan error, 1)
 	go func() { bridgeDone <- g.bridge.Run(brCtx) }()
 
+	specs := cfg.Adapters()
 	g.mu.Lock()
-	for _, spec := range cfg.Adapters() {
+	for _, spec := range specs {
 		g.start(spec)
 	}
 	g.mu.Unlock()
 	log.Info("fieldgate started", "version", version, "gateway", cfg.Gateway.ID,
-		"adapters", len(cfg.Adapters()), "upstreams", len(cfg.Upstream))
+		"adapters", len(specs), "upstreams", len(cfg.Upstream))
 	if cfg.Gateway.MetricsListen != "" {
 		log.Warn("gateway.metrics_listen is not served by this version; ignoring it", "listen", cfg.Gateway.MetricsListen)
 	}
@@ -215,39 +213,56 @@ func (g *gateway) reload(path string) {
 		return
 	}
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	if !reflect.DeepEqual(cfg.Buffer, g.cfg.Buffer) {
+	old := g.cfg
+	g.mu.Unlock()
+	if !reflect.DeepEqual(cfg.Buffer, old.Buffer) {
 		g.log.Warn("buffer settings change at the next restart")
 	}
-	g.level.Set(logLevel(cfg.Gateway.LogLevel))
+	// The buffer learns of new upstreams before the bridge reads for them.
 	if err := g.buf.SetUpstreams(upstreamNames(cfg)); err != nil {
 		g.log.Error("reload refused; keeping the running configuration", "err", err)
 		return
 	}
 	if err := g.bridge.Reload(cfg); err != nil {
-		g.log.Error("reloading upstreams", "err", err)
+		g.log.Error("reload refused; keeping the running configuration", "err", err)
+		if err := g.buf.SetUpstreams(upstreamNames(old)); err != nil {
+			g.log.Error("restoring the buffer's upstreams", "err", err)
+		}
+		return
 	}
+	g.level.Set(logLevel(cfg.Gateway.LogLevel))
 
 	want := map[string]config.AdapterSpec{}
 	for _, s := range cfg.Adapters() {
 		want[s.Name] = s
 	}
+	// Changed and removed adapters leave the table first, so commands to
+	// them are refused at once rather than waiting for them to stop.
+	var stopping []*runningAdapter
+	g.mu.Lock()
 	for name, r := range g.run {
 		if s, ok := want[name]; ok && reflect.DeepEqual(s, r.spec) {
 			delete(want, name) // unchanged: keeps running and keeps its connection
 			continue
 		}
 		r.cancel()
-		<-r.done
+		stopping = append(stopping, r)
 		delete(g.run, name)
 	}
+	g.mu.Unlock()
+	for _, r := range stopping {
+		<-r.done // bounded: adapters bound every hardware call
+	}
+	g.mu.Lock()
 	for _, s := range cfg.Adapters() {
 		if _, ok := want[s.Name]; ok {
 			g.start(s)
 		}
 	}
 	g.cfg = cfg
-	g.log.Info("configuration reloaded", "adapters", len(g.run), "upstreams", len(cfg.Upstream))
+	n := len(g.run)
+	g.mu.Unlock()
+	g.log.Info("configuration reloaded", "adapters", n, "upstreams", len(cfg.Upstream))
 }
 
 // Command implements bridge.Commander: it routes a validated command to the
@@ -263,9 +278,7 @@ func (g *gateway) Command(ctx context.Context, adapter, point string, v adapters
 	if !ok {
 		return adapters.Value{}, fmt.Errorf("adapter %q: %w", adapter, adapters.ErrNotWritable)
 	}
-	ctx, cancel := context.WithTimeout(ctx, commandTimeout)
-	defer cancel()
-	written, back, err := w.Write(ctx, point, v)
+	written, back, err := w.Write(ctx, point, v) // the bridge bounds ctx
 	if err != nil {
 		return adapters.Value{}, err
 	}
@@ -273,16 +286,12 @@ func (g *gateway) Command(ctx context.Context, adapter, point string, v adapters
 	return written, nil
 }
 
-// emitter stores one adapter's readings and forwards its status changes.
+// emitter stores one adapter's readings and forwards its status.
 type emitter struct {
 	name   string
 	buf    *buffer.Buffer
 	bridge *bridge.Bridge
 	log    *slog.Logger
-
-	mu    sync.Mutex
-	known bool
-	last  string
 }
 
 // Emit implements adapters.Emitter.
@@ -295,17 +304,9 @@ func (e *emitter) Emit(rs []adapters.Reading) {
 	}
 }
 
-// Status implements adapters.Emitter; only changes are logged and published.
+// Status implements adapters.Emitter; changes are logged.
 func (e *emitter) Status(err error) {
-	msg := ""
-	if err != nil {
-		msg = err.Error()
-	}
-	e.mu.Lock()
-	changed := !e.known || msg != e.last
-	e.known, e.last = true, msg
-	e.mu.Unlock()
-	if !changed {
+	if !e.bridge.SetStatus(e.name, err) {
 		return
 	}
 	if err != nil {
@@ -313,7 +314,6 @@ func (e *emitter) Status(err error) {
 	} else {
 		e.log.Info("adapter ok")
 	}
-	e.bridge.SetStatus(e.name, err)
 }
 
 func upstreamNames(cfg *config.Config) []string {

@@ -1,6 +1,7 @@
 // Package modbus is fieldgate's Modbus adapter: it polls one unit's coils,
-// discrete inputs, input registers and holding registers, and writes coils
-// and holding registers on command. It registers itself as kind "modbus".
+// discrete inputs, input registers and holding registers over Modbus TCP or
+// RTU, and writes coils and holding registers on command. It registers
+// itself as kind "modbus".
 //
 // # Byte orders
 //
@@ -41,8 +42,56 @@
 //
 // # Connection
 //
-// One goroutine owns the connection and executes polls and writes one at a
-// time, so a write waits for at most the request in flight. After any fault
-// except a Modbus exception the connection is closed and reopened, at once
-// the first time and then with back-off growing from 1 s to 30 s.
+// The url names the transport: tcp://host:port is Modbus TCP;
+// rtu:///dev/ttyUSB0 is Modbus RTU on a serial port, opened through
+// adapters/internal/serialport with the block's baud_rate, data_bits,
+// parity and stop_bits (a /dev/serial/by-id/… path keeps naming the same
+// USB adapter across replugs); rtu+tcp://host:port is RTU frames over a TCP
+// socket, for Ethernet–RS-485 converters in transparent mode.
+//
+// One goroutine owns each connection and executes requests one at a time,
+// so a write waits for at most the request in flight. After a fault of the
+// connection it is closed and reopened: a TCP socket at once the first time
+// and then with back-off growing from 1 s to 30 s; a serial port with
+// serialport.Keeper's back-off, so an unplugged USB adapter marks the
+// status error and is reopened at the same path once it is back.
+//
+// # RTU
+//
+// Requests are framed by goburrow/modbus's RTU packager; the transport
+// keeps the 3.5-character silence between frames (1.75 ms above 19200
+// baud), reads each reply by the length its function code and byte count
+// announce (an exception is five bytes) until it is complete or the
+// adapter's timeout has passed, and checks its CRC, then its unit. A reply
+// with a bad CRC (ErrCRC), from another unit (ErrWrongUnit), cut short or
+// not fitting the request (ErrBadFrame) is an error, never a reading; the
+// line is then drained until it falls quiet, and before each request a
+// serial port's unread input is dropped, so a late or broken answer is not
+// taken for the next one. A unit that does not answer (ErrNoResponse) ends
+// its poll cycle at once: its other requests would cost the bus a timeout
+// each. None of these closes the port; only errors of the port itself
+// (EOF, EIO: the adapter was unplugged) do. Unit 0, the broadcast address,
+// is refused: it never answers.
+//
+// # Shared buses
+//
+// Every [[modbus]] block on the same serial device, or the same rtu+tcp
+// address, attaches to one bus while its adapter runs: a process-wide
+// registry counts the attached adapters, the first starts the bus's owner
+// goroutine and the last stops it and closes the port. The owner serves
+// the adapters round-robin, one request each in turn, writes (and their
+// read-backs) before polls; so units 1, 2 and 3 on one RS-485 line never
+// collide, a unit polled flat out gets no more of the bus than the others,
+// a command waits for at most the request in flight (and other commands),
+// and a dead unit costs the bus its own timeout per cycle and nothing
+// more. Each adapter's timeout bounds its own requests. The blocks of a
+// serial bus must agree on the line settings; the config loader checks
+// that, and Run refuses an adapter whose bus is open with others (as during
+// a reload that changes them, until the old adapters have stopped). Over
+// rtu+tcp the converter owns the serial line, and the first adapter's
+// settings only set the gap.
+//
+// After a write, the read-back is what the caller publishes, and it counts
+// as the point's last published value for on_change: the next poll does
+// not publish the same value again.
 package modbus

@@ -8,10 +8,14 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/goburrow/modbus"
+
+	"github.com/fieldgate/fieldgate/adapters/internal/serialport"
+	"github.com/fieldgate/fieldgate/config"
 )
 
 // Errors of the link, for classification with errors.Is.
@@ -20,196 +24,417 @@ var (
 	errStopped      = errors.New("adapter is not running")
 )
 
-// transport is one connection to a device or bus, as goburrow provides it.
-// It is used by the link's owner goroutine only.
+// transport is one connection to a device or bus, as goburrow provides it,
+// with its own reconnection policy. Only the owner goroutine of the link
+// uses it.
 type transport interface {
+	// open connects. After it failed, the link does not call it again
+	// before retryAt.
 	open() error
+	// retryAt is when open may be tried after a failure or a broken
+	// connection; the zero time when it may be tried now.
+	retryAt() time.Time
+	// client returns a client addressing unit, whose requests time out
+	// after timeout; log takes wire dumps at debug level.
+	client(unit byte, timeout time.Duration, log *slog.Logger) modbus.Client
+	// settle takes the outcome of each request and reports whether it
+	// broke the connection, which the transport has then closed.
+	settle(err error) (broken bool)
 	close() error
-	// client returns a client addressing unit; it connects on first use.
-	client(unit byte) modbus.Client
 }
 
-// newTransport builds the transport a config URL names. Only tcp:// is
-// supported so far; rtu:// and rtu+tcp:// slot in here.
-func newTransport(rawURL string, timeout time.Duration, log *slog.Logger) (transport, error) {
+// endpoint is what an adapter's URL names: a key shared by every adapter on
+// the same bus (empty for a connection of the adapter's own), the line
+// settings a serial bus is opened with, and how to build its transport.
+type endpoint struct {
+	key  string
+	line config.Line
+	dial func(retry backoff) transport
+}
+
+// newEndpoint parses a config URL. Socket transports reconnect with the
+// back-off the adapter passes to dial; serial ports with serialport.Keeper's.
+func newEndpoint(cfg *config.Modbus) (endpoint, error) {
+	rawURL := cfg.URL
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, err
+		return endpoint{}, err
 	}
+	hostPort := func() (string, error) {
+		if u.Host == "" || u.Path != "" {
+			return "", fmt.Errorf("url %q: want %s://host:port", rawURL, u.Scheme)
+		}
+		if u.Port() == "" {
+			return net.JoinHostPort(u.Hostname(), "502"), nil
+		}
+		return u.Host, nil
+	}
+	timeout, line := cfg.Timeout.D(), cfg.Line
+	gap := serialport.FrameGap(line.BaudRate, line.DataBits, line.Parity, line.StopBits)
 	switch u.Scheme {
 	case "tcp":
-		if u.Host == "" || u.Path != "" {
-			return nil, fmt.Errorf("url %q: want tcp://host:port", rawURL)
+		addr, err := hostPort()
+		if err != nil {
+			return endpoint{}, err
 		}
-		addr := u.Host
-		if u.Port() == "" {
-			addr = net.JoinHostPort(u.Hostname(), "502")
+		return endpoint{dial: func(retry backoff) transport { return newTCPTransport(addr, timeout, retry) }}, nil
+	case "rtu+tcp":
+		addr, err := hostPort()
+		if err != nil {
+			return endpoint{}, err
 		}
-		h := modbus.NewTCPClientHandler(addr)
-		h.Timeout = timeout // bounds the dial and each request
-		h.IdleTimeout = 0   // the link decides when to close, not a timer
-		if log.Enabled(context.Background(), slog.LevelDebug) {
-			h.Logger = slog.NewLogLogger(log.Handler(), slog.LevelDebug) // wire dumps
+		// The line settings only set the inter-frame gap here: the first
+		// adapter's apply, as the converter owns the serial line.
+		return endpoint{key: "rtu+tcp://" + addr, dial: func(retry backoff) transport {
+			return newRTUTransport(&socketLine{addr: addr, timeout: timeout, redial: redial{backoff: retry}}, gap)
+		}}, nil
+	case "rtu":
+		if u.Host != "" || u.Path == "" {
+			return endpoint{}, fmt.Errorf("url %q: want rtu:///dev/ttyUSB0", rawURL)
 		}
-		return &tcpTransport{h: h, c: modbus.NewClient(h)}, nil
+		if err := serialport.CheckLine(line); err != nil {
+			return endpoint{}, err
+		}
+		path := filepath.Clean(u.Path)
+		return endpoint{key: "rtu://" + path, line: line, dial: func(backoff) transport {
+			return newRTUTransport(serialLine{serialport.NewKeeper(path, line)}, gap)
+		}}, nil
 	}
-	return nil, fmt.Errorf("url %q: unsupported scheme %q (want tcp://host:port)", rawURL, u.Scheme)
+	return endpoint{}, fmt.Errorf("url %q: unsupported scheme %q (want tcp://host:port, rtu:///dev/ttyUSB0 or rtu+tcp://host:port)", rawURL, u.Scheme)
 }
 
 // tcpTransport is Modbus TCP: the unit id travels in each frame's header.
+// goburrow never drops a connection after a fault: a dead socket fails
+// every later request, and after a timeout the late answer is read as the
+// next request's. So every fault but a Modbus exception closes it.
 type tcpTransport struct {
 	h *modbus.TCPClientHandler
 	c modbus.Client
+	redial
 }
 
-func (t *tcpTransport) open() error  { return t.h.Connect() }
+func newTCPTransport(addr string, timeout time.Duration, retry backoff) *tcpTransport {
+	h := modbus.NewTCPClientHandler(addr)
+	h.Timeout = timeout // bounds the dial and each request
+	h.IdleTimeout = 0   // the link decides when to close, not a timer
+	return &tcpTransport{h: h, c: modbus.NewClient(h), redial: redial{backoff: retry}}
+}
+
+func (t *tcpTransport) open() error {
+	if err := t.h.Connect(); err != nil {
+		t.failed()
+		return err
+	}
+	return nil
+}
+
 func (t *tcpTransport) close() error { return t.h.Close() }
-func (t *tcpTransport) client(unit byte) modbus.Client {
-	t.h.SlaveId = unit
+
+func (t *tcpTransport) client(unit byte, timeout time.Duration, log *slog.Logger) modbus.Client {
+	t.h.SlaveId, t.h.Timeout = unit, timeout
+	t.h.Logger = nil
+	if log.Enabled(context.Background(), slog.LevelDebug) {
+		t.h.Logger = slog.NewLogLogger(log.Handler(), slog.LevelDebug) // wire dumps
+	}
 	return t.c
 }
 
-// call is one request queued to the link's owner.
+func (t *tcpTransport) settle(err error) bool {
+	if err == nil || answered(err) {
+		t.backoff.reset()
+		return false
+	}
+	// Closing a connection that already failed may fail as well.
+	_ = t.h.Close()
+	t.failed()
+	return true
+}
+
+// answered reports whether err is the device's own answer, a Modbus
+// exception, which says the connection works.
+func answered(err error) bool {
+	var exc *modbus.ModbusError
+	return errors.As(err, &exc)
+}
+
+// redial paces the reconnection of a socket.
+type redial struct {
+	backoff backoff
+	at      time.Time
+}
+
+func (r *redial) failed()            { r.at = time.Now().Add(r.backoff.next()) }
+func (r *redial) retryAt() time.Time { return r.at }
+
+// call is one request queued on a link.
 type call struct {
+	m    *member
 	unit byte
 	fn   func(modbus.Client) error
 	done chan error // buffered, so the owner never waits for the caller
 }
 
-// link executes requests one at a time on one transport, from the goroutine
-// that start runs. goburrow never drops a connection after a fault: a dead
-// socket fails every later request, and after a timeout the late answer is
-// read as the next request's. So the link closes the transport on every
-// fault other than a Modbus exception and reconnects with back-off. Several adapters may share one link when
-// they talk to units on one bus.
+// link executes requests one at a time on one transport, from one owner
+// goroutine. It is a bus: every adapter talking through the same serial
+// port or rtu+tcp address attaches to the same link (see registry), each
+// as a member with its own queues. The owner takes one request per member
+// in turn, round-robin, urgent ones (writes and their read-backs) before
+// polls; so a command waits for at most the request in flight plus other
+// members' commands, and a member that polls flat out gets no more of the
+// bus than the others.
+//
+// The owner goroutine runs while the link has members: the first to
+// attach starts it, the last to detach stops it and waits for it to end.
 type link struct {
+	reg   *registry
+	key   string
+	line  config.Line
 	tr    transport
-	log   *slog.Logger
-	calls chan call
+	after <-chan struct{} // a previous link on the same key; closed once it released the port
+	wake  chan struct{}   // a request was queued; capacity 1
+	stop  chan struct{}   // closed by the last member to detach
+	done  chan struct{}   // closed when the owner goroutine has ended
 
 	mu      sync.Mutex
-	stopped chan struct{} // closed while no goroutine serves calls
+	members []*member // in round-robin order
+	next    int       // the member whose turn comes first
 
-	// Owned by the serving goroutine.
+	// Owned by the owner goroutine.
 	open    bool
-	retryAt time.Time
-	lastErr error
-	backoff backoff
+	lastErr error // why the transport is not open, until a request settles fine
 }
 
-func newLink(tr transport, log *slog.Logger) *link {
-	stopped := make(chan struct{})
-	close(stopped)
-	return &link{
-		tr:      tr,
-		log:     log,
-		calls:   make(chan call),
-		stopped: stopped,
-		backoff: backoff{min: time.Second, max: 30 * time.Second},
+// member is one adapter's place on a link.
+type member struct {
+	l       *link
+	log     *slog.Logger
+	timeout time.Duration
+
+	// Guarded by l.mu.
+	urgent, polls []*call
+	gone          bool
+}
+
+// registry holds the shared links by key, so that adapters on one bus
+// share one owner.
+type registry struct {
+	mu    sync.Mutex
+	links map[string]*link
+	gone  map[string]<-chan struct{} // done of the last link a key had
+}
+
+// buses is the process-wide registry of shared buses.
+var buses = &registry{links: map[string]*link{}, gone: map[string]<-chan struct{}{}}
+
+// attach joins the bus ep names, creating it (and its transport) unless a
+// member is already attached, and starting its owner goroutine. The
+// member's requests time out after timeout; socket transports back off
+// with retry between reconnection attempts. Detach the member when done.
+func (r *registry) attach(ep endpoint, log *slog.Logger, timeout time.Duration, retry backoff) (*member, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l := r.links[ep.key]
+	switch {
+	case l == nil:
+		l = &link{
+			reg: r, key: ep.key, line: ep.line, tr: ep.dial(retry), after: r.gone[ep.key],
+			wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		}
+		if ep.key != "" {
+			r.links[ep.key] = l
+			delete(r.gone, ep.key)
+		}
+		go l.serve()
+	case l.line != ep.line:
+		return nil, fmt.Errorf("bus %s is open with other line settings (%+v, not %+v)", ep.key, l.line, ep.line)
 	}
-}
-
-// start serves calls on a goroutine tracked by wg until ctx is done, then
-// closes the transport. Calls are accepted from the moment start returns. It
-// may be called again once that goroutine has ended, never twice at once.
-func (l *link) start(ctx context.Context, wg *sync.WaitGroup) {
-	stopped := make(chan struct{})
+	m := &member{l: l, log: log, timeout: timeout}
 	l.mu.Lock()
-	l.stopped = stopped
+	l.members = append(l.members, m)
 	l.mu.Unlock()
-	wg.Go(func() {
-		defer close(stopped)
-		l.serve(ctx)
-	})
+	return m, nil
 }
 
-func (l *link) serve(ctx context.Context) {
-	defer func() {
-		l.tr.close()
-		l.open = false
-	}()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case c := <-l.calls:
-			c.done <- l.exec(c)
+// detach leaves the bus: requests still queued fail with errStopped. The
+// last member stops the owner goroutine and waits until it has closed the
+// transport.
+func (m *member) detach() {
+	l, r := m.l, m.l.reg
+	r.mu.Lock()
+	l.mu.Lock()
+	m.gone = true
+	for _, c := range append(m.urgent, m.polls...) {
+		c.done <- errStopped
+	}
+	m.urgent, m.polls = nil, nil
+	for i, o := range l.members {
+		if o == m {
+			l.members = append(l.members[:i], l.members[i+1:]...)
+			if i < l.next {
+				l.next--
+			}
+			break
 		}
 	}
+	if l.next >= len(l.members) {
+		l.next = 0
+	}
+	last := len(l.members) == 0
+	l.mu.Unlock()
+	if last && l.key != "" {
+		// A new link on this key waits for this one to release the port.
+		delete(r.links, l.key)
+		r.gone[l.key] = l.done
+	}
+	r.mu.Unlock()
+	if last {
+		close(l.stop)
+		<-l.done
+	}
 }
 
-// do queues fn behind at most the request in flight and waits for it. The
-// transport's timeout bounds each request, ctx bounds the wait.
-func (l *link) do(ctx context.Context, unit byte, fn func(modbus.Client) error) error {
-	c := call{unit: unit, fn: fn, done: make(chan error, 1)}
+// do queues fn as a request to unit and waits for its outcome. Urgent
+// requests go before polls. The member's timeout bounds the request once
+// it is on the wire; ctx bounds the wait, and a request still queued when
+// ctx ends is withdrawn.
+func (m *member) do(ctx context.Context, unit byte, urgent bool, fn func(modbus.Client) error) error {
+	c := &call{m: m, unit: unit, fn: fn, done: make(chan error, 1)}
+	l := m.l
 	l.mu.Lock()
-	stopped := l.stopped
+	if m.gone {
+		l.mu.Unlock()
+		return errStopped
+	}
+	q := &m.polls
+	if urgent {
+		q = &m.urgent
+	}
+	*q = append(*q, c)
 	l.mu.Unlock()
 	select {
-	case l.calls <- c:
-	case <-stopped:
-		return errStopped
-	case <-ctx.Done():
-		return ctx.Err()
+	case l.wake <- struct{}{}:
+	default: // a wake-up is pending already
 	}
 	select {
 	case err := <-c.done:
 		return err
 	case <-ctx.Done():
+		l.mu.Lock()
+		m.urgent = withdraw(m.urgent, c)
+		m.polls = withdraw(m.polls, c)
+		l.mu.Unlock()
 		return ctx.Err()
 	}
 }
 
-func (l *link) exec(c call) error {
+func withdraw(q []*call, c *call) []*call {
+	for i, o := range q {
+		if o == c {
+			return append(q[:i], q[i+1:]...)
+		}
+	}
+	return q
+}
+
+// take dequeues the next request: the first urgent one in round-robin
+// order from the member whose turn it is, else the first poll; nil when
+// nothing waits. The turn passes to the member after the one served.
+func (l *link) take() *call {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := len(l.members)
+	for _, urgent := range [...]bool{true, false} {
+		for i := range n {
+			j := (l.next + i) % n
+			m := l.members[j]
+			q := &m.polls
+			if urgent {
+				q = &m.urgent
+			}
+			if len(*q) > 0 {
+				c := (*q)[0]
+				*q = (*q)[1:]
+				l.next = (j + 1) % n
+				return c
+			}
+		}
+	}
+	return nil
+}
+
+func (l *link) serve() {
+	defer close(l.done)
+	if l.after != nil {
+		select {
+		case <-l.after:
+		case <-l.stop:
+			return
+		}
+	}
+	defer func() {
+		// Closing a transport that already failed may fail as well.
+		_ = l.tr.close()
+	}()
+	for {
+		if c := l.take(); c != nil {
+			c.done <- l.exec(c)
+			continue
+		}
+		select {
+		case <-l.wake:
+		case <-l.stop:
+			return
+		}
+	}
+}
+
+func (l *link) exec(c *call) error {
+	log := c.m.log
 	if !l.open {
-		if time.Now().Before(l.retryAt) {
+		if time.Now().Before(l.tr.retryAt()) {
 			return fmt.Errorf("%w: %w", errNotConnected, l.lastErr)
 		}
 		if err := l.tr.open(); err != nil {
-			l.fault(err)
+			l.fault(log, err)
 			return err
 		}
 		l.open = true
 		if l.lastErr != nil {
-			l.log.Info("modbus reconnected")
+			log.Info("modbus reconnected")
 		}
 	}
 	err := l.call(c)
-	var exc *modbus.ModbusError
-	if err == nil || errors.As(err, &exc) { // the device answered
-		l.backoff.reset()
-		l.lastErr = nil
+	if l.tr.settle(err) {
+		l.open = false
+		l.fault(log, err)
 		return err
 	}
-	l.tr.close()
-	l.open = false
-	l.fault(err)
+	l.lastErr = nil
 	return err
 }
 
 // call runs one request, turning a panic in the client library (a malformed
 // answer it failed to check) into an error: the device must not bring the
 // gateway down.
-func (l *link) call(c call) (err error) {
+func (l *link) call(c *call) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("modbus client panicked: %v", p)
 		}
 	}()
-	return c.fn(l.tr.client(c.unit))
+	return c.fn(l.tr.client(c.unit, c.m.timeout, c.m.log))
 }
 
-// fault schedules the next connection attempt after a transport error. The
-// first fault of an outage is a warning, the retries only debug lines.
-func (l *link) fault(err error) {
+// fault notes a connection fault. The first of an outage is a warning, the
+// retries only debug lines.
+func (l *link) fault(log *slog.Logger, err error) {
 	level := slog.LevelDebug
 	if l.lastErr == nil {
 		level = slog.LevelWarn
 	}
 	l.lastErr = err
-	wait := l.backoff.next()
-	l.retryAt = time.Now().Add(wait)
-	l.log.Log(context.Background(), level, "modbus connection fault", "err", err, "retry_in", wait.Round(time.Millisecond))
+	log.Log(context.Background(), level, "modbus connection fault", "err", err,
+		"retry_in", max(time.Until(l.tr.retryAt()), 0).Round(time.Millisecond))
 }
 
 // backoff yields the delays between reconnection attempts: none for the
@@ -220,6 +445,10 @@ type backoff struct {
 	min, max time.Duration
 	cur      time.Duration
 }
+
+// defaultBackoff paces reconnection to a Modbus TCP device or an rtu+tcp
+// converter.
+var defaultBackoff = backoff{min: time.Second, max: 30 * time.Second}
 
 func (b *backoff) next() time.Duration {
 	d := b.cur

@@ -76,7 +76,7 @@ func (t table) read(c modbus.Client, start, count int) ([]byte, error) {
 		want = (count + 7) / 8
 	}
 	if err == nil && len(b) != want {
-		err = fmt.Errorf("response of %d bytes, want %d", len(b), want)
+		err = fmt.Errorf("%w: %d data bytes, want %d", ErrBadFrame, len(b), want)
 	}
 	return b, err
 }
@@ -89,7 +89,8 @@ type point struct {
 	codec    codec
 	writable bool
 	minWrite time.Duration
-	filter   adapters.ChangeFilter // used by the polling goroutine only
+	filter   adapters.ChangeFilter // guarded by Adapter.mu
+	backAt   time.Time             // when the last write's read-back was read; guarded by Adapter.mu
 }
 
 // width is how many addresses of its table the point spans.
@@ -122,13 +123,16 @@ type Adapter struct {
 	name     string
 	unit     byte
 	interval time.Duration
+	timeout  time.Duration
 	log      *slog.Logger
-	link     *link
+	ep       endpoint
+	retry    backoff // between reconnections of a socket
 	points   map[string]*point
 	plan     []readPlan
 	running  atomic.Bool
+	member   atomic.Pointer[member] // the adapter's place on its link while Run runs
 
-	mu        sync.Mutex
+	mu        sync.Mutex           // guards lastWrite and the points' filters
 	lastWrite map[string]time.Time // per point: when the last accepted write went out
 }
 
@@ -146,16 +150,22 @@ func New(cfg *config.Modbus, log *slog.Logger) (*Adapter, error) {
 	if cfg.Interval <= 0 || cfg.Timeout <= 0 {
 		return nil, wrap(errors.New("interval and timeout must be positive"))
 	}
-	tr, err := newTransport(cfg.URL, cfg.Timeout.D(), log)
+	ep, err := newEndpoint(cfg)
 	if err != nil {
 		return nil, wrap(err)
+	}
+	if ep.key != "" && (cfg.UnitID < 1 || cfg.UnitID > 247) {
+		// Unit 0 is the RTU broadcast address: no unit ever answers it.
+		return nil, wrap(fmt.Errorf("unit_id %d is not 1–247, the RTU unit addresses", cfg.UnitID))
 	}
 	a := &Adapter{
 		name:      cfg.Name,
 		unit:      byte(cfg.UnitID),
 		interval:  cfg.Interval.D(),
+		timeout:   cfg.Timeout.D(),
 		log:       log,
-		link:      newLink(tr, log),
+		ep:        ep,
+		retry:     defaultBackoff,
 		points:    make(map[string]*point, len(cfg.Points)),
 		lastWrite: map[string]time.Time{},
 	}
@@ -223,41 +233,52 @@ func newPoint(pc config.ModbusPoint) (*point, error) {
 // Name returns the adapter's configured name.
 func (a *Adapter) Name() string { return a.name }
 
-// Run polls every interval until ctx is done. It owns the connection: writes
-// are served only while Run runs. A cycle that overruns the interval skips the
-// ticks it missed rather than catching up in a burst. Run may be called again
-// after it returned (a supervisor restarting the adapter), not concurrently.
+// overrunWarnEvery is the least time between two warnings that an
+// adapter's polls overran their interval.
+const overrunWarnEvery = time.Minute
+
+// Run polls every interval until ctx is done. It attaches the adapter to
+// its link, the connection or the shared bus: writes are served only while
+// Run runs. A cycle that overruns the interval skips the ticks it missed
+// rather than catching up in a burst. Run may be called again after it
+// returned (a supervisor restarting the adapter), not concurrently. It
+// fails only when its bus is open with other line settings (during a
+// reload that changes them, until the old adapters have stopped).
 func (a *Adapter) Run(ctx context.Context, e adapters.Emitter) error {
 	if !a.running.CompareAndSwap(false, true) {
 		return fmt.Errorf("modbus %q: already running", a.name)
 	}
 	defer a.running.Store(false)
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel() // also on a panic, so the link goroutine ends before Run
-	a.link.start(ctx, &wg)
+	m, err := buses.attach(a.ep, a.log, a.timeout, a.retry)
+	if err != nil {
+		return fmt.Errorf("modbus %q: %w", a.name, err)
+	}
+	defer m.detach() // also on a panic, so the bus goroutine ends or lives on with an owner
+	a.member.Store(m)
+	defer a.member.Store(nil)
 
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	next := time.Now()
-	overrun := false
+	var warned time.Time // the last overrun warning
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-timer.C:
 		}
-		a.poll(ctx, e)
+		a.poll(ctx, m, e)
 		var missed int
 		next, missed = nextTick(next, time.Now(), a.interval)
-		switch {
-		case missed > 0 && !overrun:
-			a.log.Warn("modbus poll overran its interval; skipping missed cycles", "interval", a.interval, "missed", missed)
-		case missed > 0:
-			a.log.Debug("modbus poll overran its interval", "missed", missed)
+		if missed > 0 {
+			// On a bus, a neighbour that does not answer makes overruns
+			// routine: warn once a minute at most.
+			level := slog.LevelDebug
+			if time.Since(warned) >= overrunWarnEvery {
+				level, warned = slog.LevelWarn, time.Now()
+			}
+			a.log.Log(ctx, level, "modbus poll overran its interval; skipping missed cycles", "interval", a.interval, "missed", missed)
 		}
-		overrun = missed > 0
 		timer.Reset(time.Until(next))
 	}
 }
@@ -273,33 +294,45 @@ func nextTick(prev, now time.Time, interval time.Duration) (time.Time, int) {
 	return next.Add(time.Duration(missed) * interval), missed
 }
 
-// poll runs one cycle. A failed request does not hide the others: their
-// readings are emitted and the status carries the first failure, so one bad
-// address shows as an error without blinding the rest of the device.
-func (a *Adapter) poll(ctx context.Context, e adapters.Emitter) {
+// poll runs one cycle through m. A failed request does not hide the
+// others: their readings are emitted and the status carries the first
+// failure, so one bad address shows as an error without blinding the rest
+// of the device. Only a unit on a bus that does not answer at all ends the
+// cycle early: its other requests would cost the bus a timeout each.
+func (a *Adapter) poll(ctx context.Context, m *member, e adapters.Emitter) {
 	var (
 		rs     []adapters.Reading
 		first  error
 		failed int
+		sent   int
 	)
 	for _, r := range a.plan {
 		if ctx.Err() != nil {
 			break
 		}
-		data, at, err := a.read(ctx, r.table, r.start, r.count)
+		sent++
+		data, at, err := a.read(ctx, m, false, r.table, r.start, r.count)
 		if err != nil {
 			if first == nil {
 				first = fmt.Errorf("modbus %q: %w", a.name, err)
 			}
 			failed++
+			if errors.Is(err, ErrNoResponse) {
+				break
+			}
 			continue
 		}
+		a.mu.Lock()
 		for _, p := range r.points {
+			if at.Before(p.backAt) {
+				continue // read before a write whose read-back is out already
+			}
 			v := p.value(data, r.start)
 			if p.filter.Pass(v, at) {
 				rs = append(rs, adapters.Reading{Adapter: a.name, Point: p.name, Time: at, Value: v})
 			}
 		}
+		a.mu.Unlock()
 	}
 	if len(rs) > 0 {
 		e.Emit(rs)
@@ -307,22 +340,25 @@ func (a *Adapter) poll(ctx context.Context, e adapters.Emitter) {
 	if ctx.Err() != nil {
 		return // stopping: an interrupted cycle says nothing of the device
 	}
-	if failed > 1 {
+	switch {
+	case sent < len(a.plan):
+		first = fmt.Errorf("%w (%d of %d requests not sent this cycle)", first, len(a.plan)-sent, len(a.plan))
+	case failed > 1:
 		first = fmt.Errorf("%w (%d of %d requests failed)", first, failed, len(a.plan))
 	}
 	e.Status(first)
 }
 
-// read executes one read request through the link and notes when the answer
-// arrived.
+// read executes one read request through m and notes when the answer
+// arrived; urgent reads (read-backs of writes) go before polls.
 // data and at are only read once do has returned the call's own result,
 // which orders them after the owner goroutine wrote them.
-func (a *Adapter) read(ctx context.Context, t table, start, count int) ([]byte, time.Time, error) {
+func (a *Adapter) read(ctx context.Context, m *member, urgent bool, t table, start, count int) ([]byte, time.Time, error) {
 	var (
 		data []byte
 		at   time.Time
 	)
-	err := a.link.do(ctx, a.unit, func(c modbus.Client) error {
+	err := m.do(ctx, a.unit, urgent, func(c modbus.Client) error {
 		var err error
 		data, err = t.read(c, start, count)
 		at = time.Now()
@@ -336,8 +372,10 @@ func (a *Adapter) read(ctx context.Context, t table, start, count int) ([]byte, 
 
 // Write validates v, writes it in one request (FC5 for a coil, FC6 for one
 // register, FC16 for several), reads the point back and returns the value as
-// written (after rounding, in engineering units) and the read-back reading.
-// A refusal touches no hardware. A bool taken from one bit of a holding
+// written (after rounding, in engineering units) and the read-back reading,
+// which also counts as the point's last published value for on_change.
+// On a bus, the write and the read-back go before every queued poll. A
+// refusal touches no hardware. A bool taken from one bit of a holding
 // register is refused: setting it means read-modify-write of the register,
 // which would race the device's own updates of the other bits, and the
 // atomic FC22 mask write is missing from too many devices to rely on.
@@ -351,17 +389,29 @@ func (a *Adapter) Write(ctx context.Context, name string, v adapters.Value) (ada
 	if err != nil {
 		return adapters.Value{}, adapters.Reading{}, wrap(err)
 	}
+	m := a.member.Load()
+	if m == nil {
+		return adapters.Value{}, adapters.Reading{}, wrap(errStopped)
+	}
 	if err := a.reserveWrite(p, time.Now()); err != nil {
 		return adapters.Value{}, adapters.Reading{}, wrap(err)
 	}
-	if err := a.link.do(ctx, a.unit, req); err != nil {
+	if err := m.do(ctx, a.unit, true, req); err != nil {
 		return adapters.Value{}, adapters.Reading{}, wrap(fmt.Errorf("unit %d: write %s %d: %w", a.unit, p.table, p.addr, err))
 	}
-	data, at, err := a.read(ctx, p.table, p.addr, p.width())
+	data, at, err := a.read(ctx, m, true, p.table, p.addr, p.width())
 	if err != nil {
 		return written, adapters.Reading{}, wrap(fmt.Errorf("written, but read-back failed: %w", err))
 	}
-	return written, adapters.Reading{Adapter: a.name, Point: p.name, Time: at, Value: p.value(data, p.addr)}, nil
+	back := p.value(data, p.addr)
+	a.mu.Lock()
+	// The read-back is published: the next poll need not repeat it. Pass
+	// records it unless the value did not change, when there is nothing to
+	// record.
+	p.filter.Pass(back, at)
+	p.backAt = at
+	a.mu.Unlock()
+	return written, adapters.Reading{Adapter: a.name, Point: p.name, Time: at, Value: back}, nil
 }
 
 // writeRequest checks v against the point and returns the request that

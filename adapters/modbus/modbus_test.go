@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,65 +29,79 @@ const (
 )
 
 // TestDecodeThroughServer puts every codec case into a real server's
-// registers, alternating holding and input registers, and checks one poll
-// cycle reads them all back as the unit tests expect.
+// registers and checks one poll cycle reads them all back as the unit tests
+// expect.
 func TestDecodeThroughServer(t *testing.T) {
 	dev := newDevice()
 	srv := freeAddr(t)
 	startServer(t, dev, srv)
+	points, check := decodeFixture(dev.seed)
+	_, rec := start(t, deviceConfig("tcp://"+srv, time.Hour, points...))
+	check(t, rec.next(t))
+}
 
+// decodeFixture lays every codec case out in registers, alternating holding
+// and input registers, plus 20 coils and 20 discrete inputs, for a
+// transport test to poll in one cycle. seed is told what the server must
+// hold (bits as 0 and 1); check asserts the cycle's readings.
+func decodeFixture(seed func(table string, addr int, vals []uint16)) ([]config.ModbusPoint, func(*testing.T, cycle)) {
 	var points []config.ModbusPoint
 	next := map[string]int{}
 	cases := codecCases()
 	for i, c := range cases {
-		tbl, m := config.HoldingRegister, dev.holding
+		tbl := config.HoldingRegister
 		if i%2 == 1 {
-			tbl, m = config.InputRegister, dev.input
+			tbl = config.InputRegister
 		}
 		addr := next[tbl]
 		next[tbl] += len(c.regs)
-		for j, r := range c.regs {
-			m[uint16(addr+j)] = r
-		}
+		seed(tbl, addr, c.regs)
 		p := c.point()
 		p.Table, p.Address = tbl, addr
 		points = append(points, p)
 	}
+	bit := func(b bool) []uint16 {
+		if b {
+			return []uint16{1}
+		}
+		return []uint16{0}
+	}
 	for i := range 20 {
-		dev.coils[uint16(100+i)] = i%3 == 0
-		dev.discrete[uint16(i)] = i%4 == 1
+		seed(config.Coil, 100+i, bit(i%3 == 0))
+		seed(config.DiscreteInput, i, bit(i%4 == 1))
 		points = append(points,
 			pt(fmt.Sprintf("coil%d", i), config.Coil, 100+i, "bool"),
 			pt(fmt.Sprintf("input%d", i), config.DiscreteInput, i, "bool"))
 	}
-
 	before := time.Now()
-	_, rec := start(t, deviceConfig("tcp://"+srv, time.Hour, points...))
-	c := rec.next(t)
-	if c.err != nil {
-		t.Fatalf("status: %v", c.err)
-	}
-	if len(c.readings) != len(points) {
-		t.Errorf("%d readings, want %d", len(c.readings), len(points))
-	}
-	for _, r := range c.readings {
-		if r.Adapter != "dev" || r.Time.Before(before) || r.Time.After(time.Now()) {
-			t.Errorf("reading %+v: wrong adapter or time", r)
+	check := func(t *testing.T, c cycle) {
+		t.Helper()
+		if c.err != nil {
+			t.Fatalf("status: %v", c.err)
+		}
+		if len(c.readings) != len(points) {
+			t.Errorf("%d readings, want %d", len(c.readings), len(points))
+		}
+		for _, r := range c.readings {
+			if r.Adapter != "dev" || r.Time.Before(before) || r.Time.After(time.Now()) {
+				t.Errorf("reading %+v: wrong adapter or time", r)
+			}
+		}
+		for _, cc := range cases {
+			if got, ok := c.value(cc.name); !ok || !same(got, cc.want) {
+				t.Errorf("%s: got %v (%s), want %v (%s)", cc.name, got, got.Kind(), cc.want, cc.want.Kind())
+			}
+		}
+		for i := range 20 {
+			if got, _ := c.value(fmt.Sprintf("coil%d", i)); got != adapters.Bool(i%3 == 0) {
+				t.Errorf("coil%d = %v", i, got)
+			}
+			if got, _ := c.value(fmt.Sprintf("input%d", i)); got != adapters.Bool(i%4 == 1) {
+				t.Errorf("input%d = %v", i, got)
+			}
 		}
 	}
-	for _, cc := range cases {
-		if got, ok := c.value(cc.name); !ok || !same(got, cc.want) {
-			t.Errorf("%s: got %v (%s), want %v (%s)", cc.name, got, got.Kind(), cc.want, cc.want.Kind())
-		}
-	}
-	for i := range 20 {
-		if got, _ := c.value(fmt.Sprintf("coil%d", i)); got != adapters.Bool(i%3 == 0) {
-			t.Errorf("coil%d = %v", i, got)
-		}
-		if got, _ := c.value(fmt.Sprintf("input%d", i)); got != adapters.Bool(i%4 == 1) {
-			t.Errorf("input%d = %v", i, got)
-		}
-	}
+	return points, check
 }
 
 // TestCoalescingAtServer counts the read requests of one cycle on the wire.
@@ -420,6 +433,30 @@ func TestOnChange(t *testing.T) {
 	rec.await(t, "the change", func(c cycle) bool { v, _ := c.value("steady"); return v == adapters.Uint(7) })
 }
 
+// TestWriteFeedsOnChange: a write's read-back is published by the caller,
+// so the polls after it do not publish the unchanged value again.
+func TestWriteFeedsOnChange(t *testing.T) {
+	dev := newDevice()
+	srv := freeAddr(t)
+	startServer(t, dev, srv)
+	dev.update(func(d *device) { d.holding[0] = 4 })
+	a, rec := start(t, deviceConfig("tcp://"+srv, 5*time.Millisecond,
+		pt("sp", config.HoldingRegister, 0, "uint16", writable, func(p *config.ModbusPoint) { p.OnChange = true })))
+	rec.await(t, "first reading", func(c cycle) bool { v, _ := c.value("sp"); return v == adapters.Uint(4) })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, rb, err := a.Write(ctx, "sp", adapters.Int(7)); err != nil || rb.Value != adapters.Uint(7) {
+		t.Fatalf("Write: %v, %v", rb.Value, err)
+	}
+	for range 10 {
+		c := rec.next(t)
+		if v, ok := c.value("sp"); ok || c.err != nil {
+			t.Fatalf("poll after the write published %v (status %v); the read-back had", v, c.err)
+		}
+	}
+}
+
 // TestRunLifecycle: writes fail fast while Run is not running, a concurrent
 // second Run is refused, and Run can be started again after it returned, as
 // the gateway's supervisor does after a failure.
@@ -486,6 +523,12 @@ func TestNewRejects(t *testing.T) {
 			bit(1)(&c.Points[0])
 		}},
 		{"duplicate", func(c *config.Modbus) { c.Points = append(c.Points, c.Points[0]) }},
+		{"rtu host", func(c *config.Modbus) { c.URL, c.Line = "rtu://dev/ttyUSB0", line8N1 }},
+		{"rtu broadcast unit", func(c *config.Modbus) { c.URL, c.Line, c.UnitID = "rtu:///dev/ttyUSB0", line8N1, 0 }},
+		{"rtu unit 248", func(c *config.Modbus) { c.URL, c.Line, c.UnitID = "rtu:///dev/ttyUSB0", line8N1, 248 }},
+		{"rtu line", func(c *config.Modbus) { c.URL = "rtu:///dev/ttyUSB0" }},
+		{"rtu+tcp path", func(c *config.Modbus) { c.URL = "rtu+tcp://127.0.0.1:502/x" }},
+		{"rtu+tcp broadcast unit", func(c *config.Modbus) { c.URL, c.UnitID = "rtu+tcp://127.0.0.1:502", 0 }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -499,6 +542,11 @@ func TestNewRejects(t *testing.T) {
 				t.Errorf("New = %v, want an error naming the adapter", err)
 			}
 		})
+	}
+	for _, url := range []string{"rtu:///dev/ttyUSB0", "rtu+tcp://127.0.0.1:4001", "rtu+tcp://converter"} {
+		if _, err := New(rtuConfig(url, 247, time.Second), nil); err != nil {
+			t.Errorf("%s refused: %v", url, err)
+		}
 	}
 }
 
@@ -543,15 +591,15 @@ func BenchmarkPollCycle(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	a.link.start(ctx, &wg)
-	defer wg.Wait()
-	defer cancel()
+	m, err := buses.attach(a.ep, a.log, a.timeout, a.retry)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.detach()
 
 	e := &lastStatus{}
 	for b.Loop() {
-		a.poll(ctx, e)
+		a.poll(context.Background(), m, e)
 	}
 	if e.err != nil || e.readings != b.N*len(points) {
 		b.Fatalf("%d readings, status %v", e.readings, e.err)

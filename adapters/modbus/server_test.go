@@ -42,6 +42,25 @@ func (d *device) update(f func(d *device)) {
 	f(d)
 }
 
+// seed stores vals from addr in table (bits as 0 and 1).
+func (d *device) seed(table string, addr int, vals []uint16) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i, v := range vals {
+		a := uint16(addr + i)
+		switch table {
+		case config.Coil:
+			d.coils[a] = v != 0
+		case config.DiscreteInput:
+			d.discrete[a] = v != 0
+		case config.HoldingRegister:
+			d.holding[a] = v
+		case config.InputRegister:
+			d.input[a] = v
+		}
+	}
+}
+
 // holdingRegs returns n holding registers from addr, for assertions.
 func (d *device) holdingRegs(addr, n int) []uint16 {
 	d.mu.Lock()
@@ -307,7 +326,7 @@ func start(t *testing.T, cfg *config.Modbus) (*Adapter, *recorder) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.link.backoff = backoff{min: 10 * time.Millisecond, max: 50 * time.Millisecond}
+	a.retry = backoff{min: 10 * time.Millisecond, max: 50 * time.Millisecond}
 	ctx, cancel := context.WithCancel(context.Background())
 	rec := &recorder{cycles: make(chan cycle, 16), stop: ctx.Done()}
 	done := make(chan error, 1)

@@ -289,7 +289,7 @@ name = "e"
 `,
 			want: []string{
 				`fieldgate.toml:6:1: modbus "a": bad url "rtu://dev/ttyUSB0": want tcp://host:port, rtu:///dev/ttyUSB0 or rtu+tcp://host:port`,
-				`fieldgate.toml:11:1: modbus "b": unit_id 248 out of range 0..247`,
+				`fieldgate.toml:11:1: modbus "b": unit_id 248 out of range 1..247`,
 				`fieldgate.toml:12:1: modbus "b": interval must be more than 0`,
 				`fieldgate.toml:13:1: modbus "b": unknown parity "X"`,
 				`fieldgate.toml:14:1: modbus "b": data_bits 9 out of range 5..8`,
@@ -744,7 +744,7 @@ max_size = 1048576
 fsync = "always"
 [[modbus]]
 name = "m"
-url = "rtu:///dev/ttyUSB0"
+url = "tcp://127.0.0.1:502"
 unit_id = 0
 parity = "e"
 point = [{ name = "s", table = "holding_register", type = "string", length = 4, byte_order = "badc", scale = -2.5 }]

@@ -330,7 +330,9 @@ func (o obj) port(ports map[string]portUse, dev, k, kind string, ln Line, shared
 const modbusURL = "want tcp://host:port, rtu:///dev/ttyUSB0 or rtu+tcp://host:port"
 
 func (l *loader) modbus(o obj, m *Modbus, ports map[string]portUse) {
-	maxUnit := 247
+	// RTU unit 0 is broadcast, which nothing answers; Modbus TCP devices
+	// take any unit, often 0 or 255.
+	minUnit, maxUnit := 1, 247
 	l.line(o, &m.Line)
 	if o.required(m.URL, "url") {
 		u, err := url.Parse(m.URL)
@@ -342,7 +344,7 @@ func (l *loader) modbus(o obj, m *Modbus, ports map[string]portUse) {
 				o.errorf("url", "bad url %q: %s", m.URL, modbusURL)
 			}
 			if u.Scheme == "tcp" {
-				maxUnit = 255 // Modbus TCP devices are often addressed as unit 255
+				minUnit, maxUnit = 0, 255
 			}
 		case u.Scheme == "rtu" && u.Host == "" && u.Path != "":
 			o.port(ports, u.Path, "url", KindModbus, m.Line, true)
@@ -350,7 +352,7 @@ func (l *loader) modbus(o obj, m *Modbus, ports map[string]portUse) {
 			o.errorf("url", "bad url %q: %s", m.URL, modbusURL)
 		}
 	}
-	o.integer(&m.UnitID, "unit_id", 1, 0, maxUnit)
+	o.integer(&m.UnitID, "unit_id", 1, minUnit, maxUnit)
 	o.dur(&m.Interval, "interval", time.Second, 0)
 	o.dur(&m.Timeout, "timeout", time.Second, 0)
 	o.integer(&m.MaxGap, "max_gap", 10, 0, math.MaxInt)

@@ -59,8 +59,9 @@ type view struct {
 	points    []haPoint // for Home Assistant discovery
 }
 
-// New prepares a bridge for cfg; nothing connects before Run. cmd may be nil
-// when no upstream takes commands: commands are then refused.
+// New prepares a bridge for cfg, which comes from config.Load: the bridge
+// relies on its defaults and checks. Nothing connects before Run. cmd may be
+// nil when no upstream takes commands: commands are then refused.
 func New(cfg *config.Config, log Log, cmd Commander, logger *slog.Logger) *Bridge {
 	if cmd == nil {
 		cmd = noCommands{}
@@ -77,20 +78,12 @@ func New(cfg *config.Config, log Log, cmd Commander, logger *slog.Logger) *Bridg
 func resolve(cfg *config.Config) ([]*settings, *view, error) {
 	v := &view{units: unitsOf(cfg.Points()), maxAge: cfg.Gateway.CommandMaxAge.D(),
 		gatewayID: cfg.Gateway.ID, points: haPoints(cfg)}
-	if v.maxAge <= 0 {
-		v.maxAge = defaultCommandAge
-	}
-	seen := map[string]bool{}
-	var specs []*settings
+	specs := make([]*settings, 0, len(cfg.Upstream))
 	for _, u := range cfg.Upstream {
-		s, err := newSettings(cfg.Gateway, u)
+		s, err := newSettings(u)
 		if err != nil {
 			return nil, v, err
 		}
-		if seen[s.name] {
-			return nil, v, fmt.Errorf("upstream %q: name used twice", s.name)
-		}
-		seen[s.name] = true
 		specs = append(specs, s)
 	}
 	return specs, v, nil
@@ -128,12 +121,12 @@ func (b *Bridge) Run(ctx context.Context) error {
 	return nil
 }
 
-// Reload applies a new configuration. Upstreams whose settings did not change
-// keep their connection (and publish the Home Assistant discovery configs
-// the new points call for); changed and removed ones stop cleanly (as at
-// shutdown), changed and added ones start. The buffer must already know the
-// added upstreams (buffer.SetUpstreams first). An unusable config changes
-// nothing and is reported.
+// Reload applies a new configuration, from config.Load as for New. Upstreams
+// whose settings did not change keep their connection (and publish the Home
+// Assistant discovery configs the new points call for); changed and removed
+// ones stop cleanly (as at shutdown), changed and added ones start. The
+// buffer must already know the added upstreams (buffer.SetUpstreams first).
+// An unusable config changes nothing and is reported.
 func (b *Bridge) Reload(cfg *config.Config) error {
 	specs, v, err := resolve(cfg)
 	if err != nil {

@@ -6,6 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -194,22 +198,95 @@ func containsAll(s string, subs []string) bool {
 	return true
 }
 
-// testConfig is a gateway "gw" with prefix fg/gw, two adapters (boiler with
-// units, scale without) and the given upstreams.
-func testConfig(ups ...config.Upstream) *config.Config {
-	return &config.Config{
-		Gateway: config.Gateway{ID: "gw", TopicPrefix: "fg/gw", CommandMaxAge: config.Duration(30 * time.Second)},
-		Modbus: []config.Modbus{{Name: "boiler", Points: []config.ModbusPoint{
-			{Name: "temp", Unit: "degC", Writable: true}, {Name: "pressure", Unit: "bar"},
-		}}},
-		Serial:   []config.Serial{{Name: "scale", Points: []config.SerialPoint{{Name: "weight"}}}},
-		Upstream: ups,
-	}
+// testAdapters are the adapters of testConfig: boiler, whose points have
+// units, and scale, whose point has none.
+const testAdapters = `
+[[modbus]]
+name = "boiler"
+url = "tcp://127.0.0.1:502"
+point = [
+  { name = "temp", table = "holding_register", type = "float32", unit = "degC", writable = true },
+  { name = "pressure", table = "input_register", address = 2, unit = "bar" },
+]
+[[serial]]
+name = "scale"
+port = "/dev/ttyFG0"
+point = [{ name = "weight", pattern = "(.*)", type = "string" }]
+`
+
+// testConfig is a gateway "gw" with prefix fg/gw, testAdapters and the given
+// upstreams.
+func testConfig(t *testing.T, ups ...config.Upstream) *config.Config {
+	t.Helper()
+	return mustLoad(t, testAdapters, ups...)
 }
 
-// upstream is an [[upstream]] with fast reconnects, modified by opts.
+func mustLoad(t *testing.T, adapters string, ups ...config.Upstream) *config.Config {
+	t.Helper()
+	cfg, err := loadConfig(t, adapters, ups...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// loadConfig writes a config file for gateway "gw" with prefix fg/gw, the
+// adapter tables in adapters and ups as [[upstream]] tables, each with the
+// keys whose fields are set, and loads it as the gateway does.
+func loadConfig(t *testing.T, adapters string, ups ...config.Upstream) (*config.Config, error) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("[gateway]\nid = \"gw\"\ntopic_prefix = \"fg/gw\"\n")
+	for _, u := range ups {
+		b.WriteString("[[upstream]]\n")
+		for _, kv := range tomlKeys(reflect.ValueOf(u)) {
+			b.WriteString(kv + "\n")
+		}
+	}
+	b.WriteString(adapters)
+	path := filepath.Join(t.TempDir(), "fieldgate.toml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return config.Load(path)
+}
+
+// tomlKeys renders the set fields of struct v as "key = value", by their
+// toml tags.
+func tomlKeys(v reflect.Value) []string {
+	var kvs []string
+	for i := range v.NumField() {
+		if f := v.Field(i); !f.IsZero() {
+			kvs = append(kvs, v.Type().Field(i).Tag.Get("toml")+" = "+tomlValue(f))
+		}
+	}
+	return kvs
+}
+
+func tomlValue(v reflect.Value) string {
+	switch {
+	case v.Type() == reflect.TypeFor[config.Duration]():
+		return strconv.Quote(time.Duration(v.Int()).String())
+	case v.Kind() == reflect.Pointer:
+		return tomlValue(v.Elem())
+	case v.Kind() == reflect.Struct: // an inline table
+		return "{ " + strings.Join(tomlKeys(v), ", ") + " }"
+	case v.Kind() == reflect.Slice:
+		var vs []string
+		for i := range v.Len() {
+			vs = append(vs, tomlValue(v.Index(i)))
+		}
+		return "[" + strings.Join(vs, ", ") + "]"
+	case v.Kind() == reflect.String: // also a Secret, in clear
+		return strconv.Quote(v.String())
+	}
+	return fmt.Sprint(v.Interface()) // bool, int
+}
+
+// upstream is an [[upstream]] with the fastest reconnects config allows,
+// modified by opts.
 func upstream(name, url string, opts ...func(*config.Upstream)) config.Upstream {
-	u := config.Upstream{Name: name, URL: url, ReconnectMax: config.Duration(500 * time.Millisecond)}
+	u := config.Upstream{Name: name, URL: url, ReconnectMax: config.Duration(time.Second)}
 	for _, o := range opts {
 		o(&u)
 	}

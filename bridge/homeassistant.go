@@ -51,11 +51,7 @@ func haPoints(cfg *config.Config) []haPoint {
 	lin := map[pointKey]linear{}
 	for _, m := range cfg.Modbus {
 		for _, p := range m.Points {
-			l := linear{1, p.Offset}
-			if p.Scale != nil {
-				l.scale = *p.Scale
-			}
-			lin[pointKey{m.Name, p.Name}] = l
+			lin[pointKey{m.Name, p.Name}] = linear{*p.Scale, p.Offset}
 		}
 	}
 	var hps []haPoint
@@ -153,26 +149,16 @@ func haNumberRange(p haPoint) (lo, hi, step float64, ok bool) {
 	return lo, hi, step, lo < hi
 }
 
-// haID keeps the characters Home Assistant allows in a discovery topic's
-// node and object ids; config names are already restricted to them.
-func haID(s string) string {
-	return strings.Map(func(c rune) rune {
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' {
-			return c
-		}
-		return '_'
-	}, s)
-}
-
 // haConfigs returns the discovery configs s should publish, by topic, and
 // the points left out because their ids collide with an earlier point's
-// ("a_b"/"c" and "a"/"b_c").
+// ("a_b"/"c" and "a"/"b_c"). The gateway id and the names are used as
+// they are: config.Load allows in them only what Home Assistant allows in a
+// discovery topic's node and object ids.
 func haConfigs(s *settings, v *view) (configs map[string]string, collisions []string) {
 	configs = map[string]string{}
 	if !s.discovery || s.format == formatBatch {
 		return configs, nil
 	}
-	node := haID(v.gatewayID)
 	dev := haDevice{
 		Identifiers:  []string{"fieldgate_" + v.gatewayID},
 		Name:         v.gatewayID,
@@ -182,7 +168,7 @@ func haConfigs(s *settings, v *view) (configs map[string]string, collisions []st
 	}
 	seen := map[string]bool{}
 	for _, p := range v.points {
-		object := haID(p.Adapter + "_" + p.Point)
+		object := p.Adapter + "_" + p.Point
 		if seen[object] {
 			collisions = append(collisions, p.Adapter+"/"+p.Point)
 			continue
@@ -193,7 +179,7 @@ func haConfigs(s *settings, v *view) (configs map[string]string, collisions []st
 		c.UniqueID = "fieldgate_" + v.gatewayID + "_" + p.Adapter + "_" + p.Point
 		c.Device = dev
 		b, _ := json.Marshal(c) // strings and finite numbers always marshal
-		configs[haDiscoveryPrefix+"/"+component+"/"+node+"/"+object+"/config"] = string(b)
+		configs[haDiscoveryPrefix+"/"+component+"/"+v.gatewayID+"/"+object+"/config"] = string(b)
 	}
 	return configs, collisions
 }

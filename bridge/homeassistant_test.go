@@ -16,30 +16,43 @@ import (
 
 func homeassistant(u *config.Upstream) { u.HomeAssistant = true }
 
-// haTestConfig has a point for every kind of entity: boiler/temp sensor,
+// haAdapters have a point for every kind of entity: boiler/temp sensor,
 // boiler/setpoint number, boiler/pump switch, boiler/alarm binary_sensor,
 // scale/label text, scale/model (string) sensor, io/door binary_sensor,
 // io/relay switch.
-func haTestConfig(ups ...config.Upstream) *config.Config {
-	half := 0.5
-	return &config.Config{
-		Gateway: config.Gateway{ID: "gw", TopicPrefix: "fg/gw"},
-		Modbus: []config.Modbus{{Name: "boiler", Points: []config.ModbusPoint{
-			{Name: "temp", Type: "float32", Unit: "degC"},
-			{Name: "setpoint", Type: "uint16", Unit: "degC", Scale: &half, Offset: 10, Writable: true},
-			{Name: "pump", Type: "bool", Writable: true},
-			{Name: "alarm", Type: "bool"},
-		}}},
-		Serial: []config.Serial{{Name: "scale", Points: []config.SerialPoint{
-			{Name: "label", Type: "string", WriteFormat: "L{value}\r\n"},
-			{Name: "model", Type: "string", Unit: "ignored"},
-		}}},
-		GPIO: []config.GPIO{{Name: "io", Points: []config.GPIOPoint{
-			{Name: "door", Direction: "input", Unit: "ignored"},
-			{Name: "relay", Direction: "output"},
-		}}},
-		Upstream: ups,
-	}
+const haAdapters = `
+[[modbus]]
+name = "boiler"
+url = "tcp://127.0.0.1:502"
+point = [
+  { name = "temp", table = "input_register", type = "float32", unit = "degC" },
+  { name = "setpoint", table = "holding_register", address = 2, type = "uint16", unit = "degC", scale = 0.5, offset = 10.0, writable = true },
+  { name = "pump", table = "coil", type = "bool", writable = true },
+` + haAlarm + `
+]
+[[serial]]
+name = "scale"
+port = "/dev/ttyFG0"
+point = [
+  { name = "label", pattern = "L(.*)", type = "string", write_format = "L{value}\r\n" },
+  { name = "model", pattern = "M(.*)", type = "string", unit = "ignored" },
+]
+[[gpio]]
+name = "io"
+chip = "gpiochip0"
+point = [
+  { name = "door", line = 1, direction = "input", unit = "ignored" },
+  { name = "relay", line = 2, direction = "output" },
+]
+`
+
+// haAlarm is boiler/alarm, which TestHAReload removes.
+const haAlarm = `  { name = "alarm", table = "discrete_input", type = "bool" },`
+
+// haTestConfig is haAdapters with the given upstreams.
+func haTestConfig(t *testing.T, ups ...config.Upstream) *config.Config {
+	t.Helper()
+	return mustLoad(t, haAdapters, ups...)
 }
 
 // haWant is what one discovery config must say, beyond the fields every
@@ -134,7 +147,7 @@ func TestHAConfigs(t *testing.T) {
 		return haConfigs(specs[0], v)
 	}
 	t.Run("json", func(t *testing.T) {
-		got, _ := configsOf(t, haTestConfig(upstream("cloud", "mqtt://x", homeassistant)))
+		got, _ := configsOf(t, haTestConfig(t, upstream("cloud", "mqtt://x:1883", homeassistant)))
 		if len(got) != len(haWantJSON) {
 			t.Errorf("%d configs, want %d: %v", len(got), len(haWantJSON), got)
 		}
@@ -143,7 +156,7 @@ func TestHAConfigs(t *testing.T) {
 		}
 	})
 	t.Run("value", func(t *testing.T) {
-		got, _ := configsOf(t, haTestConfig(upstream("cloud", "mqtt://x", homeassistant, format(formatValue))))
+		got, _ := configsOf(t, haTestConfig(t, upstream("cloud", "mqtt://x:1883", homeassistant, format(formatValue))))
 		if len(got) != len(haWantJSON) {
 			t.Errorf("%d configs, want %d", len(got), len(haWantJSON))
 		}
@@ -155,33 +168,35 @@ func TestHAConfigs(t *testing.T) {
 		}
 	})
 	t.Run("batch", func(t *testing.T) {
-		if got, _ := configsOf(t, haTestConfig(upstream("cloud", "mqtt://x", homeassistant, format(formatBatch)))); len(got) != 0 {
+		if got, _ := configsOf(t, haTestConfig(t, upstream("cloud", "mqtt://x:1883", homeassistant, format(formatBatch)))); len(got) != 0 {
 			t.Errorf("batch format: %v, want no configs", got)
 		}
 	})
 	t.Run("off", func(t *testing.T) {
-		if got, _ := configsOf(t, haTestConfig(upstream("cloud", "mqtt://x"))); len(got) != 0 {
+		if got, _ := configsOf(t, haTestConfig(t, upstream("cloud", "mqtt://x:1883"))); len(got) != 0 {
 			t.Errorf("homeassistant off: %v, want no configs", got)
 		}
 	})
 	t.Run("ids", func(t *testing.T) {
-		cfg := &config.Config{
-			Gateway: config.Gateway{ID: "pi gw/1"},
-			GPIO: []config.GPIO{
-				{Name: "a_b", Points: []config.GPIOPoint{{Name: "c", Direction: "input"}}},
-				{Name: "a", Points: []config.GPIOPoint{{Name: "b_c", Direction: "input"}}},
-			},
-			Upstream: []config.Upstream{upstream("cloud", "mqtt://x", homeassistant)},
-		}
+		cfg := mustLoad(t, `
+[[gpio]]
+name = "a_b"
+chip = "gpiochip0"
+point = [{ name = "c", line = 1, direction = "input" }]
+[[gpio]]
+name = "a"
+chip = "gpiochip0"
+point = [{ name = "b_c", line = 2, direction = "input" }]
+`, upstream("cloud", "mqtt://x:1883", homeassistant))
 		got, collisions := configsOf(t, cfg)
-		const topic = "homeassistant/binary_sensor/pi_gw_1/a_b_c/config"
+		const topic = "homeassistant/binary_sensor/gw/a_b_c/config"
 		if _, ok := got[topic]; !ok || len(got) != 1 {
 			t.Errorf("configs %v, want only %s", got, topic)
 		}
 		if !reflect.DeepEqual(collisions, []string{"a/b_c"}) {
 			t.Errorf("collisions %v, want [a/b_c]", collisions)
 		}
-		if !strings.Contains(got[topic], `"unique_id":"fieldgate_pi gw/1_a_b_c"`) {
+		if !strings.Contains(got[topic], `"unique_id":"fieldgate_gw_a_b_c"`) {
 			t.Errorf("config %s: unique_id not from the gateway id", got[topic])
 		}
 	})
@@ -251,14 +266,14 @@ func TestHADiscovery(t *testing.T) {
 	for _, br := range brokers {
 		t.Run(br.name, func(t *testing.T) {
 			url := br.start(t)
-			g := startGateway(t, haTestConfig(upstream("cloud", url, homeassistant)), nil)
+			g := startGateway(t, haTestConfig(t, upstream("cloud", url, homeassistant)), nil)
 			g.logs.await(t, "upstream=cloud", "homeassistant: discovery configs", "published=8")
 			checkRetained(t, url)
 		})
 	}
 	t.Run("reconnect", func(t *testing.T) {
 		m := peers.StartMochi(t)
-		g := startGateway(t, haTestConfig(upstream("cloud", m.URL(), homeassistant)), nil)
+		g := startGateway(t, haTestConfig(t, upstream("cloud", m.URL(), homeassistant)), nil)
 		for _, ms := range awaitHA(t, m, haTopics(haWantJSON), 1, false) {
 			if strings.HasPrefix(ms.Topic, "homeassistant/") && (ms.QoS != 1 || !ms.Retained) {
 				t.Errorf("%s: want QoS 1, retained", ms)
@@ -304,15 +319,17 @@ func checkRetained(t *testing.T, url string) {
 // every config.
 func TestHAReload(t *testing.T) {
 	m := peers.StartMochi(t)
-	v1 := haTestConfig(upstream("cloud", m.URL(), homeassistant))
+	v1 := haTestConfig(t, upstream("cloud", m.URL(), homeassistant))
 	g := startGateway(t, v1, nil)
 	all := haTopics(haWantJSON)
 	awaitHA(t, m, all, 1, false)
 
-	v2 := haTestConfig(upstream("cloud", m.URL(), homeassistant))
-	boiler := &v2.Modbus[0]
-	boiler.Points = append(boiler.Points[:3], config.ModbusPoint{Name: "flow", Type: "float32", Unit: "l/min"}) // alarm out, flow in
-	boiler.Points[0].Unit = "K"
+	// alarm out, flow in, temp in K
+	adapters2 := strings.NewReplacer(
+		haAlarm, `  { name = "flow", table = "input_register", address = 4, type = "float32", unit = "l/min" },`,
+		`name = "temp", table = "input_register", type = "float32", unit = "degC"`, `name = "temp", table = "input_register", type = "float32", unit = "K"`,
+	).Replace(haAdapters)
+	v2 := mustLoad(t, adapters2, upstream("cloud", m.URL(), homeassistant))
 	if err := g.b.Reload(v2); err != nil {
 		t.Fatal(err)
 	}
@@ -336,8 +353,7 @@ func TestHAReload(t *testing.T) {
 		}
 	}
 
-	v3 := haTestConfig(upstream("cloud", m.URL()))
-	v3.Modbus = v2.Modbus
+	v3 := mustLoad(t, adapters2, upstream("cloud", m.URL()))
 	if err := g.b.Reload(v3); err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +370,7 @@ func TestHAReload(t *testing.T) {
 // and says why once, not at every connect.
 func TestHABatch(t *testing.T) {
 	m := peers.StartMochi(t)
-	g := startGateway(t, haTestConfig(upstream("cloud", m.URL(), homeassistant, format(formatBatch))), nil)
+	g := startGateway(t, haTestConfig(t, upstream("cloud", m.URL(), homeassistant, format(formatBatch))), nil)
 	g.logs.await(t, "level=WARN", "upstream=cloud", "homeassistant: no discovery configs for format batch")
 	g.logs.await(t, "connected", "upstream=cloud")
 	m.Stop()

@@ -3,12 +3,9 @@ package bridge
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -22,19 +19,9 @@ const (
 	formatBatch = "batch"
 )
 
-// Defaults for settings a hand-built config may leave empty; config.Load
-// fills the same ones.
-const (
-	defaultQoS          = 1
-	defaultKeepalive    = 30 * time.Second
-	defaultReconnectMax = 10 * time.Second
-	defaultBatchMax     = 100
-	defaultCommandAge   = 30 * time.Second
-)
-
-// settings is one upstream's effective configuration: config.Upstream with
-// every default applied and the broker URLs parsed. Two equal settings mean
-// the upstream can keep its connection across a reload.
+// settings is one upstream's effective configuration: config.Upstream as
+// config.Load completed it, with the broker URLs in paho's schemes. Two equal
+// settings mean the upstream can keep its connection across a reload.
 type settings struct {
 	name         string
 	brokers      []*url.URL // paho schemes: tcp, ssl, ws, wss
@@ -54,121 +41,57 @@ type settings struct {
 	tls          *config.TLS // nil: plain connection
 }
 
-// newSettings resolves one [[upstream]] against the [gateway] table.
-func newSettings(g config.Gateway, u config.Upstream) (*settings, error) {
+// newSettings takes one [[upstream]] of a loaded config, which has every
+// default filled in and has been validated.
+func newSettings(u config.Upstream) (*settings, error) {
 	s := &settings{
 		name:         u.Name,
 		clientID:     u.ClientID,
 		username:     u.Username,
 		password:     u.Password,
-		qos:          defaultQoS,
+		qos:          byte(*u.QoS),
 		retain:       u.Retain,
 		clean:        u.CleanSession,
 		keepalive:    u.Keepalive.D(),
 		reconnectMax: u.ReconnectMax.D(),
-		commands:     u.Commands == nil || *u.Commands,
+		commands:     *u.Commands,
 		prefix:       u.TopicPrefix,
 		format:       u.Format,
 		batchMax:     u.BatchMax,
 		discovery:    u.HomeAssistant,
+		tls:          u.TLS,
 	}
-	if s.name == "" {
-		return nil, errors.New("upstream without a name")
-	}
-	if s.clientID == "" {
-		s.clientID = g.ID + "-" + u.Name
-	}
-	if u.QoS != nil {
-		if *u.QoS < 0 || *u.QoS > 2 {
-			return nil, fmt.Errorf("upstream %q: qos %d is not 0, 1 or 2", u.Name, *u.QoS)
-		}
-		s.qos = byte(*u.QoS)
-	}
-	if s.keepalive <= 0 {
-		s.keepalive = defaultKeepalive
-	}
-	if s.reconnectMax <= 0 {
-		s.reconnectMax = defaultReconnectMax
-	}
-	if s.prefix == "" {
-		s.prefix = g.TopicPrefix
-	}
-	if s.prefix == "" {
-		s.prefix = "fieldgate/" + g.ID
-	}
-	switch s.format {
-	case "":
-		s.format = formatJSON
-	case formatJSON, formatValue, formatBatch:
-	default:
-		return nil, fmt.Errorf("upstream %q: unknown format %q", u.Name, s.format)
-	}
-	if s.batchMax <= 0 {
-		s.batchMax = defaultBatchMax
-	}
-	// config.Load leaves url in place and copies it into urls; a
-	// hand-built config may give either or both. Each broker is tried once.
-	raw := u.URLs
-	if u.URL != "" && !slices.Contains(raw, u.URL) {
-		raw = append([]string{u.URL}, raw...)
-	}
-	if len(raw) == 0 {
-		return nil, fmt.Errorf("upstream %q: no url", u.Name)
-	}
-	secure := false
-	for _, r := range raw {
-		b, tlsScheme, err := brokerURL(r)
+	for _, raw := range u.URLs {
+		b, err := brokerURL(raw)
 		if err != nil {
 			return nil, fmt.Errorf("upstream %q: %w", u.Name, err)
 		}
-		secure = secure || tlsScheme
 		s.brokers = append(s.brokers, b)
-	}
-	if u.TLS != nil || secure {
-		for _, b := range s.brokers {
-			if b.Scheme == "tcp" || b.Scheme == "ws" {
-				return nil, fmt.Errorf("upstream %q: url %s is not a TLS scheme, but TLS is configured", u.Name, b.Redacted())
-			}
-		}
-		t := config.TLS{}
-		if u.TLS != nil {
-			t = *u.TLS
-			t.ALPN = append([]string(nil), t.ALPN...)
-		}
-		s.tls = &t
 	}
 	return s, nil
 }
 
-// brokerURL maps a SPEC url onto paho's schemes and fills in the default
-// port, reporting whether the scheme implies TLS.
-func brokerURL(raw string) (*url.URL, bool, error) {
+// pahoSchemes maps the URL schemes of the config (SPEC §2) onto paho's.
+var pahoSchemes = map[string]string{
+	"mqtt": "tcp", "tcp": "tcp",
+	"mqtts": "ssl", "ssl": "ssl", "tls": "ssl",
+	"ws": "ws", "wss": "wss",
+}
+
+// brokerURL is a config url in paho's terms. It fails only for a url
+// config.Load would have refused.
+func brokerURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		// Not wrapped: url.Error quotes the whole URL, password included.
-		return nil, false, fmt.Errorf("bad url %q: it does not parse", config.RedactURL(raw))
+		return nil, fmt.Errorf("bad url %q: it does not parse", config.RedactURL(raw))
 	}
-	var port string
-	secure := false
-	switch strings.ToLower(u.Scheme) {
-	case "mqtt", "tcp":
-		u.Scheme, port = "tcp", "1883"
-	case "mqtts", "ssl", "tls":
-		u.Scheme, port, secure = "ssl", "8883", true
-	case "ws":
-		u.Scheme = "ws"
-	case "wss":
-		u.Scheme, secure = "wss", true
-	default:
-		return nil, false, fmt.Errorf("url %s: unknown scheme %q (use mqtt, tcp, mqtts, ssl, tls, ws or wss)", u.Redacted(), u.Scheme)
+	scheme, ok := pahoSchemes[u.Scheme]
+	if !ok {
+		return nil, fmt.Errorf("url %s: scheme %q is not an MQTT one", u.Redacted(), u.Scheme)
 	}
-	if u.Hostname() == "" {
-		return nil, false, fmt.Errorf("url %s: no host", u.Redacted())
-	}
-	if port != "" && u.Port() == "" {
-		u.Host = net.JoinHostPort(u.Hostname(), port)
-	}
-	return u, secure, nil
+	u.Scheme = scheme
+	return u, nil
 }
 
 // tlsConfig loads the certificate files; it runs before every new client so a

@@ -12,8 +12,9 @@ import (
 	"github.com/fieldgate/fieldgate/test/peers"
 )
 
+// TestNewSettings loads each upstream as the gateway does and checks what
+// the bridge makes of it; the upstreams config.Load refuses never reach it.
 func TestNewSettings(t *testing.T) {
-	gw := config.Gateway{ID: "gw", TopicPrefix: "fg/gw"}
 	two := 2
 	off := false
 	tests := []struct {
@@ -21,16 +22,16 @@ func TestNewSettings(t *testing.T) {
 		u       config.Upstream
 		brokers string // joined
 		check   func(*settings) string
-		wantErr string
+		wantErr string // from config.Load
 	}{
-		{"defaults", config.Upstream{Name: "cloud", URL: "mqtt://broker"}, "tcp://broker:1883", func(s *settings) string {
+		{"defaults", config.Upstream{Name: "cloud", URL: "mqtt://broker:1883"}, "tcp://broker:1883", func(s *settings) string {
 			if s.clientID != "gw-cloud" || s.qos != 1 || !s.commands || s.prefix != "fg/gw" || s.format != formatJSON ||
 				s.batchMax != 100 || s.keepalive != 30*time.Second || s.reconnectMax != 10*time.Second || s.tls != nil {
 				return "defaults not applied"
 			}
 			return ""
 		}, ""},
-		{"tls schemes", config.Upstream{Name: "c", URL: "mqtts://a", URLs: []string{"ssl://b:1", "tls://c", "wss://d/mqtt"}},
+		{"tls schemes", config.Upstream{Name: "c", URLs: []string{"mqtts://a:8883", "ssl://b:1", "tls://c:8883", "wss://d/mqtt"}},
 			"ssl://a:8883 ssl://b:1 ssl://c:8883 wss://d/mqtt", func(s *settings) string {
 				if s.tls == nil {
 					return "TLS not implied"
@@ -45,23 +46,27 @@ func TestNewSettings(t *testing.T) {
 				}
 				return ""
 			}, ""},
-		{"url repeated in urls, as config.Load leaves it", config.Upstream{Name: "c", URL: "mqtt://a:1", URLs: []string{"mqtt://a:1"}},
+		{"url, which config.Load also puts in urls, tried once", config.Upstream{Name: "c", URL: "mqtt://a:1"},
 			"tcp://a:1", func(*settings) string { return "" }, ""},
-		{"no url", config.Upstream{Name: "c"}, "", nil, "no url"},
-		{"bad scheme", config.Upstream{Name: "c", URL: "http://a"}, "", nil, "unknown scheme"},
-		{"tls on plain url", config.Upstream{Name: "c", URL: "mqtt://a", TLS: &config.TLS{}}, "", nil, "not a TLS scheme"},
-		{"bad format", config.Upstream{Name: "c", URL: "mqtt://a", Format: "xml"}, "", nil, "unknown format"},
+		{"no url", config.Upstream{Name: "c"}, "", nil, "url or urls is required"},
+		{"bad scheme", config.Upstream{Name: "c", URL: "http://a:1"}, "", nil, "bad url"},
+		{"tls on plain url", config.Upstream{Name: "c", URL: "mqtt://a:1", TLS: &config.TLS{ServerName: "a"}}, "", nil, "not a TLS one"},
+		{"bad format", config.Upstream{Name: "c", URL: "mqtt://a:1", Format: "xml"}, "", nil, "unknown format"},
 		{"password hidden", config.Upstream{Name: "c", URL: "bogus://u:hunter2@a"}, "", nil, "u:xxxxx@a"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := newSettings(gw, tt.u)
+			cfg, err := loadConfig(t, "", tt.u)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || strings.Contains(err.Error(), "hunter2") {
 					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
 				}
 				return
 			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := newSettings(cfg.Upstream[0])
 			if err != nil {
 				t.Fatal(err)
 			}

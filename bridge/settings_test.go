@@ -138,25 +138,6 @@ func TestSessionStore(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	b := newBackoff(4 * time.Second)
-	if d := b.next(); d != 0 {
-		t.Fatalf("first attempt waits %v", d)
-	}
-	for i, max := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second} {
-		if d := b.next(); d < max/2 || d > max {
-			t.Fatalf("wait %d = %v, want within [%v, %v]", i, d, max/2, max)
-		}
-	}
-	b.reset()
-	if d := b.next(); d != 0 {
-		t.Fatalf("after reset the first attempt waits %v", d)
-	}
-	if d := newBackoff(200 * time.Millisecond); d.min != 200*time.Millisecond {
-		t.Fatalf("min = %v for a small reconnect_max", d.min)
-	}
-}
-
 func TestTLSConfig(t *testing.T) {
 	dir := t.TempDir()
 	ca := peers.NewCA(t, dir, "ca")

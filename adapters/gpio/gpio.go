@@ -91,8 +91,8 @@ func WithDevDir(dir string) Option { return func(o *options) { o.devDir = dir } 
 // WithProbe sets how often held lines are read to notice a vanished chip.
 func WithProbe(every time.Duration) Option { return func(o *options) { o.probe = every } }
 
-// WithRetry sets the back-off between attempts to open the chip: first
-// delay, doubled after each failure up to limit.
+// WithRetry sets the back-off between attempts to open the chip, as
+// adapters.NewBackoff(first, limit) paces it.
 func WithRetry(first, limit time.Duration) Option {
 	return func(o *options) { o.retryMin, o.retryMax = first, limit }
 }
@@ -145,11 +145,11 @@ func (a *Adapter) Name() string { return a.name }
 // before it returns.
 func (a *Adapter) Run(ctx context.Context, e adapters.Emitter) error {
 	defer a.release()
-	wait := a.opt.retryMin
+	bo := adapters.NewBackoff(a.opt.retryMin, a.opt.retryMax)
 	for ctx.Err() == nil {
 		s, err := a.connect(e)
 		if err == nil {
-			wait = a.opt.retryMin
+			bo.Reset()
 			if err = a.serve(ctx, s, e); err == nil {
 				return nil
 			}
@@ -157,6 +157,7 @@ func (a *Adapter) Run(ctx context.Context, e adapters.Emitter) error {
 		a.release()
 		err = fmt.Errorf("gpio %q: %w", a.name, err)
 		e.Status(err)
+		wait := bo.NextBackOff()
 		a.log.Warn("gpio chip fault; retrying", "err", err, "retry_in", wait)
 		t := time.NewTimer(wait)
 		select {
@@ -164,7 +165,6 @@ func (a *Adapter) Run(ctx context.Context, e adapters.Emitter) error {
 			t.Stop()
 		case <-t.C:
 		}
-		wait = min(2*wait, a.opt.retryMax)
 	}
 	return nil
 }

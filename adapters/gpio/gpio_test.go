@@ -12,57 +12,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fieldgate/fieldgate/adapters"
+	"github.com/fieldgate/fieldgate/adapters/adapterstest"
 	"github.com/fieldgate/fieldgate/config"
 )
-
-// recorder is an adapters.Emitter that hands what it receives to the test.
-type recorder struct {
-	readings chan emitted
-	statuses chan error
-}
-
-// emitted is one reading and when Emit received it.
-type emitted struct {
-	adapters.Reading
-	at time.Time
-}
-
-func newRecorder() *recorder {
-	return &recorder{readings: make(chan emitted, 4096), statuses: make(chan error, 256)}
-}
-
-func (r *recorder) Emit(rs []adapters.Reading) {
-	now := time.Now()
-	for _, x := range rs {
-		r.readings <- emitted{x, now}
-	}
-}
-
-func (r *recorder) Status(err error) { r.statuses <- err }
-
-// reading waits for the next reading.
-func (r *recorder) reading(t *testing.T, within time.Duration) emitted {
-	t.Helper()
-	select {
-	case x := <-r.readings:
-		return x
-	case <-time.After(within):
-		t.Fatalf("no reading within %v", within)
-	}
-	return emitted{}
-}
-
-// status waits for the next status report.
-func (r *recorder) status(t *testing.T, within time.Duration) error {
-	t.Helper()
-	select {
-	case err := <-r.statuses:
-		return err
-	case <-time.After(within):
-		t.Fatalf("no status within %v", within)
-	}
-	return nil
-}
 
 // run starts a.Run and returns a function that stops it and checks it
 // returned nil; the test's cleanup calls that function too.
@@ -267,10 +219,10 @@ func TestMissingChip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := newRecorder()
+	rec := &adapterstest.Recorder{}
 	run(t, a, rec)
 	for range 3 { // the first failure and two retries
-		err := rec.status(t, 5*time.Second)
+		err := rec.NextStatus(t)
 		if !errors.Is(err, ErrChipNotFound) || !strings.Contains(err.Error(), `gpio "io"`) || !strings.Contains(err.Error(), `"pinctrl-rp1"`) {
 			t.Fatalf("status %v, want chip-not-found naming adapter and chip", err)
 		}

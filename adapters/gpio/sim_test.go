@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fieldgate/fieldgate/adapters"
+	"github.com/fieldgate/fieldgate/adapters/adapterstest"
 	"github.com/fieldgate/fieldgate/config"
 )
 
@@ -62,8 +63,6 @@ func vmInit(m *testing.M) {
 	}
 }
 
-const wait = 10 * time.Second // bound on every wait: plain emulation is slow
-
 var simCount atomic.Int32
 
 // newSim creates a simulated chip of n lines with a label of its own and
@@ -86,47 +85,37 @@ func newSimLabelled(t *testing.T, n int, label string) *gpiosim.Chip {
 
 // start runs an adapter for chip with points, fast probe and retry, and
 // waits until it reports the chip open.
-func start(t *testing.T, chip string, points []config.GPIOPoint, opts ...Option) (*Adapter, *recorder, func()) {
+func start(t *testing.T, chip string, points []config.GPIOPoint, opts ...Option) (*Adapter, *adapterstest.Recorder, func()) {
 	t.Helper()
 	a, rec, stop := startFailing(t, chip, points, opts...)
-	if err := rec.status(t, wait); err != nil {
+	if err := rec.NextStatus(t); err != nil {
 		t.Fatalf("status %v, want ok", err)
 	}
 	return a, rec, stop
 }
 
 // startFailing runs an adapter without waiting for its first status.
-func startFailing(t *testing.T, chip string, points []config.GPIOPoint, opts ...Option) (*Adapter, *recorder, func()) {
+func startFailing(t *testing.T, chip string, points []config.GPIOPoint, opts ...Option) (*Adapter, *adapterstest.Recorder, func()) {
 	t.Helper()
 	opts = append([]Option{WithProbe(50 * time.Millisecond), WithRetry(50*time.Millisecond, 200*time.Millisecond)}, opts...)
 	a, err := New(&config.GPIO{Name: "io", Chip: chip, Points: points}, nil, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := newRecorder()
+	rec := &adapterstest.Recorder{}
 	stop := run(t, a, rec)
 	return a, rec, stop
 }
 
-// expect waits for the next reading and checks its point and value.
-func expect(t *testing.T, rec *recorder, point string, v bool) emitted {
+// expect waits for the next reading and checks its point and value; it
+// returns the reading and when Emit received it.
+func expect(t *testing.T, rec *adapterstest.Recorder, point string, v bool) (adapters.Reading, time.Time) {
 	t.Helper()
-	x := rec.reading(t, wait)
+	x, at := rec.NextReading(t)
 	if x.Adapter != "io" || x.Point != point || x.Value != adapters.Bool(v) {
 		t.Fatalf("reading %s/%s = %v, want io/%s = %v", x.Adapter, x.Point, x.Value, point, v)
 	}
-	return x
-}
-
-// expectNone checks that no reading arrives for a while: how long an absence
-// must last to count is the one timed judgement these tests make.
-func expectNone(t *testing.T, rec *recorder, d time.Duration) {
-	t.Helper()
-	select {
-	case x := <-rec.readings:
-		t.Fatalf("unexpected reading %s = %v", x.Point, x.Value)
-	case <-time.After(d):
-	}
+	return x, at
 }
 
 func level(t *testing.T, c *gpiosim.Chip, offset int) int {
@@ -160,13 +149,13 @@ func TestEdges(t *testing.T) {
 			}
 			prev := begin
 			for _, v := range tt.want {
-				x := expect(t, rec, "door", v)
-				if x.Time.Before(prev) || x.Time.After(x.at) {
-					t.Errorf("edge time %v, want after %v and before its Emit at %v", x.Time, prev, x.at)
+				x, at := expect(t, rec, "door", v)
+				if x.Time.Before(prev) || x.Time.After(at) {
+					t.Errorf("edge time %v, want after %v and before its Emit at %v", x.Time, prev, at)
 				}
 				prev = x.Time
 			}
-			expectNone(t, rec, 300*time.Millisecond)
+			rec.Quiet(t, 300*time.Millisecond)
 		})
 	}
 }
@@ -187,11 +176,11 @@ func TestEdgeLatency(t *testing.T) {
 		if err := c.SetPull(0, boolInt(up)); err != nil {
 			t.Fatal(err)
 		}
-		x := expect(t, rec, "door", up)
-		if x.Time.Before(before) || x.Time.After(x.at) {
-			t.Errorf("edge %d: kernel time %v outside [%v, %v]", i, x.Time, before, x.at)
+		x, at := expect(t, rec, "door", up)
+		if x.Time.Before(before) || x.Time.After(at) {
+			t.Errorf("edge %d: kernel time %v outside [%v, %v]", i, x.Time, before, at)
 		}
-		total[i], kernel[i] = x.at.Sub(before), x.at.Sub(x.Time)
+		total[i], kernel[i] = at.Sub(before), at.Sub(x.Time)
 	}
 	slices.Sort(total)
 	slices.Sort(kernel)
@@ -217,11 +206,11 @@ func TestDebounce(t *testing.T) {
 	}
 	// The kernel reports the level once it has been stable for the debounce
 	// period, counted in jiffies (4 ms here), and stamps it then.
-	x := expect(t, rec, "float", true)
+	x, _ := expect(t, rec, "float", true)
 	if x.Time.Sub(last) < debounce-5*time.Millisecond {
 		t.Errorf("debounced edge stamped %v after the last bounce, want at least the %v debounce", x.Time.Sub(last), debounce)
 	}
-	expectNone(t, rec, 2*debounce)
+	rec.Quiet(t, 2*debounce)
 	if err := c.SetPull(0, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -285,14 +274,14 @@ func TestHeartbeat(t *testing.T) {
 	const interval = 100 * time.Millisecond
 	c, label := newSim(t, 1)
 	_, rec, _ := start(t, label, []config.GPIOPoint{{Name: "tank", Line: 0, Edge: "none", Interval: dur(interval)}})
-	opened := expect(t, rec, "tank", false)
+	opened, _ := expect(t, rec, "tank", false)
 	beats := 0
 	// beat waits for the next heartbeat: the k-th is due k intervals after
 	// the chip was opened, and may come late but never early.
-	beat := func() emitted {
+	beat := func() adapters.Reading {
 		t.Helper()
 		beats++
-		x := rec.reading(t, wait)
+		x, _ := rec.NextReading(t)
 		if x.Point != "tank" {
 			t.Fatalf("reading of %s, want tank", x.Point)
 		}
@@ -364,7 +353,7 @@ func TestOutputs(t *testing.T) {
 	if v := level(t, c, 1); v != 0 {
 		t.Errorf("refused writes changed the line to %d", v)
 	}
-	expectNone(t, rec, 100*time.Millisecond) // the caller publishes read-backs, not the adapter
+	rec.Quiet(t, 100*time.Millisecond) // the caller publishes read-backs, not the adapter
 }
 
 func TestLineInUse(t *testing.T) {
@@ -374,8 +363,8 @@ func TestLineInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, rec, _ := startFailing(t, label, []config.GPIOPoint{{Name: "free", Line: 1}, {Name: "taken", Line: 3}},
-		WithRetry(time.Second, time.Second)) // no retry holds line 1 while it is checked below
-	err = rec.status(t, wait)
+		WithRetry(2*time.Second, 2*time.Second)) // no retry, at least 1 s away, holds line 1 while it is checked below
+	err = rec.NextStatus(t)
 	if !errors.Is(err, syscall.EBUSY) {
 		t.Fatalf("status %v, want EBUSY", err)
 	}
@@ -389,7 +378,7 @@ func TestLineInUse(t *testing.T) {
 	}
 	other.Close()
 	for err != nil { // retries fail until the line is free
-		err = rec.status(t, wait)
+		err = rec.NextStatus(t)
 	}
 	expect(t, rec, "free", false)
 	expect(t, rec, "taken", false)
@@ -412,7 +401,7 @@ func lineUsed(t *testing.T, c *gpiosim.Chip, offset int) bool {
 func TestLineOutOfRange(t *testing.T) {
 	_, label := newSim(t, 8)
 	_, rec, _ := startFailing(t, label, []config.GPIOPoint{{Name: "far", Line: 40}})
-	err := rec.status(t, wait)
+	err := rec.NextStatus(t)
 	if !errors.Is(err, gpiocdev.ErrInvalidOffset) || !strings.Contains(err.Error(), "has 8 lines") {
 		t.Fatalf("status %v, want invalid offset on an 8-line chip", err)
 	}
@@ -438,20 +427,20 @@ func TestChipVanishes(t *testing.T) {
 		t.Fatal(err)
 	}
 	sim.Close()
-	err = rec.status(t, wait)
+	err = rec.NextStatus(t)
 	if !errors.Is(err, syscall.ENODEV) || !strings.Contains(err.Error(), first) || !strings.Contains(err.Error(), "line 0") {
 		t.Fatalf("status %v, want ENODEV naming %s line 0", err, first)
 	}
 	if _, _, err := a.Write(t.Context(), "relay", adapters.Bool(false)); !errors.Is(err, errNotOpen) {
 		t.Errorf("Write while the chip is gone = %v, want %v", err, errNotOpen)
 	}
-	if err := rec.status(t, wait); !errors.Is(err, ErrChipNotFound) { // the retries
+	if err := rec.NextStatus(t); !errors.Is(err, ErrChipNotFound) { // the retries
 		t.Fatalf("status %v, want chip not found", err)
 	}
 
 	c := newSimLabelled(t, 2, label)
 	for err != nil {
-		err = rec.status(t, wait)
+		err = rec.NextStatus(t)
 	}
 	expect(t, rec, "door", false)
 	expect(t, rec, "relay", true) // the last commanded level, not initial

@@ -73,19 +73,20 @@ func TestNextTick(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	b := backoff{min: time.Second, max: 30 * time.Second}
-	if d := b.next(); d != 0 {
-		t.Fatalf("first retry after %v, want at once", d)
-	}
-	for _, base := range []time.Duration{1, 2, 4, 8, 16, 30, 30} {
-		base *= time.Second
-		if d := b.next(); d < base*8/10 || d > base*12/10 {
-			t.Errorf("retry after %v, want %v ± 20 %%", d, base)
+// TestRedial: a socket is redialled at once after its first fault, then
+// with back-off growing to 30 s, and at once again after it worked.
+func TestRedial(t *testing.T) {
+	r := newRedial(defaultPace)
+	for round := range 2 {
+		if d := r.wait(); d != 0 {
+			t.Fatalf("round %d: first retry after %v, want at once", round, d)
 		}
-	}
-	b.reset()
-	if d := b.next(); d != 0 {
-		t.Errorf("after reset: %v, want 0", d)
+		for _, span := range []time.Duration{1, 2, 4, 8, 16, 30, 30} {
+			span *= time.Second
+			if d := r.wait(); d < span/2 || d > span {
+				t.Errorf("round %d: retry after %v, want within [%v, %v]", round, d, span/2, span)
+			}
+		}
+		r.reset()
 	}
 }

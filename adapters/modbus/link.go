@@ -5,15 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/url"
 	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/goburrow/modbus"
 
+	"github.com/fieldgate/fieldgate/adapters"
 	"github.com/fieldgate/fieldgate/adapters/internal/serialport"
 	"github.com/fieldgate/fieldgate/config"
 )
@@ -49,7 +50,7 @@ type transport interface {
 type endpoint struct {
 	key  string
 	line config.Line
-	dial func(retry backoff) transport
+	dial func(retry pace) transport
 }
 
 // newEndpoint parses a config URL. Socket transports reconnect with the
@@ -77,7 +78,7 @@ func newEndpoint(cfg *config.Modbus) (endpoint, error) {
 		if err != nil {
 			return endpoint{}, err
 		}
-		return endpoint{dial: func(retry backoff) transport { return newTCPTransport(addr, timeout, retry) }}, nil
+		return endpoint{dial: func(retry pace) transport { return newTCPTransport(addr, timeout, retry) }}, nil
 	case "rtu+tcp":
 		addr, err := hostPort()
 		if err != nil {
@@ -85,8 +86,8 @@ func newEndpoint(cfg *config.Modbus) (endpoint, error) {
 		}
 		// The line settings only set the inter-frame gap here: the first
 		// adapter's apply, as the converter owns the serial line.
-		return endpoint{key: "rtu+tcp://" + addr, dial: func(retry backoff) transport {
-			return newRTUTransport(&socketLine{addr: addr, timeout: timeout, redial: redial{backoff: retry}}, gap)
+		return endpoint{key: "rtu+tcp://" + addr, dial: func(retry pace) transport {
+			return newRTUTransport(&socketLine{addr: addr, timeout: timeout, redial: newRedial(retry)}, gap)
 		}}, nil
 	case "rtu":
 		if u.Host != "" || u.Path == "" {
@@ -96,7 +97,7 @@ func newEndpoint(cfg *config.Modbus) (endpoint, error) {
 			return endpoint{}, err
 		}
 		path := filepath.Clean(u.Path)
-		return endpoint{key: "rtu://" + path, line: line, dial: func(backoff) transport {
+		return endpoint{key: "rtu://" + path, line: line, dial: func(pace) transport {
 			return newRTUTransport(serialLine{serialport.NewKeeper(path, line)}, gap)
 		}}, nil
 	}
@@ -113,11 +114,11 @@ type tcpTransport struct {
 	redial
 }
 
-func newTCPTransport(addr string, timeout time.Duration, retry backoff) *tcpTransport {
+func newTCPTransport(addr string, timeout time.Duration, retry pace) *tcpTransport {
 	h := modbus.NewTCPClientHandler(addr)
 	h.Timeout = timeout // bounds the dial and each request
 	h.IdleTimeout = 0   // the link decides when to close, not a timer
-	return &tcpTransport{h: h, c: modbus.NewClient(h), redial: redial{backoff: retry}}
+	return &tcpTransport{h: h, c: modbus.NewClient(h), redial: newRedial(retry)}
 }
 
 func (t *tcpTransport) open() error {
@@ -141,7 +142,7 @@ func (t *tcpTransport) client(unit byte, timeout time.Duration, log *slog.Logger
 
 func (t *tcpTransport) settle(err error) bool {
 	if err == nil || answered(err) {
-		t.backoff.reset()
+		t.reset()
 		return false
 	}
 	// Closing a connection that already failed may fail as well.
@@ -157,14 +158,42 @@ func answered(err error) bool {
 	return errors.As(err, &exc)
 }
 
-// redial paces the reconnection of a socket.
+// pace is the span of a socket's reconnection back-off (see
+// adapters.NewBackoff); tests shorten it.
+type pace struct{ first, max time.Duration }
+
+// defaultPace paces reconnection to a Modbus TCP device or an rtu+tcp
+// converter.
+var defaultPace = pace{first: time.Second, max: 30 * time.Second}
+
+// redial paces the reconnection of a socket: at once after the first fault
+// (a device closing an idle connection is no fault), then with back-off
+// until a request settles fine.
 type redial struct {
-	backoff backoff
+	backoff *backoff.ExponentialBackOff
+	failing bool // since the last request that settled fine
 	at      time.Time
 }
 
-func (r *redial) failed()            { r.at = time.Now().Add(r.backoff.next()) }
+func newRedial(p pace) redial { return redial{backoff: adapters.NewBackoff(p.first, p.max)} }
+
+func (r *redial) failed()            { r.at = time.Now().Add(r.wait()) }
 func (r *redial) retryAt() time.Time { return r.at }
+
+// wait returns the delay before the next attempt to connect.
+func (r *redial) wait() time.Duration {
+	if !r.failing {
+		r.failing = true
+		return 0
+	}
+	return r.backoff.NextBackOff()
+}
+
+// reset notes that the connection works.
+func (r *redial) reset() {
+	r.failing = false
+	r.backoff.Reset()
+}
 
 // call is one request queued on a link.
 type call struct {
@@ -230,7 +259,7 @@ var buses = &registry{links: map[string]*link{}, gone: map[string]<-chan struct{
 // member is already attached, and starting its owner goroutine. The
 // member's requests time out after timeout; socket transports back off
 // with retry between reconnection attempts. Detach the member when done.
-func (r *registry) attach(ep endpoint, log *slog.Logger, timeout time.Duration, retry backoff) (*member, error) {
+func (r *registry) attach(ep endpoint, log *slog.Logger, timeout time.Duration, retry pace) (*member, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	l := r.links[ep.key]
@@ -436,24 +465,3 @@ func (l *link) fault(log *slog.Logger, err error) {
 	log.Log(context.Background(), level, "modbus connection fault", "err", err,
 		"retry_in", max(time.Until(l.tr.retryAt()), 0).Round(time.Millisecond))
 }
-
-// backoff yields the delays between reconnection attempts: none for the
-// first (a device closing an idle connection is no fault), then min doubling
-// up to max, each with ±20 % jitter so gateways restarted together spread
-// out.
-type backoff struct {
-	min, max time.Duration
-	cur      time.Duration
-}
-
-// defaultBackoff paces reconnection to a Modbus TCP device or an rtu+tcp
-// converter.
-var defaultBackoff = backoff{min: time.Second, max: 30 * time.Second}
-
-func (b *backoff) next() time.Duration {
-	d := b.cur
-	b.cur = min(max(2*b.cur, b.min), b.max)
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
-}
-
-func (b *backoff) reset() { b.cur = 0 }

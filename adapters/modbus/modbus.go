@@ -126,7 +126,7 @@ type Adapter struct {
 	timeout  time.Duration
 	log      *slog.Logger
 	ep       endpoint
-	retry    backoff // between reconnections of a socket
+	retry    pace // between reconnections of a socket
 	points   map[string]*point
 	plan     []readPlan
 	running  atomic.Bool
@@ -165,7 +165,7 @@ func New(cfg *config.Modbus, log *slog.Logger) (*Adapter, error) {
 		timeout:   cfg.Timeout.D(),
 		log:       log,
 		ep:        ep,
-		retry:     defaultBackoff,
+		retry:     defaultPace,
 		points:    make(map[string]*point, len(cfg.Points)),
 		lastWrite: map[string]time.Time{},
 	}

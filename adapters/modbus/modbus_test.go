@@ -13,7 +13,9 @@ import (
 	sim "github.com/simonvetter/modbus"
 
 	"github.com/fieldgate/fieldgate/adapters"
+	"github.com/fieldgate/fieldgate/adapters/adapterstest"
 	"github.com/fieldgate/fieldgate/config"
+	"github.com/fieldgate/fieldgate/test/modbussim"
 )
 
 // Function codes as the tap sees them.
@@ -32,19 +34,18 @@ const (
 // registers and checks one poll cycle reads them all back as the unit tests
 // expect.
 func TestDecodeThroughServer(t *testing.T) {
-	dev := newDevice()
-	srv := freeAddr(t)
-	startServer(t, dev, srv)
-	points, check := decodeFixture(dev.seed)
+	dev := modbussim.NewBank()
+	srv := serve(t, dev, "127.0.0.1:0").Addr
+	points, check := decodeFixture(seeder(dev))
 	_, rec := start(t, deviceConfig("tcp://"+srv, time.Hour, points...))
-	check(t, rec.next(t))
+	check(t, rec.NextCycle(t))
 }
 
 // decodeFixture lays every codec case out in registers, alternating holding
 // and input registers, plus 20 coils and 20 discrete inputs, for a
 // transport test to poll in one cycle. seed is told what the server must
 // hold (bits as 0 and 1); check asserts the cycle's readings.
-func decodeFixture(seed func(table string, addr int, vals []uint16)) ([]config.ModbusPoint, func(*testing.T, cycle)) {
+func decodeFixture(seed func(table string, addr int, vals []uint16)) ([]config.ModbusPoint, func(*testing.T, adapterstest.Cycle)) {
 	var points []config.ModbusPoint
 	next := map[string]int{}
 	cases := codecCases()
@@ -74,29 +75,29 @@ func decodeFixture(seed func(table string, addr int, vals []uint16)) ([]config.M
 			pt(fmt.Sprintf("input%d", i), config.DiscreteInput, i, "bool"))
 	}
 	before := time.Now()
-	check := func(t *testing.T, c cycle) {
+	check := func(t *testing.T, c adapterstest.Cycle) {
 		t.Helper()
-		if c.err != nil {
-			t.Fatalf("status: %v", c.err)
+		if c.Err != nil {
+			t.Fatalf("status: %v", c.Err)
 		}
-		if len(c.readings) != len(points) {
-			t.Errorf("%d readings, want %d", len(c.readings), len(points))
+		if len(c.Readings) != len(points) {
+			t.Errorf("%d readings, want %d", len(c.Readings), len(points))
 		}
-		for _, r := range c.readings {
+		for _, r := range c.Readings {
 			if r.Adapter != "dev" || r.Time.Before(before) || r.Time.After(time.Now()) {
 				t.Errorf("reading %+v: wrong adapter or time", r)
 			}
 		}
 		for _, cc := range cases {
-			if got, ok := c.value(cc.name); !ok || !same(got, cc.want) {
+			if got, ok := c.Value(cc.name); !ok || !same(got, cc.want) {
 				t.Errorf("%s: got %v (%s), want %v (%s)", cc.name, got, got.Kind(), cc.want, cc.want.Kind())
 			}
 		}
 		for i := range 20 {
-			if got, _ := c.value(fmt.Sprintf("coil%d", i)); got != adapters.Bool(i%3 == 0) {
+			if got, _ := c.Value(fmt.Sprintf("coil%d", i)); got != adapters.Bool(i%3 == 0) {
 				t.Errorf("coil%d = %v", i, got)
 			}
-			if got, _ := c.value(fmt.Sprintf("input%d", i)); got != adapters.Bool(i%4 == 1) {
+			if got, _ := c.Value(fmt.Sprintf("input%d", i)); got != adapters.Bool(i%4 == 1) {
 				t.Errorf("input%d = %v", i, got)
 			}
 		}
@@ -106,9 +107,8 @@ func decodeFixture(seed func(table string, addr int, vals []uint16)) ([]config.M
 
 // TestCoalescingAtServer counts the read requests of one cycle on the wire.
 func TestCoalescingAtServer(t *testing.T) {
-	dev := newDevice()
-	srv := freeAddr(t)
-	startServer(t, dev, srv)
+	dev := modbussim.NewBank()
+	srv := serve(t, dev, "127.0.0.1:0").Addr
 	tp := newTap(t, srv)
 	bit := func(n int) func(*config.ModbusPoint) { return func(p *config.ModbusPoint) { p.Bit = &n } }
 	str := func(n int) func(*config.ModbusPoint) { return func(p *config.ModbusPoint) { p.Length = n } }
@@ -142,23 +142,23 @@ func TestCoalescingAtServer(t *testing.T) {
 		points = append(points, pt(fmt.Sprintf("c%d", a), config.Coil, a, "bool"))
 	}
 	points = append(points, pt("c1999", config.Coil, 1999, "bool"), pt("c2000", config.Coil, 2000, "bool"))
-	dev.coils[1999] = true
-	dev.holding[29] = 1 << 4
+	dev.SetCoil(1999, true)
+	dev.SetHolding(29, 1<<4)
 
 	_, rec := start(t, deviceConfig(tp.url(), time.Hour, points...))
-	c := rec.next(t)
-	if c.err != nil {
-		t.Fatalf("status: %v", c.err)
+	c := rec.NextCycle(t)
+	if c.Err != nil {
+		t.Fatalf("status: %v", c.Err)
 	}
-	if len(c.readings) != len(points) {
-		t.Errorf("%d readings, want %d", len(c.readings), len(points))
+	if len(c.Readings) != len(points) {
+		t.Errorf("%d readings, want %d", len(c.Readings), len(points))
 	}
 	want := map[byte]int{fcReadCoils: 2, fcReadDiscrete: 1, fcReadHolding: 2, fcReadInput: 4}
 	if got := tp.counts(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("requests per function code: %v, want %v", got, want)
 	}
 	for name, v := range map[string]adapters.Value{"c1999": adapters.Bool(true), "c2000": adapters.Bool(false), "h29b3": adapters.Bool(false), "h29b4": adapters.Bool(true)} {
-		if got, _ := c.value(name); got != v {
+		if got, _ := c.Value(name); got != v {
 			t.Errorf("%s = %v, want %v", name, got, v)
 		}
 	}
@@ -168,35 +168,33 @@ func TestCoalescingAtServer(t *testing.T) {
 // the status, the other request's readings still arrive, the connection is
 // kept, and the next good cycle clears the status.
 func TestExceptionThenRecovery(t *testing.T) {
-	dev := newDevice()
-	srv := freeAddr(t)
-	startServer(t, dev, srv)
+	dev := modbussim.NewBank()
+	srv := serve(t, dev, "127.0.0.1:0").Addr
 	tp := newTap(t, srv)
-	dev.update(func(d *device) {
-		d.holding[0], d.input[0] = 11, 22
-		d.holdingErr = sim.ErrIllegalDataAddress
-	})
+	dev.SetHolding(0, 11)
+	dev.SetInput(0, 22)
+	dev.SetTableFault(config.HoldingRegister, sim.ErrIllegalDataAddress)
 	_, rec := start(t, deviceConfig(tp.url(), 10*time.Millisecond,
 		pt("h", config.HoldingRegister, 0, "uint16"), pt("i", config.InputRegister, 0, "uint16")))
 
-	c := rec.next(t)
+	c := rec.NextCycle(t)
 	var exc *gmb.ModbusError
-	if !errors.As(c.err, &exc) || exc.ExceptionCode != gmb.ExceptionCodeIllegalDataAddress {
-		t.Fatalf("status %v: want a *modbus.ModbusError with illegal data address", c.err)
+	if !errors.As(c.Err, &exc) || exc.ExceptionCode != gmb.ExceptionCodeIllegalDataAddress {
+		t.Fatalf("status %v: want a *modbus.ModbusError with illegal data address", c.Err)
 	}
-	if !strings.Contains(c.err.Error(), "illegal data address") || !strings.Contains(c.err.Error(), `"dev"`) {
-		t.Errorf("status %q does not name the exception and the adapter", c.err)
+	if !strings.Contains(c.Err.Error(), "illegal data address") || !strings.Contains(c.Err.Error(), `"dev"`) {
+		t.Errorf("status %q does not name the exception and the adapter", c.Err)
 	}
-	if v, ok := c.value("i"); !ok || v != adapters.Uint(22) {
+	if v, ok := c.Value("i"); !ok || v != adapters.Uint(22) {
 		t.Errorf("input register reading %v, %v; want 22 despite the failed request", v, ok)
 	}
-	if _, ok := c.value("h"); ok {
+	if _, ok := c.Value("h"); ok {
 		t.Error("reading emitted for the failed request")
 	}
 
-	dev.update(func(d *device) { d.holdingErr = nil })
-	c = rec.await(t, "status ok", func(c cycle) bool { return c.err == nil })
-	if v, _ := c.value("h"); v != adapters.Uint(11) {
+	dev.SetTableFault(config.HoldingRegister, nil)
+	c = rec.AwaitCycle(t, "status ok", func(c adapterstest.Cycle) bool { return c.Err == nil })
+	if v, _ := c.Value("h"); v != adapters.Uint(11) {
 		t.Errorf("h = %v after recovery, want 11", v)
 	}
 	if n := tp.connections(); n != 1 {
@@ -208,54 +206,45 @@ func TestExceptionThenRecovery(t *testing.T) {
 // again on the same port: the status goes to error and back to ok, and
 // polling resumes without restarting the adapter.
 func TestServerRestart(t *testing.T) {
-	dev := newDevice()
-	addr := freeAddr(t)
-	srv := startServer(t, dev, addr)
-	dev.update(func(d *device) { d.holding[3] = 1 })
+	dev := modbussim.NewBank()
+	srv := serve(t, dev, "127.0.0.1:0")
+	addr := srv.Addr
+	dev.SetHolding(3, 1)
 	_, rec := start(t, deviceConfig("tcp://"+addr, 10*time.Millisecond, pt("h", config.HoldingRegister, 3, "uint16")))
 
-	rec.await(t, "first reading", func(c cycle) bool { v, _ := c.value("h"); return c.err == nil && v == adapters.Uint(1) })
+	rec.AwaitCycle(t, "first reading", func(c adapterstest.Cycle) bool { v, _ := c.Value("h"); return c.Err == nil && v == adapters.Uint(1) })
 	if err := srv.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	rec.await(t, "status error", func(c cycle) bool { return c.err != nil && len(c.readings) == 0 })
-	c := rec.await(t, "not connected", func(c cycle) bool { return errors.Is(c.err, errNotConnected) })
-	t.Logf("status while down: %v", c.err)
+	rec.AwaitCycle(t, "status error", func(c adapterstest.Cycle) bool { return c.Err != nil && len(c.Readings) == 0 })
+	c := rec.AwaitCycle(t, "not connected", func(c adapterstest.Cycle) bool { return errors.Is(c.Err, errNotConnected) })
+	t.Logf("status while down: %v", c.Err)
 
-	dev.update(func(d *device) { d.holding[3] = 2 })
-	startServer(t, dev, addr)
-	rec.await(t, "reading after restart", func(c cycle) bool { v, _ := c.value("h"); return c.err == nil && v == adapters.Uint(2) })
+	dev.SetHolding(3, 2)
+	serve(t, dev, addr)
+	rec.AwaitCycle(t, "reading after restart", func(c adapterstest.Cycle) bool { v, _ := c.Value("h"); return c.Err == nil && v == adapters.Uint(2) })
 }
 
 // TestTimeoutReconnects: a device that stops answering times out each
 // request; the adapter drops the connection and reconnects once it answers.
 func TestTimeoutReconnects(t *testing.T) {
-	dev := newDevice()
-	srv := freeAddr(t)
-	startServer(t, dev, srv)
+	dev := modbussim.NewBank()
+	srv := serve(t, dev, "127.0.0.1:0").Addr
 	tp := newTap(t, srv)
-	gate := make(chan struct{})
-	t.Cleanup(func() {
-		select {
-		case <-gate:
-		default:
-			close(gate)
-		}
-	})
-	dev.update(func(d *device) { d.holding[0] = 5 })
+	dev.SetHolding(0, 5)
 	cfg := deviceConfig(tp.url(), 10*time.Millisecond, pt("h", config.HoldingRegister, 0, "uint16"))
 	cfg.Timeout = config.Duration(100 * time.Millisecond)
 	_, rec := start(t, cfg)
-	rec.await(t, "status ok", func(c cycle) bool { return c.err == nil })
+	rec.AwaitCycle(t, "status ok", func(c adapterstest.Cycle) bool { return c.Err == nil })
 
-	dev.update(func(d *device) { d.gate = gate })
-	c := rec.await(t, "timeout", func(c cycle) bool { return c.err != nil })
-	if !errors.Is(c.err, os.ErrDeadlineExceeded) {
-		t.Errorf("status %v: want a timeout", c.err)
+	resume := dev.Stall()
+	t.Cleanup(resume)
+	c := rec.AwaitCycle(t, "timeout", func(c adapterstest.Cycle) bool { return c.Err != nil })
+	if !errors.Is(c.Err, os.ErrDeadlineExceeded) {
+		t.Errorf("status %v: want a timeout", c.Err)
 	}
-	dev.update(func(d *device) { d.gate = nil })
-	close(gate)
-	rec.await(t, "status ok again", func(c cycle) bool { v, _ := c.value("h"); return c.err == nil && v == adapters.Uint(5) })
+	resume()
+	rec.AwaitCycle(t, "status ok again", func(c adapterstest.Cycle) bool { v, _ := c.Value("h"); return c.Err == nil && v == adapters.Uint(5) })
 	if n := tp.connections(); n < 2 {
 		t.Errorf("%d connections; want a reconnection after the timeout", n)
 	}
@@ -264,9 +253,8 @@ func TestTimeoutReconnects(t *testing.T) {
 // TestWrites writes every writable kind while polling runs, and checks the
 // function code on the wire, the registers at the server and the read-back.
 func TestWrites(t *testing.T) {
-	dev := newDevice()
-	srv := freeAddr(t)
-	startServer(t, dev, srv)
+	dev := modbussim.NewBank()
+	srv := serve(t, dev, "127.0.0.1:0").Addr
 	tp := newTap(t, srv)
 	points := []config.ModbusPoint{
 		pt("valve", config.Coil, 3, "bool", writable),
@@ -279,7 +267,7 @@ func TestWrites(t *testing.T) {
 		pt("label", config.HoldingRegister, 40, "string", writable, func(p *config.ModbusPoint) { p.Length = 4 }),
 	}
 	a, rec := start(t, deviceConfig(tp.url(), 5*time.Millisecond, points...))
-	rec.next(t)
+	rec.NextCycle(t)
 
 	// As the adapter computes it: raw*scale + offset at run time.
 	eng := func(raw, scale, offset float64) adapters.Value { return adapters.Float(raw*scale + offset) }
@@ -327,13 +315,11 @@ func TestWrites(t *testing.T) {
 			}
 			if c.regs != nil {
 				p := a.points[c.point]
-				if got := dev.holdingRegs(p.addr, len(c.regs)); fmt.Sprint(got) != fmt.Sprint(c.regs) {
+				if got := dev.Holding(uint16(p.addr), len(c.regs)); fmt.Sprint(got) != fmt.Sprint(c.regs) {
 					t.Errorf("server registers %04x, want %04x", got, c.regs)
 				}
 			} else {
-				var on bool
-				dev.update(func(d *device) { on = d.coils[3] })
-				if !on {
+				if !dev.Coil(3) {
 					t.Error("coil not set at the server")
 				}
 			}
@@ -344,9 +330,8 @@ func TestWrites(t *testing.T) {
 // TestWriteRefusals: every refusal is classified and no request reaches the
 // server.
 func TestWriteRefusals(t *testing.T) {
-	dev := newDevice()
-	srv := freeAddr(t)
-	startServer(t, dev, srv)
+	dev := modbussim.NewBank()
+	srv := serve(t, dev, "127.0.0.1:0").Addr
 	tp := newTap(t, srv)
 	three := 3
 	hourly := func(p *config.ModbusPoint) { p.MinWriteInterval = config.Duration(time.Hour) }
@@ -359,7 +344,7 @@ func TestWriteRefusals(t *testing.T) {
 		pt("valve", config.Coil, 0, "bool", writable, hourly),
 	}
 	a, rec := start(t, deviceConfig(tp.url(), time.Hour, points...))
-	rec.next(t) // the only poll cycle
+	rec.NextCycle(t) // the only poll cycle
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -408,41 +393,39 @@ func TestWriteRefusals(t *testing.T) {
 // TestOnChange: an unchanging on_change point is emitted once, then again
 // when it changes, while a plain point is emitted every cycle.
 func TestOnChange(t *testing.T) {
-	dev := newDevice()
-	srv := freeAddr(t)
-	startServer(t, dev, srv)
-	dev.update(func(d *device) { d.holding[0], d.holding[1] = 4, 9 })
+	dev := modbussim.NewBank()
+	srv := serve(t, dev, "127.0.0.1:0").Addr
+	dev.SetHolding(0, 4, 9)
 	_, rec := start(t, deviceConfig("tcp://"+srv, 5*time.Millisecond,
 		pt("steady", config.HoldingRegister, 0, "uint16", func(p *config.ModbusPoint) { p.OnChange = true }),
 		pt("always", config.HoldingRegister, 1, "uint16")))
 
-	c := rec.next(t)
-	if v, _ := c.value("steady"); v != adapters.Uint(4) {
+	c := rec.NextCycle(t)
+	if v, _ := c.Value("steady"); v != adapters.Uint(4) {
 		t.Fatalf("first cycle steady = %v, want 4", v)
 	}
 	for range 5 {
-		c := rec.next(t)
-		if _, ok := c.value("always"); !ok || c.err != nil {
+		c := rec.NextCycle(t)
+		if _, ok := c.Value("always"); !ok || c.Err != nil {
 			t.Fatalf("cycle without the plain point: %+v", c)
 		}
-		if v, ok := c.value("steady"); ok {
+		if v, ok := c.Value("steady"); ok {
 			t.Fatalf("unchanged on_change point emitted again: %v", v)
 		}
 	}
-	dev.update(func(d *device) { d.holding[0] = 7 })
-	rec.await(t, "the change", func(c cycle) bool { v, _ := c.value("steady"); return v == adapters.Uint(7) })
+	dev.SetHolding(0, 7)
+	rec.AwaitCycle(t, "the change", func(c adapterstest.Cycle) bool { v, _ := c.Value("steady"); return v == adapters.Uint(7) })
 }
 
 // TestWriteFeedsOnChange: a write's read-back is published by the caller,
 // so the polls after it do not publish the unchanged value again.
 func TestWriteFeedsOnChange(t *testing.T) {
-	dev := newDevice()
-	srv := freeAddr(t)
-	startServer(t, dev, srv)
-	dev.update(func(d *device) { d.holding[0] = 4 })
+	dev := modbussim.NewBank()
+	srv := serve(t, dev, "127.0.0.1:0").Addr
+	dev.SetHolding(0, 4)
 	a, rec := start(t, deviceConfig("tcp://"+srv, 5*time.Millisecond,
 		pt("sp", config.HoldingRegister, 0, "uint16", writable, func(p *config.ModbusPoint) { p.OnChange = true })))
-	rec.await(t, "first reading", func(c cycle) bool { v, _ := c.value("sp"); return v == adapters.Uint(4) })
+	rec.AwaitCycle(t, "first reading", func(c adapterstest.Cycle) bool { v, _ := c.Value("sp"); return v == adapters.Uint(4) })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -450,9 +433,9 @@ func TestWriteFeedsOnChange(t *testing.T) {
 		t.Fatalf("Write: %v, %v", rb.Value, err)
 	}
 	for range 10 {
-		c := rec.next(t)
-		if v, ok := c.value("sp"); ok || c.err != nil {
-			t.Fatalf("poll after the write published %v (status %v); the read-back had", v, c.err)
+		c := rec.NextCycle(t)
+		if v, ok := c.Value("sp"); ok || c.Err != nil {
+			t.Fatalf("poll after the write published %v (status %v); the read-back had", v, c.Err)
 		}
 	}
 }
@@ -461,9 +444,8 @@ func TestWriteFeedsOnChange(t *testing.T) {
 // second Run is refused, and Run can be started again after it returned, as
 // the gateway's supervisor does after a failure.
 func TestRunLifecycle(t *testing.T) {
-	dev := newDevice()
-	srv := freeAddr(t)
-	startServer(t, dev, srv)
+	dev := modbussim.NewBank()
+	srv := serve(t, dev, "127.0.0.1:0").Addr
 	a, err := New(deviceConfig("tcp://"+srv, time.Hour, pt("h", config.HoldingRegister, 0, "uint16", writable)), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -475,11 +457,11 @@ func TestRunLifecycle(t *testing.T) {
 	}
 	for round := range 2 {
 		ctx, cancel := context.WithCancel(context.Background())
-		rec := &recorder{cycles: make(chan cycle, 1), stop: ctx.Done()}
+		rec := &adapterstest.Recorder{}
 		done := make(chan error, 1)
 		go func() { done <- a.Run(ctx, rec) }()
-		if c := rec.next(t); c.err != nil {
-			t.Fatalf("round %d: status %v", round, c.err)
+		if c := rec.NextCycle(t); c.Err != nil {
+			t.Fatalf("round %d: status %v", round, c.Err)
 		}
 		if err := a.Run(ctx, rec); err == nil {
 			t.Errorf("round %d: concurrent Run did not fail", round)
@@ -563,22 +545,10 @@ func TestRegistered(t *testing.T) {
 	}
 }
 
-// lastStatus is an Emitter that keeps only the count of readings and the
-// last status.
-type lastStatus struct {
-	readings int
-	err      error
-}
-
-func (l *lastStatus) Emit(rs []adapters.Reading) { l.readings += len(rs) }
-func (l *lastStatus) Status(err error)           { l.err = err }
-
 // BenchmarkPollCycle polls 200 float32 registers, 40 int16 input registers
 // and 100 coils from a real server over loopback.
 func BenchmarkPollCycle(b *testing.B) {
-	dev := newDevice()
-	srv := freeAddr(b)
-	startServer(b, dev, srv)
+	srv := serve(b, modbussim.NewBank(), "127.0.0.1:0").Addr
 	var points []config.ModbusPoint
 	for i := range 100 {
 		points = append(points, pt(fmt.Sprintf("f%d", i), config.HoldingRegister, 2*i, "float32"))
@@ -597,12 +567,12 @@ func BenchmarkPollCycle(b *testing.B) {
 	}
 	defer m.detach()
 
-	e := &lastStatus{}
 	for b.Loop() {
-		a.poll(context.Background(), m, e)
-	}
-	if e.err != nil || e.readings != b.N*len(points) {
-		b.Fatalf("%d readings, status %v", e.readings, e.err)
+		rec := &adapterstest.Recorder{} // one a cycle: memory stays flat
+		a.poll(context.Background(), m, rec)
+		if c := rec.NextCycle(b); c.Err != nil || len(c.Readings) != len(points) {
+			b.Fatalf("%d readings, status %v", len(c.Readings), c.Err)
+		}
 	}
 	b.ReportMetric(float64(len(a.plan)), "requests/cycle")
 	b.ReportMetric(float64(len(points)), "points/cycle")

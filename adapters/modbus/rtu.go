@@ -333,7 +333,7 @@ func (s *socketLine) open() (wire, error) {
 
 func (s *socketLine) done(fault error) {
 	if fault == nil {
-		s.backoff.reset()
+		s.reset()
 		return
 	}
 	// Closing a connection that already failed may fail as well.

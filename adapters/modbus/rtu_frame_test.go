@@ -107,7 +107,7 @@ func TestRTUTransportFrames(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer ln.Close()
-		tr := newRTUTransport(&socketLine{addr: ln.Addr().String(), timeout: 5 * time.Second, redial: redial{backoff: defaultBackoff}}, serialport.FrameGap(9600, 8, "N", 1))
+		tr := newRTUTransport(&socketLine{addr: ln.Addr().String(), timeout: 5 * time.Second, redial: newRedial(defaultPace)}, serialport.FrameGap(9600, 8, "N", 1))
 		if err := tr.open(); err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fieldgate/fieldgate/adapters"
+	"github.com/fieldgate/fieldgate/adapters/adapterstest"
 	"github.com/fieldgate/fieldgate/adapters/internal/serialport"
 	"github.com/fieldgate/fieldgate/config"
 	"github.com/fieldgate/fieldgate/test/peers"
@@ -25,7 +26,7 @@ func TestRTUDecode(t *testing.T) {
 	cfg := rtuConfig(bus.url, 1, time.Hour, points...)
 	cfg.Name = "dev"
 	_, rec := start(t, cfg)
-	check(t, rec.next(t))
+	check(t, rec.NextCycle(t))
 }
 
 // soakDuration is how long TestRTUTwoUnitsSoak polls: 30 s, or
@@ -75,18 +76,18 @@ func TestRTUTwoUnitsSoak(t *testing.T) {
 	}
 	bus := startRTUBus(t, line8N1, units)
 	const interval = 100 * time.Millisecond
-	var ws []*watcher
+	var recs []*adapterstest.Recorder
 	for _, u := range []byte{1, 2} {
 		_, rec := start(t, rtuConfig(bus.url, int(u), interval, points[u]...))
-		ws = append(ws, watch(rec, wants[u]))
+		recs = append(recs, rec)
 	}
-	time.Sleep(d) // the soak itself: the watchers check every cycle meanwhile
-	for i, w := range ws {
-		w.finish()
-		t.Logf("unit %d: %d cycles in %s, longest gap between readings %s", i+1, w.cycles, d, w.maxGap.Round(time.Millisecond))
-		w.check(t, fmt.Sprintf("unit %d", i+1))
-		if min := int(d / interval / 2); w.cycles < min {
-			t.Errorf("unit %d: %d cycles in %s, want at least %d", i+1, w.cycles, d, min)
+	time.Sleep(d) // the soak itself: every cycle is checked afterwards
+	for i, rec := range recs {
+		s := summarize(rec, wants[byte(i+1)])
+		t.Logf("unit %d: %d cycles in %s, longest gap between readings %s", i+1, s.cycles, d, s.maxGap.Round(time.Millisecond))
+		s.check(t, fmt.Sprintf("unit %d", i+1))
+		if min := int(d / interval / 2); s.cycles < min {
+			t.Errorf("unit %d: %d cycles in %s, want at least %d", i+1, s.cycles, d, min)
 		}
 	}
 }
@@ -102,11 +103,9 @@ func TestRTUDeadUnit(t *testing.T) {
 	cfg := rtuConfig(bus.url, 7, interval, pt("a", config.HoldingRegister, 0, "uint16"), pt("b", config.InputRegister, 0, "uint16"))
 	cfg.Timeout = config.Duration(deadTimeout)
 	_, deadRec := start(t, cfg)
-	live := watch(liveRec, map[string]adapters.Value{"h": adapters.Uint(42)})
-	dead := watch(deadRec, nil)
-	time.Sleep(3 * time.Second) // the watchers check every cycle meanwhile
-	live.finish()
-	dead.finish()
+	time.Sleep(3 * time.Second) // every cycle is checked afterwards
+	live := summarize(liveRec, map[string]adapters.Value{"h": adapters.Uint(42)})
+	dead := summarize(deadRec, nil)
 
 	live.check(t, "live unit")
 	if dead.cycles == 0 || len(dead.errs) != dead.cycles {
@@ -137,10 +136,8 @@ func TestRTUFairness(t *testing.T) {
 	bus := startRTUBus(t, line8N1, units)
 	_, greedyRec := start(t, rtuConfig(bus.url, 1, time.Millisecond, points[1]...))
 	_, politeRec := start(t, rtuConfig(bus.url, 2, 100*time.Millisecond, points[2]...))
-	greedy, polite := watch(greedyRec, wants[1]), watch(politeRec, wants[2])
-	time.Sleep(2 * time.Second) // the watchers check every cycle meanwhile
-	greedy.finish()
-	polite.finish()
+	time.Sleep(2 * time.Second) // every cycle is checked afterwards
+	greedy, polite := summarize(greedyRec, wants[1]), summarize(politeRec, wants[2])
 	greedy.check(t, "greedy unit")
 	polite.check(t, "polite unit")
 	t.Logf("in 2s: the unit polled flat out made %d cycles, the one polled every 100ms %d, with its longest gap %s",
@@ -156,24 +153,24 @@ func TestRTUFairness(t *testing.T) {
 func TestRTUBadCRC(t *testing.T) {
 	bus := startRTUBus(t, line8N1, map[byte]unitRegs{1: {"hr": {"0": {42}}}})
 	_, rec := start(t, rtuConfig(bus.url, 1, 20*time.Millisecond, pt("h", config.HoldingRegister, 0, "uint16")))
-	rec.await(t, "status ok", func(c cycle) bool { return c.err == nil })
+	rec.AwaitCycle(t, "status ok", func(c adapterstest.Cycle) bool { return c.Err == nil })
 
 	bus.srv.command("corrupt 1")
-	c := rec.await(t, "an error", func(c cycle) bool { return c.err != nil })
-	if !errors.Is(c.err, ErrCRC) || !strings.Contains(c.err.Error(), "CRC") {
-		t.Errorf("status %q: want a CRC error", c.err)
+	c := rec.AwaitCycle(t, "an error", func(c adapterstest.Cycle) bool { return c.Err != nil })
+	if !errors.Is(c.Err, ErrCRC) || !strings.Contains(c.Err.Error(), "CRC") {
+		t.Errorf("status %q: want a CRC error", c.Err)
 	}
-	if len(c.readings) != 0 {
-		t.Errorf("readings %+v from a reply with a bad CRC", c.readings)
+	if len(c.Readings) != 0 {
+		t.Errorf("readings %+v from a reply with a bad CRC", c.Readings)
 	}
 	select {
 	case <-bus.srv.corrupted:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the server did not corrupt a reply")
 	}
-	c = rec.next(t)
-	if v, _ := c.value("h"); c.err != nil || v != adapters.Uint(42) {
-		t.Errorf("the cycle after the bad frame: %v, %v; want 42 at once", v, c.err)
+	c = rec.NextCycle(t)
+	if v, _ := c.Value("h"); c.Err != nil || v != adapters.Uint(42) {
+		t.Errorf("the cycle after the bad frame: %v, %v; want 42 at once", v, c.Err)
 	}
 }
 
@@ -183,11 +180,10 @@ func TestRTUBadCRC(t *testing.T) {
 func TestRTUWriteWhilePolling(t *testing.T) {
 	bus := startRTUBus(t, line8N1, map[byte]unitRegs{1: {"hr": {"0": {42}}}, 2: {}})
 	_, busyRec := start(t, rtuConfig(bus.url, 1, time.Millisecond, pt("h", config.HoldingRegister, 0, "uint16")))
-	busy := watch(busyRec, map[string]adapters.Value{"h": adapters.Uint(42)})
 	a, rec := start(t, rtuConfig(bus.url, 2, time.Hour,
 		pt("temp", config.HoldingRegister, 5, "int16", writable, scaled(0.1)),
 		pt("valve", config.Coil, 3, "bool", writable)))
-	rec.next(t)
+	rec.NextCycle(t)
 
 	cases := []struct {
 		point   string
@@ -217,7 +213,7 @@ func TestRTUWriteWhilePolling(t *testing.T) {
 		}
 		t.Logf("write and read-back of %s took %s", c.point, took.Round(time.Microsecond))
 	}
-	busy.finish()
+	busy := summarize(busyRec, map[string]adapters.Value{"h": adapters.Uint(42)})
 	busy.check(t, "unit 1")
 	if busy.cycles == 0 {
 		t.Error("unit 1 was not polled during the writes")
@@ -230,14 +226,14 @@ func TestRTUWriteWhilePolling(t *testing.T) {
 func TestRTUUnplug(t *testing.T) {
 	bus := startRTUBus(t, line8N1, map[byte]unitRegs{1: {"hr": {"0": {42}}}})
 	_, rec := start(t, rtuConfig(bus.url, 1, 20*time.Millisecond, pt("h", config.HoldingRegister, 0, "uint16")))
-	rec.await(t, "first reading", func(c cycle) bool { v, _ := c.value("h"); return c.err == nil && v == adapters.Uint(42) })
+	rec.AwaitCycle(t, "first reading", func(c adapterstest.Cycle) bool { v, _ := c.Value("h"); return c.Err == nil && v == adapters.Uint(42) })
 
 	bus.cable.Stop()
-	c := rec.await(t, "status error", func(c cycle) bool { return c.err != nil })
-	t.Logf("status after unplugging: %v", c.err)
+	c := rec.AwaitCycle(t, "status error", func(c adapterstest.Cycle) bool { return c.Err != nil })
+	t.Logf("status after unplugging: %v", c.Err)
 	bus.srv.command("set 1 hr 0 43")
 	bus.cable.Start()
-	rec.await(t, "reading after replug", func(c cycle) bool { v, _ := c.value("h"); return c.err == nil && v == adapters.Uint(43) })
+	rec.AwaitCycle(t, "reading after replug", func(c adapterstest.Cycle) bool { v, _ := c.Value("h"); return c.Err == nil && v == adapters.Uint(43) })
 }
 
 // TestRTUOverTCP reaches two units of the RTU server through a transparent
@@ -252,10 +248,10 @@ func TestRTUOverTCP(t *testing.T) {
 	url := "rtu+tcp://" + addr
 	_, rec1 := start(t, rtuConfig(url, 1, 20*time.Millisecond, pt("h", config.HoldingRegister, 0, "uint16")))
 	a2, rec2 := start(t, rtuConfig(url, 2, time.Hour, pt("h", config.HoldingRegister, 0, "uint16", writable)))
-	rec1.await(t, "unit 1", func(c cycle) bool { v, _ := c.value("h"); return c.err == nil && v == adapters.Uint(11) })
-	if c := rec2.next(t); c.err != nil {
-		t.Fatalf("unit 2: %v", c.err)
-	} else if v, _ := c.value("h"); v != adapters.Uint(22) {
+	rec1.AwaitCycle(t, "unit 1", func(c adapterstest.Cycle) bool { v, _ := c.Value("h"); return c.Err == nil && v == adapters.Uint(11) })
+	if c := rec2.NextCycle(t); c.Err != nil {
+		t.Fatalf("unit 2: %v", c.Err)
+	} else if v, _ := c.Value("h"); v != adapters.Uint(22) {
 		t.Fatalf("unit 2 h = %v, want 22", v)
 	}
 
@@ -269,18 +265,18 @@ func TestRTUOverTCP(t *testing.T) {
 	}
 
 	srv.command("corrupt 1")
-	c := rec1.await(t, "an error", func(c cycle) bool { return c.err != nil })
-	if !errors.Is(c.err, ErrCRC) || len(c.readings) != 0 {
-		t.Errorf("status %v with %d readings: want a CRC error and none", c.err, len(c.readings))
+	c := rec1.AwaitCycle(t, "an error", func(c adapterstest.Cycle) bool { return c.Err != nil })
+	if !errors.Is(c.Err, ErrCRC) || len(c.Readings) != 0 {
+		t.Errorf("status %v with %d readings: want a CRC error and none", c.Err, len(c.Readings))
 	}
-	rec1.await(t, "status ok", func(c cycle) bool { return c.err == nil })
+	rec1.AwaitCycle(t, "status ok", func(c adapterstest.Cycle) bool { return c.Err == nil })
 
 	bridge.stop()
-	c = rec1.await(t, "status error", func(c cycle) bool { return c.err != nil })
-	t.Logf("status with the converter down: %v", c.err)
+	c = rec1.AwaitCycle(t, "status error", func(c adapterstest.Cycle) bool { return c.Err != nil })
+	t.Logf("status with the converter down: %v", c.Err)
 	srv.command("set 1 hr 0 12")
 	startTCPBridge(t, addr, cable.A)
-	rec1.await(t, "reading after reconnection", func(c cycle) bool { v, _ := c.value("h"); return c.err == nil && v == adapters.Uint(12) })
+	rec1.AwaitCycle(t, "reading after reconnection", func(c adapterstest.Cycle) bool { v, _ := c.Value("h"); return c.Err == nil && v == adapters.Uint(12) })
 }
 
 // TestBusRegistry: adapters on one serial device share one link; one with
@@ -379,71 +375,52 @@ func TestTakeOrder(t *testing.T) {
 	}
 }
 
-// watcher consumes an adapter's cycles in the background, checking each
-// against want (every point with its value; nil for none), and notes
-// errors and the longest gap between readings.
-type watcher struct {
-	stop chan struct{}
-	done chan struct{}
-
-	// Read after finish.
+// summary is what an adapter's cycles showed, checked against want (every
+// point with its value; nil for none): how many, their errors and wrong
+// values, and the longest gap between readings.
+type summary struct {
 	cycles int
 	errs   []error
 	wrong  []string
 	maxGap time.Duration
 }
 
-func watch(rec *recorder, want map[string]adapters.Value) *watcher {
-	w := &watcher{stop: make(chan struct{}), done: make(chan struct{})}
+func summarize(rec *adapterstest.Recorder, want map[string]adapters.Value) summary {
+	var s summary
 	var last time.Time
-	go func() {
-		defer close(w.done)
-		for {
-			var c cycle
-			select {
-			case c = <-rec.cycles:
-			case <-w.stop:
-				return
-			}
-			w.cycles++
-			if c.err != nil {
-				w.errs = append(w.errs, c.err)
-			}
-			for name, v := range want {
-				if got, ok := c.value(name); c.err == nil && got != v {
-					w.wrong = append(w.wrong, fmt.Sprintf("cycle %d: %s = %v (present %v), want %v", w.cycles, name, got, ok, v))
-				}
-			}
-			if len(c.readings) > 0 {
-				at := c.readings[0].Time
-				if !last.IsZero() {
-					w.maxGap = max(w.maxGap, at.Sub(last))
-				}
-				last = at
+	for _, c := range rec.Cycles() {
+		s.cycles++
+		if c.Err != nil {
+			s.errs = append(s.errs, c.Err)
+		}
+		for name, v := range want {
+			if got, ok := c.Value(name); c.Err == nil && got != v {
+				s.wrong = append(s.wrong, fmt.Sprintf("cycle %d: %s = %v (present %v), want %v", s.cycles, name, got, ok, v))
 			}
 		}
-	}()
-	return w
-}
-
-// finish stops the watcher and waits for it.
-func (w *watcher) finish() {
-	close(w.stop)
-	<-w.done
+		if len(c.Readings) > 0 {
+			at := c.Readings[0].Time
+			if !last.IsZero() {
+				s.maxGap = max(s.maxGap, at.Sub(last))
+			}
+			last = at
+		}
+	}
+	return s
 }
 
 // check fails the test if any cycle failed or read a wrong value.
-func (w *watcher) check(t *testing.T, who string) {
+func (s summary) check(t *testing.T, who string) {
 	t.Helper()
-	for i, err := range w.errs {
+	for i, err := range s.errs {
 		if i == 3 {
-			t.Errorf("%s: … %d errors in all", who, len(w.errs))
+			t.Errorf("%s: … %d errors in all", who, len(s.errs))
 			break
 		}
 		t.Errorf("%s: status %v", who, err)
 	}
-	for _, s := range w.wrong[:min(len(w.wrong), 3)] {
-		t.Errorf("%s: %s", who, s)
+	for _, w := range s.wrong[:min(len(s.wrong), 3)] {
+		t.Errorf("%s: %s", who, w)
 	}
 }
 

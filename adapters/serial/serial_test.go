@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fieldgate/fieldgate/adapters"
+	"github.com/fieldgate/fieldgate/adapters/adapterstest"
 	"github.com/fieldgate/fieldgate/adapters/internal/serialport"
 	_ "github.com/fieldgate/fieldgate/adapters/serial" // registers "serial"
 	"github.com/fieldgate/fieldgate/config"
@@ -23,80 +24,6 @@ import (
 
 // wait bounds every wait for the adapter; the port back-off is 1 s.
 const wait = 10 * time.Second
-
-// emitter records what the adapter emits and lets the test wait for it.
-type emitter struct {
-	mu       sync.Mutex
-	batches  [][]adapters.Reading
-	read     int // batches the test has taken
-	status   error
-	reported bool
-	signal   chan struct{}
-}
-
-func (e *emitter) Emit(rs []adapters.Reading) {
-	e.mu.Lock()
-	e.batches = append(e.batches, slices.Clone(rs))
-	e.mu.Unlock()
-	e.poke()
-}
-
-func (e *emitter) Status(err error) {
-	e.mu.Lock()
-	e.status, e.reported = err, true
-	e.mu.Unlock()
-	e.poke()
-}
-
-func (e *emitter) poke() {
-	select {
-	case e.signal <- struct{}{}:
-	default:
-	}
-}
-
-// until waits for cond, checked under the lock after every event.
-func (e *emitter) until(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	timeout := time.After(wait)
-	for {
-		e.mu.Lock()
-		ok := cond()
-		e.mu.Unlock()
-		if ok {
-			return
-		}
-		select {
-		case <-e.signal:
-		case <-timeout:
-			e.mu.Lock()
-			defer e.mu.Unlock()
-			t.Fatalf("no %s within %v (status %v)", what, wait, e.status)
-		}
-	}
-}
-
-// next returns the next batch of readings.
-func (e *emitter) next(t *testing.T) []adapters.Reading {
-	t.Helper()
-	e.until(t, "readings", func() bool { return e.read < len(e.batches) })
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.read++
-	return e.batches[e.read-1]
-}
-
-// waitStatus waits until the latest status satisfies ok and returns it.
-func (e *emitter) waitStatus(t *testing.T, what string, ok func(error) bool) error {
-	t.Helper()
-	e.until(t, what, func() bool { return e.reported && ok(e.status) })
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.status
-}
-
-func isOK(err error) bool    { return err == nil }
-func isError(err error) bool { return err != nil }
 
 // values maps a batch to point → value, checking that all readings of the
 // batch carry the adapter's name and one time.
@@ -130,7 +57,7 @@ func newConfig(port, mode string, points ...config.SerialPoint) *config.Serial {
 
 // start builds the adapter through the registry and runs it until the test
 // ends, checking that Run returns nil promptly on cancellation.
-func start(t *testing.T, c *config.Serial) (adapters.Writer, *emitter) {
+func start(t *testing.T, c *config.Serial) (adapters.Writer, *adapterstest.Recorder) {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	a, err := adapters.New("serial", c, log)
@@ -140,7 +67,7 @@ func start(t *testing.T, c *config.Serial) (adapters.Writer, *emitter) {
 	if a.Name() != c.Name {
 		t.Errorf("Name = %q", a.Name())
 	}
-	e := &emitter{signal: make(chan struct{}, 1)}
+	e := &adapterstest.Recorder{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx, e) }()
@@ -191,45 +118,45 @@ func TestLineMode(t *testing.T) {
 		config.SerialPoint{Name: "wt", Pattern: `W=([0-9.]+)`, Type: "float64",
 			Change: config.Change{OnChange: true, Deadband: 0.5}},
 	))
-	e.waitStatus(t, "ok status once open", isOK)
+	e.AwaitStatus(t, "ok status once open", adapterstest.IsOK)
 
 	send(t, dev, "T=21.5 N=-7 ON=off L=\"a b\"\r\n")
-	wantValues(t, e.next(t), map[string]adapters.Value{
+	wantValues(t, e.NextBatch(t), map[string]adapters.Value{
 		"temp": adapters.Float(21.5), "count": adapters.Int(-7), "on": adapters.Bool(false), "label": adapters.String("a b"),
 	})
 
 	// A line matching nothing emits nothing: the next batch is T=22's.
 	send(t, dev, "hello world\nT=22\n")
-	wantValues(t, e.next(t), map[string]adapters.Value{"temp": adapters.Float(22)})
+	wantValues(t, e.NextBatch(t), map[string]adapters.Value{"temp": adapters.Float(22)})
 
 	// An unparsable capture is a status error naming point and text.
 	send(t, dev, "N=99999999999999999999\n")
-	err := e.waitStatus(t, "parse error for count", isError)
+	err := e.AwaitStatus(t, "parse error for count", adapterstest.IsError)
 	if msg := err.Error(); !strings.Contains(msg, `"count"`) || !strings.Contains(msg, "99999999999999999999") {
 		t.Errorf("status %q should name the point and the text", msg)
 	}
 	// The other points of a line still count.
 	send(t, dev, "ON=maybe T=1\n")
-	wantValues(t, e.next(t), map[string]adapters.Value{"temp": adapters.Float(1)})
-	e.waitStatus(t, "parse error for on", func(err error) bool { return err != nil && strings.Contains(err.Error(), "maybe") })
+	wantValues(t, e.NextBatch(t), map[string]adapters.Value{"temp": adapters.Float(1)})
+	e.AwaitStatus(t, "parse error for on", func(err error) bool { return err != nil && strings.Contains(err.Error(), "maybe") })
 	send(t, dev, "ON=TRUE\n")
-	wantValues(t, e.next(t), map[string]adapters.Value{"on": adapters.Bool(true)})
-	e.waitStatus(t, "ok status after a good line", isOK)
+	wantValues(t, e.NextBatch(t), map[string]adapters.Value{"on": adapters.Bool(true)})
+	e.AwaitStatus(t, "ok status after a good line", adapterstest.IsOK)
 
 	// on_change with a deadband of 0.5: 1.2 is filtered out.
 	send(t, dev, "W=1.0\nW=1.2\nW=2\n")
-	wantValues(t, e.next(t), map[string]adapters.Value{"wt": adapters.Float(1)})
-	wantValues(t, e.next(t), map[string]adapters.Value{"wt": adapters.Float(2)})
+	wantValues(t, e.NextBatch(t), map[string]adapters.Value{"wt": adapters.Float(1)})
+	wantValues(t, e.NextBatch(t), map[string]adapters.Value{"wt": adapters.Float(2)})
 
 	// Noise without a delimiter (a wrong baud rate) is a status error, and
 	// the port keeps working.
 	send(t, dev, strings.Repeat("\xaa", 5000))
-	e.waitStatus(t, "error for a line without delimiter", func(err error) bool {
+	e.AwaitStatus(t, "error for a line without delimiter", func(err error) bool {
 		return err != nil && strings.Contains(err.Error(), "without a delimiter")
 	})
 	send(t, dev, "\nT=3\n")
-	wantValues(t, e.next(t), map[string]adapters.Value{"temp": adapters.Float(3)})
-	e.waitStatus(t, "ok status", isOK)
+	wantValues(t, e.NextBatch(t), map[string]adapters.Value{"temp": adapters.Float(3)})
+	e.AwaitStatus(t, "ok status", adapterstest.IsOK)
 }
 
 // scale plays a weighing instrument on the device end of the cable: it
@@ -307,20 +234,20 @@ func TestQueryMode(t *testing.T) {
 	c.Request, c.Interval = "R\r\n", config.Duration(100*time.Millisecond)
 	w, e := start(t, c)
 
-	wantValues(t, e.next(t), map[string]adapters.Value{
+	wantValues(t, e.NextBatch(t), map[string]adapters.Value{
 		"weight": adapters.Float(12.5), "tare": adapters.Float(0), "state": adapters.String("ok"),
 	})
-	e.waitStatus(t, "ok status", isOK)
+	e.AwaitStatus(t, "ok status", adapterstest.IsOK)
 
 	// The device stops answering: a timeout is a status error, the port
 	// stays open, and answers bring the status back.
 	sc.setSilent(true)
-	err := e.waitStatus(t, "timeout status", isError)
+	err := e.AwaitStatus(t, "timeout status", adapterstest.IsError)
 	if !errors.Is(err, serialport.ErrTimeout) || !strings.Contains(err.Error(), `"R\r\n"`) {
 		t.Errorf("status %v, want a timeout naming the request", err)
 	}
 	sc.setSilent(false)
-	e.waitStatus(t, "ok status after the device answers again", isOK)
+	e.AwaitStatus(t, "ok status after the device answers again", adapterstest.IsOK)
 
 	// A write sends the command, then one query whose answer is the
 	// read-back; the device's ACK line in between is skipped.
@@ -349,7 +276,7 @@ func TestWrites(t *testing.T) {
 		config.SerialPoint{Name: "on", Pattern: `ON=(.*)`, Type: "bool", WriteFormat: "E{value}\n"},
 		config.SerialPoint{Name: "label", Pattern: `L=(.*)`, Type: "string", WriteFormat: "L{value}\n"},
 	))
-	e.waitStatus(t, "ok status once open", isOK)
+	e.AwaitStatus(t, "ok status once open", adapterstest.IsOK)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 
@@ -410,12 +337,12 @@ func TestUnplug(t *testing.T) {
 	w, e := start(t, newConfig(s.A, "line",
 		config.SerialPoint{Name: "temp", Pattern: `T=(\S+)`, Type: "float64", WriteFormat: "T{value}\n"},
 	))
-	e.waitStatus(t, "ok status once open", isOK)
+	e.AwaitStatus(t, "ok status once open", adapterstest.IsOK)
 	send(t, dev, "T=1\n")
-	wantValues(t, e.next(t), map[string]adapters.Value{"temp": adapters.Float(1)})
+	wantValues(t, e.NextBatch(t), map[string]adapters.Value{"temp": adapters.Float(1)})
 
 	s.Stop()
-	e.waitStatus(t, "error status after unplug", isError)
+	e.AwaitStatus(t, "error status after unplug", adapterstest.IsError)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	if _, _, err := w.Write(ctx, "temp", adapters.Float(2)); err == nil || errors.Is(err, adapters.ErrBadValue) || ctx.Err() != nil {
@@ -424,9 +351,9 @@ func TestUnplug(t *testing.T) {
 
 	s.Start()
 	dev = s.Device()
-	e.waitStatus(t, "ok status after replug", isOK)
+	e.AwaitStatus(t, "ok status after replug", adapterstest.IsOK)
 	send(t, dev, "T=3\n")
-	wantValues(t, e.next(t), map[string]adapters.Value{"temp": adapters.Float(3)})
+	wantValues(t, e.NextBatch(t), map[string]adapters.Value{"temp": adapters.Float(3)})
 	if _, _, err := w.Write(ctx, "temp", adapters.Float(4)); err != nil {
 		t.Fatalf("Write after replug: %v", err)
 	}

@@ -1,7 +1,8 @@
 // Package modbussim serves an in-memory Modbus device over TCP with the
-// github.com/simonvetter/modbus server, for the demo and the integration
-// tests. The protocol side is entirely the third-party server's; this package
-// only holds the register values and counts the requests it answered.
+// github.com/simonvetter/modbus server, for the demo, the integration tests
+// and the modbus adapter's tests. The protocol side is entirely the
+// third-party server's; this package only holds the register values, counts
+// the requests it answered and plays the faults tests ask for.
 package modbussim
 
 import (
@@ -14,17 +15,20 @@ import (
 )
 
 // Bank is the register memory of one simulated device (every unit id sees
-// the same memory). It is safe for concurrent use.
+// the same memory). It is safe for concurrent use. Tables are named as in
+// the config: "coil", "discrete_input", "holding_register", "input_register".
 type Bank struct {
-	mu       sync.Mutex
-	coils    map[uint16]bool
-	discrete map[uint16]bool
-	holding  map[uint16]uint16
-	input    map[uint16]uint16
-	fault    error
-	reads    int
-	readsCh  chan struct{} // closed and replaced at each read
-	writes   []Write
+	mu         sync.Mutex
+	coils      map[uint16]bool
+	discrete   map[uint16]bool
+	holding    map[uint16]uint16
+	input      map[uint16]uint16
+	fault      error
+	tableFault map[string]error
+	stall      chan struct{} // while set, requests wait until it is closed
+	reads      int
+	readsCh    chan struct{} // closed and replaced at each read
+	writes     []Write
 }
 
 // Write records one write request the device received.
@@ -39,7 +43,29 @@ func NewBank() *Bank {
 	return &Bank{
 		coils: map[uint16]bool{}, discrete: map[uint16]bool{},
 		holding: map[uint16]uint16{}, input: map[uint16]uint16{},
-		readsCh: make(chan struct{}),
+		tableFault: map[string]error{}, readsCh: make(chan struct{}),
+	}
+}
+
+// Set stores vals at consecutive addresses of table from addr, bits as 0
+// and 1. It panics on an unknown table, a mistake in the test.
+func (b *Bank) Set(table string, addr uint16, vals ...uint16) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, v := range vals {
+		a := addr + uint16(i)
+		switch table {
+		case "coil":
+			b.coils[a] = v != 0
+		case "discrete_input":
+			b.discrete[a] = v != 0
+		case "holding_register":
+			b.holding[a] = v
+		case "input_register":
+			b.input[a] = v
+		default:
+			panic("modbussim: unknown table " + table)
+		}
 	}
 }
 
@@ -79,6 +105,41 @@ func (b *Bank) SetFault(err error) {
 	b.mu.Lock()
 	b.fault = err
 	b.mu.Unlock()
+}
+
+// SetTableFault makes every request on one table fail with err (a
+// modbus.Err* exception), or succeed again with nil, while the other tables
+// keep answering.
+func (b *Bank) SetTableFault(table string, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err == nil {
+		delete(b.tableFault, table)
+		return
+	}
+	b.tableFault[table] = err
+}
+
+// Stall holds every request from now on unanswered, as a device that went
+// silent, until resume is called; calling resume again does nothing. Held
+// requests stay blocked even after the server stopped, so a test resumes
+// before it ends (t.Cleanup(resume)).
+func (b *Bank) Stall() (resume func()) {
+	gate := make(chan struct{})
+	b.mu.Lock()
+	b.stall = gate
+	b.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			b.mu.Lock()
+			if b.stall == gate {
+				b.stall = nil
+			}
+			b.mu.Unlock()
+			close(gate)
+		})
+	}
 }
 
 // Reads returns how many read requests were answered.
@@ -152,9 +213,18 @@ func (b *Bank) HandleInputRegisters(req *modbus.InputRegistersRequest) ([]uint16
 // returns n values.
 func access[T any](b *Bank, m map[uint16]T, table string, addr, n uint16, write bool, args []T) ([]T, error) {
 	b.mu.Lock()
+	stall := b.stall
+	b.mu.Unlock()
+	if stall != nil {
+		<-stall
+	}
+	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.fault != nil {
 		return nil, b.fault
+	}
+	if err := b.tableFault[table]; err != nil {
+		return nil, err
 	}
 	if write {
 		b.writes = append(b.writes, Write{table, addr, n})

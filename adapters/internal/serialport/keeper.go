@@ -3,13 +3,16 @@ package serialport
 import (
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/fieldgate/fieldgate/adapters"
 	"github.com/fieldgate/fieldgate/config"
 )
 
-// Back-off between attempts to reopen a port: MinRetry after the first
-// failure, doubling with each failure in a row up to MaxRetry. A USB adapter
-// that comes back is found within MaxRetry; one that stays away costs an
-// open(2) every MaxRetry.
+// Back-off between attempts to reopen a port (adapters.NewBackoff): at most
+// MinRetry after the first failure, doubling with each failure in a row up
+// to MaxRetry. A USB adapter that comes back is found within MaxRetry; one
+// that stays away costs an open(2) every MaxRetry at most.
 const (
 	MinRetry = time.Second
 	MaxRetry = 30 * time.Second
@@ -19,7 +22,7 @@ const (
 // closes the port and reopens the same path once the back-off has passed. A
 // port that faults within MaxRetry of opening counts as a failure in a row,
 // so a flapping device backs off too; one that had been up longer starts
-// over at MinRetry. Like its Port, a Keeper belongs to one goroutine.
+// the back-off over. Like its Port, a Keeper belongs to one goroutine.
 type Keeper struct {
 	path string
 	line config.Line
@@ -27,15 +30,15 @@ type Keeper struct {
 
 	port     *Port
 	openedAt time.Time
-	delay    time.Duration // the current back-off; 0 when nothing failed lately
-	next     time.Time     // no open attempt before this
-	err      error         // why the port is not open
+	backoff  *backoff.ExponentialBackOff
+	next     time.Time // no open attempt before this
+	err      error     // why the port is not open
 }
 
 // NewKeeper returns a Keeper for the device at path; nothing is opened until
 // the first call to Port.
 func NewKeeper(path string, line config.Line) *Keeper {
-	return &Keeper{path: path, line: line, now: time.Now}
+	return &Keeper{path: path, line: line, now: time.Now, backoff: adapters.NewBackoff(MinRetry, MaxRetry)}
 }
 
 // Port returns the open port, opening it if the back-off allows. Before then
@@ -67,14 +70,13 @@ func (k *Keeper) Fault(err error) {
 	_ = k.port.Close()
 	k.port = nil
 	if k.now().Sub(k.openedAt) >= MaxRetry {
-		k.delay = 0
+		k.backoff.Reset()
 	}
 	k.fail(err)
 }
 
 func (k *Keeper) fail(err error) {
-	k.delay = min(max(2*k.delay, MinRetry), MaxRetry)
-	k.next = k.now().Add(k.delay)
+	k.next = k.now().Add(k.backoff.NextBackOff())
 	k.err = err
 }
 

@@ -1,0 +1,260 @@
+// Package adapterstest is a recording Emitter for adapter tests: a Recorder
+// keeps every batch of readings and every status an adapter reports, in
+// order, and lets the test await them within a bounded time instead of
+// sleeping.
+package adapterstest
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fieldgate/fieldgate/adapters"
+)
+
+// Timeout bounds every wait of a Recorder; a test that waits longer fails.
+const Timeout = 10 * time.Second
+
+// Recorder is an adapters.Emitter that records what an adapter emits. The
+// zero value is ready to use; Emit and Status are safe for concurrent use.
+//
+// The test takes what was recorded, in order, through two cursors: one over
+// readings (NextReading, NextBatch, Quiet) and one over statuses
+// (NextStatus, AwaitStatus, NextCycle, AwaitCycle), where each status is
+// taken with the readings emitted since the previous one as a Cycle. The
+// cursors belong to the test goroutine.
+type Recorder struct {
+	mu       sync.Mutex
+	batches  []batch
+	statuses []status
+	changed  chan struct{} // closed at the next record; nil until a wait needs it
+
+	batch, offset int // the next reading to take: batches[batch].readings[offset]
+	status        int // the next status to take
+}
+
+type batch struct {
+	readings []adapters.Reading
+	at       time.Time // when Emit was called
+}
+
+type status struct {
+	err     error
+	batches int // batches recorded before it
+}
+
+// Cycle is one poll cycle as a polling adapter reports it: the readings
+// emitted since the previous Status, and the Status that closed the cycle.
+type Cycle struct {
+	Readings []adapters.Reading
+	Err      error
+}
+
+// Value returns the value the cycle emitted for point, if any.
+func (c Cycle) Value(point string) (adapters.Value, bool) {
+	for _, r := range c.Readings {
+		if r.Point == point {
+			return r.Value, true
+		}
+	}
+	return adapters.Value{}, false
+}
+
+// IsOK reports a status of health, for AwaitStatus.
+func IsOK(err error) bool { return err == nil }
+
+// IsError reports a status of a fault, for AwaitStatus.
+func IsError(err error) bool { return err != nil }
+
+// Emit records one batch of readings.
+func (r *Recorder) Emit(rs []adapters.Reading) {
+	b := batch{readings: slices.Clone(rs), at: time.Now()}
+	r.record(func() { r.batches = append(r.batches, b) })
+}
+
+// Status records one status.
+func (r *Recorder) Status(err error) {
+	r.record(func() { r.statuses = append(r.statuses, status{err: err, batches: len(r.batches)}) })
+}
+
+func (r *Recorder) record(add func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	add()
+	if r.changed != nil {
+		close(r.changed)
+		r.changed = nil
+	}
+}
+
+// NextReading takes the next reading, waiting for it, and returns it with
+// the time Emit handed it over.
+func (r *Recorder) NextReading(t testing.TB) (adapters.Reading, time.Time) {
+	t.Helper()
+	var rd adapters.Reading
+	var at time.Time
+	r.wait(t, "reading", func() bool {
+		if !r.skipTaken() {
+			return false
+		}
+		b := r.batches[r.batch]
+		rd, at = b.readings[r.offset], b.at
+		r.offset++
+		return true
+	})
+	return rd, at
+}
+
+// NextBatch takes the readings of the next Emit call, or what NextReading
+// left of it, waiting for them. Emit calls without readings are skipped.
+func (r *Recorder) NextBatch(t testing.TB) []adapters.Reading {
+	t.Helper()
+	var rs []adapters.Reading
+	r.wait(t, "batch of readings", func() bool {
+		if !r.skipTaken() {
+			return false
+		}
+		rs = r.batches[r.batch].readings[r.offset:]
+		r.batch, r.offset = r.batch+1, 0
+		return true
+	})
+	return rs
+}
+
+// skipTaken moves the reading cursor past batches taken whole or empty and
+// reports whether a reading is there to take.
+func (r *Recorder) skipTaken() bool {
+	for r.batch < len(r.batches) && r.offset == len(r.batches[r.batch].readings) {
+		r.batch, r.offset = r.batch+1, 0
+	}
+	return r.batch < len(r.batches)
+}
+
+// Quiet fails the test if a reading is there to take or arrives within d:
+// how long an absence must last to count is the test's judgement.
+func (r *Recorder) Quiet(t testing.TB, d time.Duration) {
+	t.Helper()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		r.mu.Lock()
+		pending := r.skipTaken()
+		var rd adapters.Reading
+		if pending {
+			rd = r.batches[r.batch].readings[r.offset]
+		}
+		changed := r.changedLocked()
+		r.mu.Unlock()
+		if pending {
+			t.Fatalf("unexpected reading %s = %v", rd.Point, rd.Value)
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return
+		}
+	}
+}
+
+// NextStatus takes the next status, waiting for it.
+func (r *Recorder) NextStatus(t testing.TB) error {
+	t.Helper()
+	return r.NextCycle(t).Err
+}
+
+// AwaitStatus takes statuses until one satisfies ok, and returns it.
+func (r *Recorder) AwaitStatus(t testing.TB, what string, ok func(error) bool) error {
+	t.Helper()
+	return r.AwaitCycle(t, what, func(c Cycle) bool { return ok(c.Err) }).Err
+}
+
+// NextCycle takes the next status as the cycle it closed, waiting for it.
+func (r *Recorder) NextCycle(t testing.TB) Cycle {
+	t.Helper()
+	return r.AwaitCycle(t, "status", func(Cycle) bool { return true })
+}
+
+// AwaitCycle takes cycles until one satisfies ok, and returns it.
+func (r *Recorder) AwaitCycle(t testing.TB, what string, ok func(Cycle) bool) Cycle {
+	t.Helper()
+	var found Cycle
+	r.wait(t, what, func() bool {
+		for r.status < len(r.statuses) {
+			c := r.cycle(r.status)
+			r.status++
+			if ok(c) {
+				found = c
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+// Cycles returns every cycle recorded so far, taken or not.
+func (r *Recorder) Cycles() []Cycle {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cs := make([]Cycle, len(r.statuses))
+	for i := range cs {
+		cs[i] = r.cycle(i)
+	}
+	return cs
+}
+
+// cycle returns the cycle closed by status i.
+func (r *Recorder) cycle(i int) Cycle {
+	from := 0
+	if i > 0 {
+		from = r.statuses[i-1].batches
+	}
+	var rs []adapters.Reading
+	for _, b := range r.batches[from:r.statuses[i].batches] {
+		rs = append(rs, b.readings...)
+	}
+	return Cycle{Readings: rs, Err: r.statuses[i].err}
+}
+
+// wait calls take under the lock, at once and after every record, until it
+// reports that it took what the test awaits; it fails the test after
+// Timeout.
+func (r *Recorder) wait(t testing.TB, what string, take func() bool) {
+	t.Helper()
+	timer := time.NewTimer(Timeout)
+	defer timer.Stop()
+	for {
+		r.mu.Lock()
+		done := take()
+		changed := r.changedLocked()
+		r.mu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			t.Fatalf("no %s within %v (%s)", what, Timeout, r.summary())
+		}
+	}
+}
+
+func (r *Recorder) changedLocked() <-chan struct{} {
+	if r.changed == nil {
+		r.changed = make(chan struct{})
+	}
+	return r.changed
+}
+
+// summary describes what was recorded, for a failure message.
+func (r *Recorder) summary() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := fmt.Sprintf("%d batches and %d statuses recorded", len(r.batches), len(r.statuses))
+	if n := len(r.statuses); n > 0 {
+		s += fmt.Sprintf(", the last %v", r.statuses[n-1].err)
+	}
+	return s
+}

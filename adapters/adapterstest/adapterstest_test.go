@@ -1,0 +1,100 @@
+package adapterstest
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fieldgate/fieldgate/adapters"
+)
+
+func reading(point string, v int64) adapters.Reading {
+	return adapters.Reading{Adapter: "a", Point: point, Value: adapters.Int(v)}
+}
+
+// TestCycles: each status closes a cycle holding the readings emitted since
+// the previous one; statuses are taken in order, one cursor for both views.
+func TestCycles(t *testing.T) {
+	fault := errors.New("fault")
+	var r Recorder
+	r.Emit([]adapters.Reading{reading("x", 1)})
+	r.Status(nil)
+	r.Emit([]adapters.Reading{reading("x", 2)})
+	r.Emit([]adapters.Reading{reading("y", 3)})
+	r.Status(fault)
+	r.Status(nil)
+
+	want := "[{[x=1] <nil>} {[x=2 y=3] fault} {[] <nil>}]"
+	if got := show(r.Cycles()); got != want {
+		t.Errorf("Cycles = %s, want %s", got, want)
+	}
+	if c := r.NextCycle(t); show([]Cycle{c}) != "[{[x=1] <nil>}]" {
+		t.Errorf("NextCycle = %s", show([]Cycle{c}))
+	}
+	if v, ok := r.AwaitCycle(t, "y", func(c Cycle) bool { _, ok := c.Value("y"); return ok }).Value("y"); !ok || v != adapters.Int(3) {
+		t.Errorf("AwaitCycle: y = %v, %v", v, ok)
+	}
+	if err := r.NextStatus(t); err != nil {
+		t.Errorf("NextStatus = %v, want the last, nil", err)
+	}
+	if len(r.Cycles()) != 3 {
+		t.Error("taking cycles changed what Cycles returns")
+	}
+}
+
+// TestReadings: the reading cursor walks readings one by one or batch by
+// batch, skipping empty batches, independently of the status cursor.
+func TestReadings(t *testing.T) {
+	var r Recorder
+	r.Emit([]adapters.Reading{reading("x", 1), reading("x", 2)})
+	r.Status(nil)
+	r.Emit(nil)
+	r.Emit([]adapters.Reading{reading("y", 3)})
+
+	if x, at := r.NextReading(t); x.Value != adapters.Int(1) || at.IsZero() {
+		t.Errorf("NextReading = %v at %v", x.Value, at)
+	}
+	if b := r.NextBatch(t); len(b) != 1 || b[0].Value != adapters.Int(2) {
+		t.Errorf("NextBatch = %v, want the rest of the first batch", b)
+	}
+	if x, _ := r.NextReading(t); x.Value != adapters.Int(3) {
+		t.Errorf("NextReading = %v, want 3 past the empty batch", x.Value)
+	}
+	if err := r.AwaitStatus(t, "ok", IsOK); err != nil {
+		t.Errorf("AwaitStatus = %v", err)
+	}
+	r.Quiet(t, time.Millisecond)
+}
+
+// TestWaits: a wait returns as soon as another goroutine records what it
+// awaits.
+func TestWaits(t *testing.T) {
+	var r Recorder
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		r.Status(errors.New("first"))
+		r.Emit([]adapters.Reading{reading("x", 1)})
+		r.Status(nil)
+	})
+	if err := r.AwaitStatus(t, "ok", IsOK); err != nil {
+		t.Errorf("AwaitStatus = %v", err)
+	}
+	if b := r.NextBatch(t); len(b) != 1 {
+		t.Errorf("NextBatch = %v", b)
+	}
+}
+
+func show(cs []Cycle) string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		rs := make([]string, len(c.Readings))
+		for j, r := range c.Readings {
+			rs[j] = fmt.Sprintf("%s=%v", r.Point, r.Value)
+		}
+		out[i] = fmt.Sprintf("{%v %v}", rs, c.Err)
+	}
+	return fmt.Sprint(out)
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -168,6 +169,25 @@ func (b *Bridge) Reload(cfg *config.Config) error {
 // whether the status changed.
 func (b *Bridge) SetStatus(adapter string, err error) (changed bool) {
 	return b.status.set(adapter, err, time.Now())
+}
+
+// UpstreamState is one upstream's connection as the gateway's health check
+// and metrics report it.
+type UpstreamState struct {
+	Name      string
+	Connected bool
+}
+
+// Upstreams reports the running upstreams, sorted by name.
+func (b *Bridge) Upstreams() []UpstreamState {
+	b.mu.Lock()
+	out := make([]UpstreamState, 0, len(b.runners))
+	for name, r := range b.runners {
+		out = append(out, UpstreamState{Name: name, Connected: r.online.Load()})
+	}
+	b.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }
 
 // startLocked starts one upstream's publisher; b.mu must be held.

@@ -7,13 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/fieldgate/fieldgate/adapters"
@@ -73,6 +73,7 @@ type runner struct {
 	results chan result
 
 	broker atomic.Pointer[string] // the broker being dialled, for the logs
+	online atomic.Bool            // between connected and the end of that connection's pump
 
 	// Publisher state, owned by the run goroutine.
 	enc         *encoder
@@ -161,7 +162,7 @@ func (r *runner) run() {
 	defer close(r.done)
 	defer r.b.status.unwatch(r.kick)
 	defer r.wg.Wait()
-	bo := newBackoff(r.s.reconnectMax)
+	bo := adapters.NewBackoff(time.Second, r.s.reconnectMax)
 	tlsCfg, ok := r.loadTLS(bo)
 	if !ok {
 		return
@@ -177,9 +178,10 @@ func (r *runner) run() {
 	}
 	r.next = r.b.log.Cursor(r.s.name)
 	r.enc = newEncoder(r.s, r.b.view.Load().units)
-	for r.connect(bo) {
+	for delay := time.Duration(0); r.connect(bo, delay); {
 		up := time.Now()
 		err := r.pump()
+		r.online.Store(false)
 		if r.ctx.Err() != nil {
 			r.shutdown()
 			return
@@ -190,7 +192,10 @@ func (r *runner) run() {
 		}
 		r.afterLoss()
 		if time.Since(up) >= stableAfter {
-			bo.reset()
+			bo.Reset()
+			delay = 0
+		} else {
+			delay = bo.NextBackOff()
 		}
 	}
 }
@@ -233,7 +238,7 @@ func (r *runner) options(tlsCfg *tls.Config) *mqtt.ClientOptions {
 
 // loadTLS reads the certificate files, retrying with back-off while they are
 // unusable.
-func (r *runner) loadTLS(bo *backoff) (*tls.Config, bool) {
+func (r *runner) loadTLS(bo *backoff.ExponentialBackOff) (*tls.Config, bool) {
 	for {
 		c, err := r.s.tlsConfig()
 		if err == nil {
@@ -243,17 +248,17 @@ func (r *runner) loadTLS(bo *backoff) (*tls.Config, bool) {
 			return c, true
 		}
 		r.logger.Error("cannot set up the connection", "err", err)
-		if !r.sleep(bo.next()) {
+		if !r.sleep(bo.NextBackOff()) {
 			return nil, false
 		}
 	}
 }
 
-// connect dials until a broker accepts, with back-off; false means the
-// runner was stopped.
-func (r *runner) connect(bo *backoff) bool {
-	for {
-		if !r.sleep(bo.next()) {
+// connect dials after delay until a broker accepts, with back-off between
+// attempts; false means the runner was stopped.
+func (r *runner) connect(bo *backoff.ExponentialBackOff, delay time.Duration) bool {
+	for ; ; delay = bo.NextBackOff() {
+		if !r.sleep(delay) {
 			return false
 		}
 		select {
@@ -331,6 +336,7 @@ func (r *runner) abandon(tok mqtt.Token) {
 // connected runs at each new connection: birth message, command
 // subscription, every adapter status, Home Assistant discovery.
 func (r *runner) connected(sessionPresent bool) {
+	r.online.Store(true)
 	r.lastConnErr = ""
 	r.logger.Info("connected", "broker", r.brokerName(), "session_present", sessionPresent,
 		"backlog_from", r.next, "resending", len(r.flights))
@@ -650,30 +656,4 @@ func (r *runner) publishResults() {
 			t.Stop()
 		}
 	}
-}
-
-// backoff is the reconnect delay: from 1 s (or reconnect_max if smaller),
-// doubling up to reconnect_max, each wait drawn from its upper half.
-type backoff struct {
-	min, max, cur time.Duration
-	tries         int
-}
-
-func newBackoff(max time.Duration) *backoff {
-	b := &backoff{min: min(time.Second, max), max: max}
-	b.reset()
-	return b
-}
-
-func (b *backoff) reset() { b.cur, b.tries = b.min, 0 }
-
-// next returns the delay before the next attempt: none for the first.
-func (b *backoff) next() time.Duration {
-	b.tries++
-	if b.tries == 1 {
-		return 0
-	}
-	d := b.cur/2 + rand.N(b.cur/2+1)
-	b.cur = min(2*b.cur, b.max)
-	return d
 }

@@ -64,12 +64,13 @@ func writeConfig(t *testing.T, text string) string {
 	return p
 }
 
-// startGateway runs `fieldgate run -c cfg`; the test's cleanup kills it if
-// the test has not stopped it.
-func startGateway(t *testing.T, cfg string) *gateway {
+// startGateway runs `fieldgate run -c cfg` with extra environment entries;
+// the test's cleanup kills it if the test has not stopped it.
+func startGateway(t *testing.T, cfg string, env ...string) *gateway {
 	t.Helper()
 	g := &gateway{t: t, cfg: cfg, logs: newLogLines(), done: make(chan struct{})}
 	g.cmd = exec.Command(fieldgateBin, "run", "-c", cfg)
+	g.cmd.Env = append(os.Environ(), env...)
 	stderr, err := g.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -11,8 +11,11 @@ import (
 	"reflect"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/fieldgate/fieldgate/adapters"
 	"github.com/fieldgate/fieldgate/bridge"
@@ -36,7 +39,12 @@ type gateway struct {
 	buf    *buffer.Buffer
 	bridge *bridge.Bridge
 
-	ctx context.Context // parent of every adapter's context
+	ctx       context.Context // parent of every adapter's context
+	maxBuffer int64           // the buffer's size cap, for the metrics
+
+	appendErrors  atomic.Uint64
+	appendFailing atomic.Bool // the last Append failed: readings are being lost
+
 	mu  sync.Mutex
 	cfg *config.Config
 	run map[string]*runningAdapter // by adapter name
@@ -79,7 +87,8 @@ func runGateway(path string, stderr io.Writer) int {
 
 	adCtx, stopAdapters := context.WithCancel(context.Background())
 	defer stopAdapters()
-	g := &gateway{log: log, level: level, buf: buf, ctx: adCtx, cfg: cfg, run: map[string]*runningAdapter{}}
+	g := &gateway{log: log, level: level, buf: buf, ctx: adCtx, maxBuffer: int64(cfg.Buffer.MaxSize),
+		cfg: cfg, run: map[string]*runningAdapter{}}
 	g.bridge = bridge.New(cfg, buf, g, log.With("component", "bridge"))
 
 	sigCtx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -101,8 +110,25 @@ func runGateway(path string, stderr io.Writer) int {
 	g.mu.Unlock()
 	log.Info("fieldgate started", "version", version, "gateway", cfg.Gateway.ID,
 		"adapters", len(specs), "upstreams", len(cfg.Upstream))
-	if cfg.Gateway.MetricsListen != "" {
-		log.Warn("gateway.metrics_listen is not served by this version; ignoring it", "listen", cfg.Gateway.MetricsListen)
+
+	metricsCtx, stopMetrics := context.WithCancel(context.Background())
+	defer stopMetrics()
+	var metricsDone <-chan struct{}
+	if addr := cfg.Gateway.MetricsListen; addr != "" {
+		// Monitoring that cannot start must not stop data collection.
+		if metricsDone, err = g.serveMetrics(metricsCtx, addr); err != nil {
+			log.Error("metrics not served", "err", err)
+		}
+	}
+
+	// systemd (Type=notify): ready now, and watchdog pings from this loop, so
+	// a wedged gateway is restarted.
+	notify(log, daemon.SdNotifyReady)
+	var watchdog <-chan time.Time
+	if every, _ := daemon.SdWatchdogEnabled(false); every > 0 {
+		t := time.NewTicker(every / 2)
+		defer t.Stop()
+		watchdog = t.C
 	}
 
 	status := exitOK
@@ -113,7 +139,11 @@ loop:
 			log.Info("stopping")
 			break loop
 		case <-hup:
+			notify(log, daemon.SdNotifyReloading)
 			g.reload(path)
+			notify(log, daemon.SdNotifyReady)
+		case <-watchdog:
+			notify(log, daemon.SdNotifyWatchdog)
 		case err := <-bridgeDone:
 			log.Error("bridge stopped", "err", err)
 			bridgeDone = nil
@@ -124,6 +154,7 @@ loop:
 
 	// Stop polling first so nothing new arrives, then let the bridge flush
 	// what is in flight and say offline, then persist the buffer.
+	notify(log, daemon.SdNotifyStopping)
 	g.mu.Lock()
 	for _, r := range g.run {
 		r.cancel()
@@ -147,6 +178,10 @@ loop:
 			log.Error("bridge did not stop in time")
 		}
 	}
+	stopMetrics()
+	if metricsDone != nil {
+		<-metricsDone // bounded by the server's shutdown timeout
+	}
 	if err := buf.Close(); err != nil {
 		log.Error("closing the buffer", "err", err)
 		status = exitRuntime
@@ -158,7 +193,7 @@ loop:
 // start launches one adapter under supervision; g.mu must be held.
 func (g *gateway) start(spec config.AdapterSpec) {
 	log := g.log.With("adapter", spec.Name)
-	em := &emitter{name: spec.Name, buf: g.buf, bridge: g.bridge, log: log}
+	em := &emitter{name: spec.Name, g: g, log: log}
 	a, err := adapters.New(spec.Kind, spec.Config, log)
 	if err != nil {
 		// Validation passed, so this is a fault the operator must see on
@@ -217,6 +252,9 @@ func (g *gateway) reload(path string) {
 	g.mu.Unlock()
 	if !reflect.DeepEqual(cfg.Buffer, old.Buffer) {
 		g.log.Warn("buffer settings change at the next restart")
+	}
+	if cfg.Gateway.MetricsListen != old.Gateway.MetricsListen {
+		g.log.Warn("metrics_listen changes at the next restart")
 	}
 	// The buffer learns of new upstreams before the bridge reads for them.
 	if err := g.buf.SetUpstreams(upstreamNames(cfg)); err != nil {
@@ -288,10 +326,12 @@ func (g *gateway) Command(ctx context.Context, adapter, point string, v adapters
 
 // emitter stores one adapter's readings and forwards its status.
 type emitter struct {
-	name   string
-	buf    *buffer.Buffer
-	bridge *bridge.Bridge
-	log    *slog.Logger
+	name string
+	g    *gateway
+	log  *slog.Logger
+
+	readings atomic.Uint64
+	status   atomic.Pointer[string] // the fault; nil or "" when ok
 }
 
 // Emit implements adapters.Emitter.
@@ -299,20 +339,45 @@ func (e *emitter) Emit(rs []adapters.Reading) {
 	if len(rs) == 0 {
 		return
 	}
-	if _, _, err := e.buf.Append(rs); err != nil {
+	if _, _, err := e.g.buf.Append(rs); err != nil {
+		e.g.appendErrors.Add(1)
+		e.g.appendFailing.Store(true)
 		e.log.Error("buffer append failed; readings lost", "readings", len(rs), "err", err)
+		return
 	}
+	e.g.appendFailing.Store(false)
+	e.readings.Add(uint64(len(rs)))
 }
 
 // Status implements adapters.Emitter; changes are logged.
 func (e *emitter) Status(err error) {
-	if !e.bridge.SetStatus(e.name, err) {
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	e.status.Store(&msg)
+	if !e.g.bridge.SetStatus(e.name, err) {
 		return
 	}
 	if err != nil {
 		e.log.Warn("adapter fault", "err", err)
 	} else {
 		e.log.Info("adapter ok")
+	}
+}
+
+// fault returns the adapter's current fault, "" when it is ok.
+func (e *emitter) fault() string {
+	if p := e.status.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// notify tells systemd the gateway's state; outside systemd it does nothing.
+func notify(log *slog.Logger, state string) {
+	if _, err := daemon.SdNotify(false, state); err != nil {
+		log.Debug("sd_notify", "state", state, "err", err)
 	}
 }
 

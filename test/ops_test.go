@@ -1,0 +1,148 @@
+package test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fieldgate/fieldgate/test/peers"
+)
+
+// freeAddr returns a loopback address nothing listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// get fetches a URL of the gateway (whose listener is up once it logs
+// "serving metrics").
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	c := http.Client{Timeout: wait}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+func TestMetricsAndHealth(t *testing.T) {
+	broker := peers.StartMochi(t)
+	_, dev := device(t)
+	addr := freeAddr(t)
+	points := "  [[modbus.point]]\n  name = \"v\"\n  table = \"holding_register\"\n  address = 0\n"
+	cfg := strings.Replace(config(t.TempDir(), upstream("local", broker.URL()), dev.Addr, "100ms", points),
+		"[buffer]", fmt.Sprintf("metrics_listen = %q\n\n[buffer]", addr), 1)
+	g := startGateway(t, writeConfig(t, cfg))
+	g.waitLog("serving metrics")
+	broker.Received.AwaitMessage(t, wait, prefix+"/plc/v", nil)
+
+	_, metrics := get(t, "http://"+addr+"/metrics")
+	for _, want := range []string{
+		`fieldgate_readings_total{adapter="plc"}`,
+		`fieldgate_adapter_up{adapter="plc"} 1`,
+		`fieldgate_upstream_connected{upstream="local"} 1`,
+		`fieldgate_buffer_dropped_total 0`,
+		`fieldgate_build_info{`,
+		`process_resident_memory_bytes`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s:\n%s", want, metrics)
+		}
+	}
+	health := func() (int, map[string]any) {
+		code, body := get(t, "http://"+addr+"/healthz")
+		var h map[string]any
+		if err := json.Unmarshal([]byte(body), &h); err != nil {
+			t.Fatalf("healthz %q: %v", body, err)
+		}
+		return code, h
+	}
+	if code, h := health(); code != 200 || h["status"] != "ok" {
+		t.Errorf("healthz with everything up: %d %v", code, h)
+	}
+
+	dev.Stop()
+	g.waitLog("adapter fault", "adapter=plc")
+	if code, h := health(); code != 200 || h["status"] != "degraded" ||
+		!strings.HasPrefix(fmt.Sprint(h["adapters"].(map[string]any)["plc"]), "error") {
+		t.Errorf("healthz with the device down: %d %v", code, h)
+	}
+
+	broker.Stop()
+	g.waitLog("connection lost", "upstream=local")
+	if _, h := health(); h["upstreams"].(map[string]any)["local"].(map[string]any)["connected"] != false {
+		t.Errorf("healthz with the broker down: %v", h)
+	}
+	if _, m := get(t, "http://"+addr+"/metrics"); !strings.Contains(m, `fieldgate_upstream_connected{upstream="local"} 0`) {
+		t.Errorf("metrics with the broker down:\n%s", m)
+	}
+}
+
+func TestSystemdNotify(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	states := make(chan string, 64)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				close(states)
+				return
+			}
+			states <- string(buf[:n])
+		}
+	}()
+	expect := func(want string) {
+		t.Helper()
+		deadline := time.After(wait)
+		for {
+			select {
+			case s := <-states:
+				if strings.Contains(s, want) {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no %s from the gateway within %v", want, wait)
+			}
+		}
+	}
+
+	broker := peers.StartMochi(t)
+	_, dev := device(t)
+	points := "  [[modbus.point]]\n  name = \"v\"\n  table = \"holding_register\"\n  address = 0\n"
+	g := startGateway(t, writeConfig(t, config(t.TempDir(), upstream("local", broker.URL()), dev.Addr, "100ms", points)),
+		"NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=200000")
+	expect("READY=1")
+	expect("WATCHDOG=1")
+	_ = g.cmd.Process.Signal(syscall.SIGHUP)
+	expect("RELOADING=1")
+	expect("READY=1")
+	_ = g.cmd.Process.Signal(syscall.SIGTERM)
+	expect("STOPPING=1")
+	if code := g.exitCode(15 * time.Second); code != 0 {
+		t.Errorf("clean stop exited %d", code)
+	}
+}

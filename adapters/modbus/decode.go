@@ -177,7 +177,7 @@ func (c codec) decode(wire []byte) adapters.Value {
 	case typeUint64:
 		raw = adapters.Uint(binary.BigEndian.Uint64(be))
 	case typeFloat32:
-		raw = adapters.Float(float64(math.Float32frombits(binary.BigEndian.Uint32(be))))
+		raw = adapters.Float(widen32(math.Float32frombits(binary.BigEndian.Uint32(be))))
 	case typeFloat64:
 		raw = adapters.Float(math.Float64frombits(binary.BigEndian.Uint64(be)))
 	}
@@ -229,7 +229,7 @@ func (c codec) encode(v adapters.Value) ([]byte, error) {
 			binary.BigEndian.PutUint64(be, math.Float64bits(x))
 			break
 		}
-		if math.Abs(x) > math.MaxFloat32 {
+		if math.IsInf(float64(float32(x)), 0) { // values that round to ±MaxFloat32 fit
 			return nil, fmt.Errorf("%w: %s is out of float32 range", adapters.ErrBadValue, v)
 		}
 		binary.BigEndian.PutUint32(be, math.Float32bits(float32(x)))
@@ -318,4 +318,14 @@ func fitsInteger(i int64, u uint64, neg bool, bits int, signed bool) bool {
 	}
 	shift := 64 - bits
 	return i<<shift>>shift == i
+}
+
+// widen32 converts a float32 to the float64 of its shortest decimal form, so
+// a device's 21.7 is published as 21.7 rather than 21.700000762939453; the
+// result converts back to the same float32, so writes and round trips keep
+// every bit.
+func widen32(f float32) float64 {
+	var buf [32]byte
+	v, _ := strconv.ParseFloat(string(strconv.AppendFloat(buf[:0], float64(f), 'g', -1, 32)), 64)
+	return v
 }

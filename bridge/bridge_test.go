@@ -215,7 +215,7 @@ func TestLinkLoss(t *testing.T) {
 				return len(seqsOf(t, ms, prefix)) >= 300
 			})
 			outage()
-			g.logs.await(t, "connection lost", "upstream=cloud")
+			g.logs.Await(t, wait, "connection lost", "upstream=cloud")
 			acked := g.buf.Cursor("cloud")
 			if acked > last {
 				t.Fatalf("cursor %d is past the stream's end %d", acked, last)
@@ -304,7 +304,7 @@ func TestBrokerList(t *testing.T) {
 	down.Stop()
 	up := peers.StartMochi(t)
 	g := startGateway(t, testConfig(t, config.Upstream{Name: "cluster", URLs: []string{down.URL(), up.URL()}}), nil)
-	g.logs.await(t, "connected", "upstream=cluster", "broker=tcp://"+up.Addr)
+	g.logs.Await(t, wait, "connected", "upstream=cluster", "broker=tcp://"+up.Addr)
 	_, last := g.emit(cycle(0)...)
 	g.awaitCursor("cluster", last+1)
 }
@@ -410,7 +410,7 @@ func TestCommands(t *testing.T) {
 	obs.Publish(t, "fg/gw/boiler/retained/set", 1, true, `{"value":1,"id":"ret"}`)
 	cmd := &commander{}
 	g := startGateway(t, testConfig(t, upstream("cloud", m.URL())), cmd)
-	g.logs.await(t, "subscribed to commands", "upstream=cloud")
+	g.logs.Await(t, wait, "subscribed to commands", "upstream=cloud")
 
 	now := time.Now().UTC()
 	cases := []struct {
@@ -461,7 +461,7 @@ func TestCommandsBusy(t *testing.T) {
 	obs := peers.Observe(t, m.URL(), "fg/gw/+/+/set/result")
 	cmd := &commander{block: make(chan struct{})}
 	g := startGateway(t, testConfig(t, upstream("cloud", m.URL())), cmd)
-	g.logs.await(t, "subscribed to commands", "upstream=cloud")
+	g.logs.Await(t, wait, "subscribed to commands", "upstream=cloud")
 
 	const n = commandQueue + 8
 	for i := range n {
@@ -498,13 +498,13 @@ func TestPasswordNotLogged(t *testing.T) {
 		upstream("cloud", m.URL(), withPassword),
 		upstream("inurl", "mqtt://gw:"+urlSecret+"@"+m.Addr),
 	), nil)
-	g.logs.await(t, "connected", "upstream=cloud")
-	g.logs.await(t, "connected", "upstream=inurl")
+	g.logs.Await(t, wait, "connected", "upstream=cloud")
+	g.logs.Await(t, wait, "connected", "upstream=inurl")
 	m.Stop()
-	g.logs.await(t, "cannot connect", "upstream=cloud")
-	g.logs.await(t, "cannot connect", "upstream=inurl")
+	g.logs.Await(t, wait, "cannot connect", "upstream=cloud")
+	g.logs.Await(t, wait, "cannot connect", "upstream=inurl")
 	m.Start()
-	g.logs.await(t, "connected", "upstream=inurl", "xxxxx")
+	g.logs.Await(t, wait, "connected", "upstream=inurl", "xxxxx")
 	g.stop()
 	for _, s := range []string{secret, urlSecret} {
 		if strings.Contains(g.logs.String(), s) {
@@ -539,13 +539,13 @@ func TestTLS(t *testing.T) {
 	_, last := g.emit(cycle(0)...)
 	g.awaitCursor("good", last+1)
 	g.awaitCursor("insecure", last+1)
-	g.logs.await(t, "level=WARN", "upstream=insecure", "insecure_skip_verify")
+	g.logs.Await(t, wait, "level=WARN", "upstream=insecure", "insecure_skip_verify")
 	obs.AwaitMessage(t, wait, "fg/gw/boiler/temp", nil)
-	line := g.logs.await(t, "upstream=badca", "TLS: ", "x509: certificate signed by unknown authority")
+	line := g.logs.Await(t, wait, "upstream=badca", "TLS: ", "x509: certificate signed by unknown authority")
 	if !strings.Contains(line, "level=ERROR") {
 		t.Errorf("TLS failure not logged as an error: %s", line)
 	}
-	g.logs.await(t, "upstream=nocert", "TLS: ", "remote error")
+	g.logs.Await(t, wait, "upstream=nocert", "TLS: ", "remote error")
 	if c := g.buf.Cursor("badca"); c > 1 {
 		t.Errorf("cursor of the refused upstream moved to %d", c)
 	}
@@ -560,7 +560,7 @@ func TestReload(t *testing.T) {
 	v1 := testConfig(t, upstream("A", m.URL(), prefix("fg/A")), upstream("B", m.URL(), prefix("fg/B")), upstream("D", m.URL(), prefix("fg/D")))
 	g := startGateway(t, v1, nil)
 	for _, u := range []string{"A", "B", "D"} {
-		g.logs.await(t, "connected", "upstream="+u)
+		g.logs.Await(t, wait, "connected", "upstream="+u)
 	}
 
 	kelvin := strings.Replace(testAdapters, `unit = "degC"`, `unit = "K"`, 1)
@@ -597,7 +597,7 @@ func TestReload(t *testing.T) {
 func TestStopBounded(t *testing.T) {
 	m := peers.StartMochi(t)
 	g := startGateway(t, testConfig(t, upstream("ok", m.URL()), upstream("stuck", "mqtt://"+peers.Silent(t))), nil)
-	g.logs.await(t, "connected", "upstream=ok")
+	g.logs.Await(t, wait, "connected", "upstream=ok")
 	_, last := g.emit(cycle(0)...)
 	g.awaitCursor("ok", last+1)
 	if d := g.stop(); d > 5*time.Second {

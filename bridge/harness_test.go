@@ -30,7 +30,7 @@ type gateway struct {
 	t      *testing.T
 	buf    *buffer.Buffer
 	acks   *ackWatch
-	logs   *logSink
+	logs   *peers.Lines
 	b      *Bridge
 	cancel context.CancelFunc
 	done   chan error
@@ -47,7 +47,7 @@ func startGateway(t *testing.T, cfg *config.Config, cmd Commander) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &gateway{t: t, buf: buf, acks: &ackWatch{Buffer: buf, acked: make(chan struct{})}, logs: newLogSink(), done: make(chan error, 1)}
+	g := &gateway{t: t, buf: buf, acks: &ackWatch{Buffer: buf, acked: make(chan struct{})}, logs: &peers.Lines{}, done: make(chan error, 1)}
 	logger := slog.New(slog.NewTextHandler(g.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	g.b = New(cfg, g.acks, cmd, logger)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -130,72 +130,6 @@ func (a *ackWatch) next() <-chan struct{} {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.acked
-}
-
-// logSink collects log lines and lets a test await one.
-type logSink struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	lines []string
-	more  chan struct{}
-}
-
-func newLogSink() *logSink { return &logSink{more: make(chan struct{})} }
-
-func (l *logSink) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf.Write(p)
-	for {
-		line, rest, ok := bytes.Cut(l.buf.Bytes(), []byte("\n"))
-		if !ok {
-			break
-		}
-		l.lines = append(l.lines, string(line))
-		l.buf = *bytes.NewBuffer(append([]byte(nil), rest...))
-	}
-	close(l.more)
-	l.more = make(chan struct{})
-	return len(p), nil
-}
-
-func (l *logSink) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.lines, "\n")
-}
-
-// await waits for a line containing every one of subs.
-func (l *logSink) await(t *testing.T, subs ...string) string {
-	t.Helper()
-	deadline := time.After(wait)
-	next := 0
-	for {
-		l.mu.Lock()
-		for ; next < len(l.lines); next++ {
-			if containsAll(l.lines[next], subs) {
-				line := l.lines[next]
-				l.mu.Unlock()
-				return line
-			}
-		}
-		more := l.more
-		l.mu.Unlock()
-		select {
-		case <-more:
-		case <-deadline:
-			t.Fatalf("no log line with %q within %v", subs, wait)
-		}
-	}
-}
-
-func containsAll(s string, subs []string) bool {
-	for _, sub := range subs {
-		if !strings.Contains(s, sub) {
-			return false
-		}
-	}
-	return true
 }
 
 // testAdapters are the adapters of testConfig: boiler, whose points have

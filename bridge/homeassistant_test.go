@@ -267,7 +267,7 @@ func TestHADiscovery(t *testing.T) {
 		t.Run(br.name, func(t *testing.T) {
 			url := br.start(t)
 			g := startGateway(t, haTestConfig(t, upstream("cloud", url, homeassistant)), nil)
-			g.logs.await(t, "upstream=cloud", "homeassistant: discovery configs", "published=8")
+			g.logs.Await(t, wait, "upstream=cloud", "homeassistant: discovery configs", "published=8")
 			checkRetained(t, url)
 		})
 	}
@@ -280,7 +280,7 @@ func TestHADiscovery(t *testing.T) {
 			}
 		}
 		m.Stop()
-		g.logs.await(t, "connection lost", "upstream=cloud")
+		g.logs.Await(t, wait, "connection lost", "upstream=cloud")
 		m.Start()
 		awaitHA(t, m, haTopics(haWantJSON), 2, false)
 		checkRetained(t, m.URL())
@@ -371,10 +371,10 @@ func TestHAReload(t *testing.T) {
 func TestHABatch(t *testing.T) {
 	m := peers.StartMochi(t)
 	g := startGateway(t, haTestConfig(t, upstream("cloud", m.URL(), homeassistant, format(formatBatch))), nil)
-	g.logs.await(t, "level=WARN", "upstream=cloud", "homeassistant: no discovery configs for format batch")
-	g.logs.await(t, "connected", "upstream=cloud")
+	g.logs.Await(t, wait, "level=WARN", "upstream=cloud", "homeassistant: no discovery configs for format batch")
+	g.logs.Await(t, wait, "connected", "upstream=cloud")
 	m.Stop()
-	g.logs.await(t, "connection lost", "upstream=cloud")
+	g.logs.Await(t, wait, "connection lost", "upstream=cloud")
 	m.Start()
 	_, last := g.emit(adapters.Reading{Adapter: "boiler", Point: "temp", Value: adapters.Float(1)})
 	g.awaitCursor("cloud", last+1)

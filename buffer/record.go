@@ -163,17 +163,11 @@ func (d *decoder) uvarint(what string) uint64 {
 	return v
 }
 
+// varint reads a zig-zag varint, which binary.AppendVarint writes as the
+// uvarint of the value's zig-zag form.
 func (d *decoder) varint(what string) int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail(what)
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
+	u := d.uvarint(what)
+	return int64(u>>1) ^ -int64(u&1)
 }
 
 func (d *decoder) bytes(n uint64, what string) []byte {

@@ -225,44 +225,38 @@ func (l *locator) value(path string) {
 	case c == '"' || c == '\'':
 		l.str(c)
 	case c == '[':
-		l.advance(1)
-		for n := 0; ; n++ {
-			l.skipSpace(true)
-			if l.eof() || l.peek() == ']' {
-				break
-			}
+		l.items(']', func(n int) {
 			elem := join(path, strconv.Itoa(n))
 			l.record(elem, l.here())
-			start := l.i
 			l.value(elem)
-			l.skipSpace(true)
-			if !l.eof() && l.peek() == ',' {
-				l.advance(1)
-			} else if l.i == start {
-				return
-			}
-		}
-		l.advance(1)
+		})
 	case c == '{':
-		l.advance(1)
-		for {
-			l.skipSpace(true)
-			if l.eof() || l.peek() == '}' {
-				break
-			}
-			start := l.i
-			l.keyval(path)
-			l.skipSpace(true)
-			if !l.eof() && l.peek() == ',' {
-				l.advance(1)
-			} else if l.i == start {
-				return
-			}
-		}
-		l.advance(1)
+		l.items('}', func(int) { l.keyval(path) })
 	default: // number, boolean, date: runs to a delimiter
 		for !l.eof() && !strings.ContainsRune(",]}#\r\n", rune(l.peek())) {
 			l.advance(1)
 		}
 	}
+}
+
+// items skips an array or an inline table, from its opening bracket to
+// closing: comma-separated items, each read by item with its index. Where an
+// item reads nothing it gives up rather than loop.
+func (l *locator) items(closing byte, item func(n int)) {
+	l.advance(1)
+	for n := 0; ; n++ {
+		l.skipSpace(true)
+		if l.eof() || l.peek() == closing {
+			break
+		}
+		start := l.i
+		item(n)
+		l.skipSpace(true)
+		if !l.eof() && l.peek() == ',' {
+			l.advance(1)
+		} else if l.i == start {
+			return
+		}
+	}
+	l.advance(1)
 }

@@ -408,7 +408,7 @@ func TestReloadKeepsRunningConfigOnError(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("[gateway]\nid = 1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_ = g.cmd.Process.Signal(syscall.SIGHUP)
+	g.proc.Signal(syscall.SIGHUP)
 	g.waitLog("reload refused", "fieldgate.toml:2:")
 	n := len(broker.Received.Topic(prefix + "/plc/a"))
 	broker.Received.Await(t, wait, "readings after the refused reload", func([]peers.Message) bool {
@@ -418,7 +418,7 @@ func TestReloadKeepsRunningConfigOnError(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(config(dir, upstream("local", broker.URL()), dev.Addr, "100ms", two)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_ = g.cmd.Process.Signal(syscall.SIGHUP)
+	g.proc.Signal(syscall.SIGHUP)
 	g.waitLog("configuration reloaded")
 	broker.Received.AwaitMessage(t, wait, prefix+"/plc/b", func(p []byte) bool { return bytes.Contains(p, []byte(`"value":7`)) })
 	if c := broker.Connects("it-local"); c != 1 {

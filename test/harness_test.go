@@ -4,14 +4,12 @@
 package test
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -47,11 +45,8 @@ const wait = 20 * time.Second
 // gateway is one running fieldgate process.
 type gateway struct {
 	t    *testing.T
-	cfg  string
-	cmd  *exec.Cmd
-	logs *logLines
-	done chan struct{}
-	err  error
+	proc *peers.Process
+	logs *peers.Lines
 }
 
 // writeConfig writes a config file into a fresh temp dir and returns its path.
@@ -68,30 +63,19 @@ func writeConfig(t *testing.T, text string) string {
 // the test's cleanup kills it if the test has not stopped it.
 func startGateway(t *testing.T, cfg string, env ...string) *gateway {
 	t.Helper()
-	g := &gateway{t: t, cfg: cfg, logs: newLogLines(), done: make(chan struct{})}
-	g.cmd = exec.Command(fieldgateBin, "run", "-c", cfg)
-	g.cmd.Env = append(os.Environ(), env...)
-	stderr, err := g.cmd.StderrPipe()
+	g := &gateway{t: t, logs: &peers.Lines{}}
+	cmd := exec.Command(fieldgateBin, "run", "-c", cfg)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = g.logs
+	proc, err := peers.StartProcess(t, cmd, g.logs, "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := g.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go g.logs.read(stderr)
-	go func() {
-		g.err = g.cmd.Wait()
-		close(g.done)
-	}()
+	g.proc = proc
 	t.Cleanup(func() {
-		select {
-		case <-g.done:
-		default:
-			_ = g.cmd.Process.Kill()
-			<-g.done
-		}
+		g.kill9() // no graceful stop to wait for: the test is over
 		if t.Failed() {
-			t.Logf("gateway log:\n%s", g.logs.String())
+			t.Logf("gateway log:\n%s", g.logs)
 		}
 	})
 	return g
@@ -101,100 +85,39 @@ func startGateway(t *testing.T, cfg string, env ...string) *gateway {
 // the bounded shutdown of SPEC §1.
 func (g *gateway) stop() int {
 	g.t.Helper()
-	_ = g.cmd.Process.Signal(syscall.SIGTERM)
+	g.proc.Signal(syscall.SIGTERM)
 	return g.exitCode(15 * time.Second)
 }
 
 // kill9 kills the gateway the hard way.
 func (g *gateway) kill9() {
 	g.t.Helper()
-	_ = g.cmd.Process.Signal(syscall.SIGKILL)
-	<-g.done
+	g.proc.Signal(syscall.SIGKILL)
+	<-g.proc.Done()
 }
 
 func (g *gateway) exitCode(timeout time.Duration) int {
 	g.t.Helper()
 	select {
-	case <-g.done:
+	case <-g.proc.Done():
 	case <-time.After(timeout):
 		g.t.Fatalf("gateway still running %v after SIGTERM", timeout)
 	}
-	if g.err == nil {
+	err := g.proc.Err()
+	if err == nil {
 		return 0
 	}
-	if ee, ok := g.err.(*exec.ExitError); ok {
+	if ee, ok := err.(*exec.ExitError); ok {
 		return ee.ExitCode()
 	}
-	g.t.Fatalf("gateway wait: %v", g.err)
+	g.t.Fatalf("gateway wait: %v", err)
 	return -1
 }
 
 // waitLog waits for a log line containing every one of the substrings.
 func (g *gateway) waitLog(subs ...string) string {
 	g.t.Helper()
-	line, ok := g.logs.waitFor(wait, subs...)
-	if !ok {
-		g.t.Fatalf("no gateway log line with %q within %v", subs, wait)
-	}
-	return line
-}
-
-// logLines collects a process's output lines and lets tests await one.
-type logLines struct {
-	mu    sync.Mutex
-	lines []string
-	more  chan struct{} // closed and replaced at each new line
-}
-
-func newLogLines() *logLines { return &logLines{more: make(chan struct{})} }
-
-func (l *logLines) read(f interface{ Read([]byte) (int, error) }) {
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		l.mu.Lock()
-		l.lines = append(l.lines, sc.Text())
-		close(l.more)
-		l.more = make(chan struct{})
-		l.mu.Unlock()
-	}
-}
-
-func (l *logLines) waitFor(timeout time.Duration, subs ...string) (string, bool) {
-	deadline := time.After(timeout)
-	next := 0
-	for {
-		l.mu.Lock()
-		for ; next < len(l.lines); next++ {
-			if containsAll(l.lines[next], subs) {
-				line := l.lines[next]
-				l.mu.Unlock()
-				return line, true
-			}
-		}
-		more := l.more
-		l.mu.Unlock()
-		select {
-		case <-more:
-		case <-deadline:
-			return "", false
-		}
-	}
-}
-
-func (l *logLines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.lines, "\n")
-}
-
-func containsAll(s string, subs []string) bool {
-	for _, sub := range subs {
-		if !strings.Contains(s, sub) {
-			return false
-		}
-	}
-	return true
+	return g.logs.Await(g.t, wait, subs...)
 }
 
 // reading is the JSON payload format of SPEC §3.

@@ -137,10 +137,10 @@ func TestSystemdNotify(t *testing.T) {
 		"NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=200000")
 	expect("READY=1")
 	expect("WATCHDOG=1")
-	_ = g.cmd.Process.Signal(syscall.SIGHUP)
+	g.proc.Signal(syscall.SIGHUP)
 	expect("RELOADING=1")
 	expect("READY=1")
-	_ = g.cmd.Process.Signal(syscall.SIGTERM)
+	g.proc.Signal(syscall.SIGTERM)
 	expect("STOPPING=1")
 	if code := g.exitCode(15 * time.Second); code != 0 {
 		t.Errorf("clean stop exited %d", code)

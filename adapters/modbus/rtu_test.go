@@ -163,11 +163,7 @@ func TestRTUBadCRC(t *testing.T) {
 	if len(c.Readings) != 0 {
 		t.Errorf("readings %+v from a reply with a bad CRC", c.Readings)
 	}
-	select {
-	case <-bus.srv.corrupted:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the server did not corrupt a reply")
-	}
+	bus.srv.out.Await(t, 5*time.Second, "corrupted 1") // the server did corrupt a reply
 	c = rec.NextCycle(t)
 	if v, _ := c.Value("h"); c.Err != nil || v != adapters.Uint(42) {
 		t.Errorf("the cycle after the bad frame: %v, %v; want 42 at once", v, c.Err)
@@ -271,7 +267,7 @@ func TestRTUOverTCP(t *testing.T) {
 	}
 	rec1.AwaitCycle(t, "status ok", func(c adapterstest.Cycle) bool { return c.Err == nil })
 
-	bridge.stop()
+	bridge.Stop()
 	c = rec1.AwaitCycle(t, "status error", func(c adapterstest.Cycle) bool { return c.Err != nil })
 	t.Logf("status with the converter down: %v", c.Err)
 	srv.command("set 1 hr 0 12")

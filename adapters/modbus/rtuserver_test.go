@@ -1,8 +1,6 @@
 package modbus
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -67,14 +64,12 @@ func needRTUServer(t testing.TB) {
 
 // rtuServer is one running test/rtuserver process.
 type rtuServer struct {
-	t         testing.TB
-	cmd       *exec.Cmd
-	in        io.WriteCloser
-	replies   chan string // answers to commands, and "ready"
-	corrupted chan string // "corrupted UNIT" notes
-	stderr    syncBuffer
-	quit      chan struct{} // closed by stop: nobody reads any more
-	done      chan struct{} // closed once the process has exited
+	t    testing.TB
+	proc *peers.Process
+	in   io.Writer
+	out  peers.Lines // answers to commands, and "corrupted UNIT" notes
+	next int         // the first line of out not taken by reply yet
+	log  peers.Lines // stderr
 }
 
 // startRTUServer serves units on the serial device at port until the test
@@ -94,56 +89,42 @@ func startRTUServer(t testing.TB, port string, line config.Line, units map[byte]
 	if err := os.WriteFile(file, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := &rtuServer{t: t, replies: make(chan string, 16), corrupted: make(chan string, 16),
-		quit: make(chan struct{}), done: make(chan struct{})}
-	s.cmd = exec.Command(rtuPython, rtuScript, "--port", port, "--units", file,
+	s := &rtuServer{t: t}
+	cmd := exec.Command(rtuPython, rtuScript, "--port", port, "--units", file,
 		"--baud", strconv.Itoa(line.BaudRate), "--bytesize", strconv.Itoa(line.DataBits),
 		"--parity", line.Parity, "--stopbits", strconv.Itoa(line.StopBits))
-	s.cmd.Stderr = &s.stderr
-	if s.in, err = s.cmd.StdinPipe(); err != nil {
+	cmd.Stdout, cmd.Stderr = &s.out, &s.log
+	if s.in, err = cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
-	out, err := s.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	if s.proc, err = peers.StartProcess(t, cmd, &s.out, "ready", 15*time.Second); err != nil {
+		t.Fatalf("RTU server: %v:\n%s", err, &s.log)
 	}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start the RTU server: %v", err)
-	}
-	go func() {
-		defer close(s.done)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			to := s.replies
-			if strings.HasPrefix(sc.Text(), "corrupted ") {
-				to = s.corrupted
-			}
-			select {
-			case to <- sc.Text():
-			case <-s.quit:
-			}
-		}
-		_ = s.cmd.Wait() // the exit status of a stopped server says nothing
-	}()
-	t.Cleanup(s.stop)
-	if l := s.reply(15 * time.Second); l != "ready" {
-		t.Fatalf("RTU server said %q, not ready", l)
-	}
+	s.next = s.out.Len()
 	return s
 }
 
 // reply waits for the server's next answer.
 func (s *rtuServer) reply(within time.Duration) string {
 	s.t.Helper()
-	select {
-	case l := <-s.replies:
-		return l
-	case <-s.done:
-		s.t.Fatalf("RTU server exited:\n%s", s.stderr.String())
-	case <-time.After(within):
-		s.t.Fatalf("no answer from the RTU server within %s:\n%s", within, s.stderr.String())
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	for {
+		lines, more := s.out.Since(s.next)
+		for _, l := range lines {
+			s.next++
+			if !strings.HasPrefix(l, "corrupted ") {
+				return l
+			}
+		}
+		select {
+		case <-more:
+		case <-s.proc.Done():
+			s.t.Fatalf("RTU server exited:\n%s", &s.log)
+		case <-deadline.C:
+			s.t.Fatalf("no answer from the RTU server within %s:\n%s", within, &s.log)
+		}
 	}
-	return ""
 }
 
 // command sends one command line and returns the answer.
@@ -157,36 +138,6 @@ func (s *rtuServer) command(format string, args ...any) string {
 		s.t.Fatalf("RTU server: %s", l)
 	}
 	return l
-}
-
-// stop closes the server's stdin, which ends it, and waits.
-func (s *rtuServer) stop() {
-	close(s.quit)
-	_ = s.in.Close()
-	select {
-	case <-s.done:
-	case <-time.After(5 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
-}
-
-// syncBuffer is a bytes.Buffer for a child's stderr, read while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *syncBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }
 
 // rtuBus is a serial cable (a socat PTY pair) with the RTU server serving
@@ -204,72 +155,24 @@ func startRTUBus(t testing.TB, line config.Line, units map[byte]unitRegs) *rtuBu
 	return &rtuBus{cable: cable, srv: startRTUServer(t, cable.B, line, units), url: "rtu://" + cable.A}
 }
 
-// tcpBridge is socat passing the bytes of each TCP connection to addr to
-// and from a serial device, as an Ethernet–RS-485 converter in transparent
-// mode does.
-type tcpBridge struct {
-	cmd    *exec.Cmd
-	exited chan struct{}
-}
-
-// startTCPBridge listens on addr (a loopback host:port) for the serial
-// device at port until stop or the end of the test.
-func startTCPBridge(t testing.TB, addr, port string) *tcpBridge {
+// startTCPBridge runs socat passing the bytes of each TCP connection to
+// addr (a loopback host:port) to and from the serial device at port, as an
+// Ethernet–RS-485 converter in transparent mode does, until Stop or the end
+// of the test.
+func startTCPBridge(t testing.TB, addr, port string) *peers.Process {
 	t.Helper()
 	_, p, _ := strings.Cut(addr, ":")
-	log := &readyLog{want: []byte("listening on"), ready: make(chan struct{})}
-	b := &tcpBridge{exited: make(chan struct{})}
-	b.cmd = exec.Command("socat", "-d", "-d",
+	var log peers.Lines
+	cmd := exec.Command("socat", "-d", "-d",
 		"TCP-LISTEN:"+p+",bind=127.0.0.1,reuseaddr,fork", "FILE:"+port+",raw,echo=0")
-	b.cmd.Stderr = log
+	cmd.Stderr = &log
 	// Its forked children, one per connection, go down with it.
-	b.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := b.cmd.Start(); err != nil {
-		t.Fatalf("start socat: %v", err)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	proc, err := peers.StartProcess(t, cmd, &log, "listening on", 10*time.Second)
+	if err != nil {
+		t.Fatalf("socat TCP bridge: %v:\n%s", err, &log)
 	}
-	go func() {
-		_ = b.cmd.Wait() // the exit status of a stopped socat says nothing
-		close(b.exited)
-	}()
-	t.Cleanup(b.stop)
-	select {
-	case <-log.ready:
-	case <-b.exited:
-		t.Fatalf("socat exited:\n%s", log.String())
-	case <-time.After(10 * time.Second):
-		t.Fatalf("socat not listening within 10s:\n%s", log.String())
-	}
-	return b
-}
-
-// stop ends socat and the children serving its connections.
-func (b *tcpBridge) stop() {
-	_ = syscall.Kill(-b.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-b.exited:
-	case <-time.After(5 * time.Second):
-		_ = syscall.Kill(-b.cmd.Process.Pid, syscall.SIGKILL)
-		<-b.exited
-	}
-}
-
-// readyLog keeps a child's log and signals when want appears in it.
-type readyLog struct {
-	syncBuffer
-	want  []byte
-	ready chan struct{}
-	seen  bool
-}
-
-func (w *readyLog) Write(p []byte) (int, error) {
-	n, err := w.syncBuffer.Write(p)
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.seen && bytes.Contains(w.b.Bytes(), w.want) {
-		w.seen = true
-		close(w.ready)
-	}
-	return n, err
+	return proc
 }
 
 // rtuConfig is an adapter config for unit on the bus at url, 9600 8N1.

@@ -1,7 +1,6 @@
 package peers
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,8 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -39,13 +36,12 @@ type Mosquitto struct {
 
 	t    testing.TB
 	conf string
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  *logWriter
+	proc *Process // nil while stopped
+	log  Lines    // across restarts
 }
 
 // mosquittoReady is what mosquitto logs once its listeners are open.
-var mosquittoReady = []byte(" running")
+const mosquittoReady = " running"
 
 // StartMosquitto starts /usr/sbin/mosquitto (or the one on PATH) and stops it
 // when the test ends. Without mosquitto the test fails under CI=true and is
@@ -87,7 +83,7 @@ func StartMosquitto(t testing.TB, opts MosquittoOptions) *Mosquitto {
 	t.Cleanup(func() {
 		m.Stop()
 		if t.Failed() {
-			t.Logf("mosquitto log:\n%s", m.log)
+			t.Logf("mosquitto log:\n%s", &m.log)
 		}
 	})
 	return m
@@ -115,80 +111,23 @@ func (m *Mosquitto) Log() string { return m.log.String() }
 // Start starts mosquitto and returns once it listens; a no-op while it runs.
 func (m *Mosquitto) Start() {
 	m.t.Helper()
-	if m.cmd != nil {
+	if m.proc != nil {
 		return
 	}
-	if m.log == nil {
-		m.log = &logWriter{}
-	}
-	ready := m.log.watch(mosquittoReady)
 	cmd := exec.Command(mosquittoPath(), "-c", m.conf)
-	cmd.Stdout, cmd.Stderr = m.log, m.log
-	if err := cmd.Start(); err != nil {
-		m.t.Fatalf("start mosquitto: %v", err)
+	cmd.Stdout, cmd.Stderr = &m.log, &m.log
+	proc, err := StartProcess(m.t, cmd, &m.log, mosquittoReady, 10*time.Second)
+	if err != nil {
+		m.t.Fatalf("%v:\n%s", err, &m.log)
 	}
-	m.cmd, m.done = cmd, make(chan struct{})
-	go func() {
-		_ = cmd.Wait() // a stopped broker's exit status says nothing
-		close(m.done)
-	}()
-	select {
-	case <-ready:
-	case <-m.done:
-		m.cmd = nil
-		m.t.Fatalf("mosquitto exited at start:\n%s", m.log)
-	case <-time.After(10 * time.Second):
-		m.Stop()
-		m.t.Fatalf("mosquitto not ready within 10s:\n%s", m.log)
-	}
+	m.proc = proc
 }
 
 // Stop stops mosquitto (saving its persistence file if it keeps one); a
 // no-op when it is not running.
 func (m *Mosquitto) Stop() {
-	if m.cmd == nil {
-		return
+	if m.proc != nil {
+		m.proc.Stop()
+		m.proc = nil
 	}
-	_ = m.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-m.done:
-	case <-time.After(5 * time.Second):
-		_ = m.cmd.Process.Kill()
-		<-m.done
-	}
-	m.cmd = nil
-}
-
-// logWriter keeps a process's output and signals when a pattern shows up
-// after watch was called.
-type logWriter struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	from    int // where the watched pattern is looked for
-	pattern []byte
-	seen    chan struct{}
-}
-
-func (w *logWriter) watch(pattern []byte) <-chan struct{} {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.from, w.pattern, w.seen = w.buf.Len(), pattern, make(chan struct{})
-	return w.seen
-}
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(p)
-	if w.pattern != nil && bytes.Contains(w.buf.Bytes()[w.from:], w.pattern) {
-		close(w.seen)
-		w.pattern = nil
-	}
-	return len(p), nil
-}
-
-func (w *logWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
 }

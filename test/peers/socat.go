@@ -1,11 +1,9 @@
 package peers
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,13 +17,12 @@ type Socat struct {
 	A, B string // symlinks to the two PTYs
 
 	t    testing.TB
-	cmd  *exec.Cmd
-	done chan struct{} // closed when socat has exited
-	log  *readyWriter
+	proc *Process // nil while unplugged
+	log  Lines    // across replugs
 }
 
 // socatReady is what socat -d -d logs once both PTYs and their links exist.
-var socatReady = []byte("starting data transfer loop")
+const socatReady = "starting data transfer loop"
 
 // StartSocat starts socat with the links a and b in dir and stops it when the
 // test ends. Without socat the test fails under CI=true and is skipped
@@ -48,49 +45,30 @@ func StartSocat(t testing.TB, dir string) *Socat {
 // exist. It is a no-op while socat runs.
 func (s *Socat) Start() {
 	s.t.Helper()
-	if s.cmd != nil {
+	if s.proc != nil {
 		return
 	}
-	s.log = &readyWriter{ready: make(chan struct{})}
 	cmd := exec.Command("socat", "-d", "-d",
 		"pty,raw,echo=0,link="+s.A, "pty,raw,echo=0,link="+s.B)
-	cmd.Stderr = s.log
-	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("start socat: %v", err)
+	cmd.Stderr = &s.log
+	proc, err := StartProcess(s.t, cmd, &s.log, socatReady, 10*time.Second)
+	if err != nil {
+		s.t.Fatalf("socat PTYs: %v:\n%s", err, &s.log)
 	}
-	s.cmd, s.done = cmd, make(chan struct{})
-	go func() {
-		_ = cmd.Wait() // the exit status of a killed socat says nothing
-		close(s.done)
-	}()
-	select {
-	case <-s.log.ready:
-	case <-s.done:
-		s.cmd = nil
-		s.t.Fatalf("socat exited before its PTYs were ready:\n%s", s.log)
-	case <-time.After(10 * time.Second):
-		s.Stop()
-		s.t.Fatalf("socat PTYs not ready within 10s:\n%s", s.log)
-	}
+	s.proc = proc
 }
 
-// Stop unplugs the cable: socat exits, its PTYs disappear and it removes the
-// links. It is a no-op when socat is not running.
+// Stop unplugs the cable: socat exits, its PTYs disappear and the links go.
+// It is a no-op when socat is not running.
 func (s *Socat) Stop() {
-	if s.cmd == nil {
+	if s.proc == nil {
 		return
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(5 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-		// A killed socat leaves its links behind.
-		_ = os.Remove(s.A)
-		_ = os.Remove(s.B)
-	}
-	s.cmd = nil
+	s.proc.Stop()
+	s.proc = nil
+	// socat removes its links on SIGTERM, but a killed one leaves them.
+	_ = os.Remove(s.A)
+	_ = os.Remove(s.B)
 }
 
 // Device opens end B for the test to play the device on; reads honour
@@ -104,29 +82,4 @@ func (s *Socat) Device() *os.File {
 	}
 	s.t.Cleanup(func() { _ = f.Close() })
 	return f
-}
-
-// readyWriter keeps socat's log and signals when the PTYs are ready.
-type readyWriter struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	ready chan struct{}
-	seen  bool
-}
-
-func (w *readyWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(p)
-	if !w.seen && bytes.Contains(w.buf.Bytes(), socatReady) {
-		w.seen = true
-		close(w.ready)
-	}
-	return len(p), nil
-}
-
-func (w *readyWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
 }

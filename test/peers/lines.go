@@ -1,0 +1,98 @@
+package peers
+
+import (
+	"bytes"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Lines keeps what a process or a logger writes, line by line, so a test can
+// await a line instead of sleeping. It is an io.Writer safe for concurrent
+// use; the zero value is ready.
+type Lines struct {
+	mu    sync.Mutex
+	part  []byte // the line being written, not ended yet
+	lines []string
+	more  chan struct{} // closed and replaced at each new line
+}
+
+func (l *Lines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.part = append(l.part, p...)
+	n := len(l.lines)
+	for {
+		line, rest, ok := bytes.Cut(l.part, []byte("\n"))
+		if !ok {
+			break
+		}
+		l.lines = append(l.lines, string(line))
+		l.part = rest
+	}
+	l.part = append([]byte(nil), l.part...) // let the written lines go
+	if len(l.lines) > n && l.more != nil {
+		close(l.more)
+		l.more = nil
+	}
+	return len(p), nil
+}
+
+// Len is how many lines have ended so far.
+func (l *Lines) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.lines)
+}
+
+// Since returns the lines from the n-th (0-based) on, and a channel closed
+// when the next line ends.
+func (l *Lines) Since(n int) ([]string, <-chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.more == nil {
+		l.more = make(chan struct{})
+	}
+	n = min(n, len(l.lines))
+	return l.lines[n:len(l.lines):len(l.lines)], l.more
+}
+
+// Await waits for a line, written so far or to come, that contains every
+// one of subs, and returns the first; it fails the test after timeout.
+func (l *Lines) Await(t testing.TB, timeout time.Duration, subs ...string) string {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for next := 0; ; {
+		lines, more := l.Since(next)
+		for _, line := range lines {
+			if containsAll(line, subs) {
+				return line
+			}
+		}
+		next += len(lines)
+		select {
+		case <-more:
+		case <-deadline.C:
+			t.Fatalf("no line with %q within %v", subs, timeout)
+			return ""
+		}
+	}
+}
+
+// String is everything written so far.
+func (l *Lines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(append(l.lines[:len(l.lines):len(l.lines)], string(l.part)), "\n")
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}

@@ -40,6 +40,7 @@ type Emitter interface {
 // cancellation; hardware faults are reported through Emitter.Status and
 // retried inside Run, never returned.
 type Adapter interface {
+	// Name is the adapter's configured name, unique in the gateway.
 	Name() string
 	Run(ctx context.Context, e Emitter) error
 }
@@ -61,9 +62,21 @@ var (
 	ErrTooSoon     = errors.New("too soon after the previous write")
 )
 
+// Env is what the gateway lends every adapter it builds, beyond its config.
+type Env struct {
+	// Log is the adapter's logger, already tagged with its name; nil
+	// discards.
+	Log *slog.Logger
+	// StateDir is a directory, shared by all adapters and kept across
+	// restarts, for small state files that must outlive the process (a
+	// pulse counter's total); files in it are named after their adapter.
+	// "" means none: adapters that need one refuse to be built.
+	StateDir string
+}
+
 // Factory builds an adapter from its validated config section (one of the
 // config package's adapter types).
-type Factory func(cfg any, log *slog.Logger) (Adapter, error)
+type Factory func(cfg any, env Env) (Adapter, error)
 
 var (
 	regMu    sync.Mutex
@@ -83,14 +96,14 @@ func Register(kind string, f Factory) {
 }
 
 // New builds an adapter of the given kind.
-func New(kind string, cfg any, log *slog.Logger) (Adapter, error) {
+func New(kind string, cfg any, env Env) (Adapter, error) {
 	regMu.Lock()
 	f, ok := registry[kind]
 	regMu.Unlock()
 	if !ok {
 		return nil, fmt.Errorf("no adapter registered for %q (kinds: %v)", kind, Kinds())
 	}
-	return f(cfg, log)
+	return f(cfg, env)
 }
 
 // Kinds lists the registered adapter kinds, sorted.

@@ -31,11 +31,16 @@ func (f *ChangeFilter) Pass(v Value, t time.Time) bool {
 	return true
 }
 
+// changed compares numbers through float64 only against a deadband: without
+// one the comparison is exact, as float64 cannot tell apart 64-bit integers
+// (counters, energy totals) above 2^53.
 func (f *ChangeFilter) changed(v Value) bool {
-	a, okA := f.last.Float64()
-	b, okB := v.Float64()
-	if okA && okB && f.last.Kind() != KindBool {
-		return math.Abs(b-a) > f.Deadband || (f.Deadband == 0 && a != b)
+	if f.Deadband > 0 && f.last.Kind() != KindBool {
+		a, okA := f.last.Float64()
+		b, okB := v.Float64()
+		if okA && okB {
+			return math.Abs(b-a) > f.Deadband
+		}
 	}
 	return v != f.last
 }

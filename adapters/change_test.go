@@ -27,6 +27,8 @@ func TestChangeFilter(t *testing.T) {
 			{Int(3), 0, true}, {Int(3), 4, false}, {Int(3), 5, true}, {Int(3), 9, false}, {Int(3), 10, true}}},
 		{"bool", ChangeFilter{OnChange: true, Deadband: 5}, []step{
 			{Bool(false), 0, true}, {Bool(false), 1, false}, {Bool(true), 2, true}}},
+		{"64-bit counter", ChangeFilter{OnChange: true}, []step{
+			{Uint(1 << 60), 0, true}, {Uint(1<<60 + 1), 1, true}, {Uint(1<<60 + 1), 2, false}, {Int(-1 << 60), 3, true}}},
 		{"string", ChangeFilter{OnChange: true}, []step{
 			{String("a"), 0, true}, {String("a"), 1, false}, {String("b"), 2, true}}},
 	}

@@ -426,6 +426,13 @@ chip = "gpiochip0"
 point = [{ name = "again", line = 17, direction = "input" }]
 [[gpio]]
 name = "c"
+[[gpio]]
+name = "d"
+chip = "gpiochip1"
+point = [{ name = "n", line = 1, direction = "output", counter = true },
+  { name = "f", line = 2, direction = "input", counter = true, edge = "falling" },
+  { name = "z", line = 3, direction = "input", counter = true, edge = "none" },
+  { name = "b", line = 4, direction = "input", counter = true, edge = "both" }]
 `,
 			want: []string{
 				`fieldgate.toml:11:3: gpio "a" point "in": unknown edge "up"`,
@@ -436,6 +443,9 @@ name = "c"
 				`fieldgate.toml:24:28: gpio "b" point "again": line 17 of gpiochip0 is already used by gpio "a" point "in"`,
 				`fieldgate.toml:25:1: gpio "c": no points`,
 				`fieldgate.toml:25:1: gpio "c": chip is required`,
+				`fieldgate.toml:30:56: gpio "d" point "n": counter is for inputs only`,
+				`fieldgate.toml:31:64: gpio "d" point "f": a counter counts rising edges: edge must be rising or both, not "falling"`,
+				`fieldgate.toml:32:64: gpio "d" point "z": a counter counts rising edges: edge must be rising or both, not "none"`,
 			},
 		},
 	}
@@ -478,7 +488,8 @@ point = [{ name = "v", pattern = "(.*)" }]
 [[gpio]]
 name = "g"
 chip = "gpiochip0"
-point = [{ name = "i", line = 1, direction = "input" }, { name = "o", line = 2, direction = "output" }]
+point = [{ name = "i", line = 1, direction = "input" }, { name = "o", line = 2, direction = "output" },
+  { name = "n", line = 3, direction = "input", counter = true }]
 `)
 	if err != nil {
 		t.Fatal(err)
@@ -515,6 +526,7 @@ point = [{ name = "i", line = 1, direction = "input" }, { name = "o", line = 2, 
 			Points: []GPIOPoint{
 				{Name: "i", Line: 1, Direction: "input", Edge: "both", Bias: "as_is"},
 				{Name: "o", Line: 2, Direction: "output", Edge: "none", Bias: "as_is"},
+				{Name: "n", Line: 3, Direction: "input", Edge: "rising", Bias: "as_is", Counter: true},
 			},
 		}},
 	}
@@ -620,6 +632,7 @@ func TestAdaptersAndPoints(t *testing.T) {
 		{"meter", "energy", KindModbus, "uint32", "kWh", false},
 		{"scale", "weight", KindSerial, "float64", "kg", true},
 		{"io", "door", KindGPIO, "bool", "", false},
+		{"io", "water", KindGPIO, "uint64", "L", false},
 		{"io", "relay", KindGPIO, "bool", "", true},
 	}
 	if got := c.Points(); !reflect.DeepEqual(got, want) {
@@ -636,11 +649,11 @@ func TestSummary(t *testing.T) {
 	c.Upstream[1].URLs[0] = "tcp://gw:hunter2@10.0.0.2:1883"
 	want := `gateway pi-gw-01: topic prefix fieldgate/pi-gw-01, log level info
 buffer /var/lib/fieldgate: max 256MiB, fsync interval every 1s
-4 adapters, 9 points:
+4 adapters, 10 points:
   modbus boiler: tcp://192.168.1.10:502 unit 1, 5 points every 1s
   modbus meter: rtu:///dev/ttyUSB0 unit 7, 1 point every 1s
   serial scale: /dev/ttyUSB1 9600 baud, query mode, 1 point
-  gpio io: gpiochip0, 2 points
+  gpio io: gpiochip0, 3 points
 2 upstreams:
   cloud: mqtts://broker.example.com:8883, qos 1, json, tls with client certificate
   site: tcp://gw:xxxxx@10.0.0.2:1883 tcp://10.0.0.3:1883, qos 2, batch

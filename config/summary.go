@@ -35,7 +35,7 @@ type PointInfo struct {
 	Adapter  string
 	Point    string
 	Kind     string // the adapter's kind
-	Type     string // the point's configured type; "bool" for GPIO
+	Type     string // the point's configured type; for GPIO "bool", or "uint64" for a counter
 	Unit     string
 	Writable bool
 }
@@ -55,7 +55,11 @@ func (c *Config) Points() []PointInfo {
 	}
 	for _, g := range c.GPIO {
 		for _, p := range g.Points {
-			ps = append(ps, PointInfo{g.Name, p.Name, KindGPIO, "bool", p.Unit, p.Direction == "output"})
+			typ := "bool"
+			if p.Counter {
+				typ = "uint64"
+			}
+			ps = append(ps, PointInfo{g.Name, p.Name, KindGPIO, typ, p.Unit, p.Direction == "output"})
 		}
 	}
 	return ps

@@ -154,12 +154,13 @@ type GPIOPoint struct {
 	Name      string   `toml:"name"`
 	Line      int      `toml:"line"`
 	Direction string   `toml:"direction"` // input | output
-	Edge      string   `toml:"edge"`      // none | rising | falling | both; default both for inputs, none for outputs
+	Edge      string   `toml:"edge"`      // none | rising | falling | both; default both for inputs (rising for counters), none for outputs
 	Debounce  Duration `toml:"debounce"`
 	Bias      string   `toml:"bias"` // as_is | disabled | pull_up | pull_down; default as_is
 	ActiveLow bool     `toml:"active_low"`
 	Interval  Duration `toml:"interval"`
 	Initial   bool     `toml:"initial"`
+	Counter   bool     `toml:"counter"` // inputs: publish the persisted count of rising edges instead of the level
 	Unit      string   `toml:"unit"`
 }
 

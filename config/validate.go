@@ -467,12 +467,20 @@ func (l *loader) gpio(o obj, g *GPIO, lines map[string]map[int]node) {
 		}
 		p.choice(&pt.Direction, "direction", "", "input", "output")
 		edge := "both"
-		if pt.Direction == "output" {
+		switch {
+		case pt.Direction == "output":
 			edge = "none"
+		case pt.Counter:
+			edge = "rising"
 		}
 		p.choice(&pt.Edge, "edge", edge, "none", "rising", "falling", "both")
-		if pt.Direction == "output" && pt.Edge != "none" {
+		switch {
+		case pt.Direction == "output" && pt.Counter:
+			p.errorf("counter", "counter is for inputs only")
+		case pt.Direction == "output" && pt.Edge != "none":
 			p.errorf("edge", "edge is for inputs only")
+		case pt.Counter && pt.Edge != "rising" && pt.Edge != "both":
+			p.errorf("edge", "a counter counts rising edges: edge must be rising or both, not %q", pt.Edge)
 		}
 		p.choice(&pt.Bias, "bias", "as_is", "as_is", "disabled", "pull_up", "pull_down")
 	}

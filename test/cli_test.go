@@ -2,24 +2,29 @@ package test
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// runCLI runs the fieldgate binary and returns its exit code and output.
+// runCLI runs the fieldgate binary, for at most wait, and returns its exit
+// code and output.
 func runCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
 	var out, errOut bytes.Buffer
-	cmd := exec.Command(fieldgateBin, args...)
+	cmd := exec.CommandContext(ctx, fieldgateBin, args...)
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
 	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
+	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) && ctx.Err() == nil {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatal(err)
+		t.Fatalf("fieldgate %v: %v", args, err)
 	}
 	return code, out.String(), errOut.String()
 }

@@ -8,23 +8,13 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/fieldgate/fieldgate/test/peers"
 )
-
-// freeAddr returns a loopback address nothing listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 // get fetches a URL of the gateway (whose listener is up once it logs
 // "serving metrics").
@@ -46,7 +36,7 @@ func get(t *testing.T, url string) (int, string) {
 func TestMetricsAndHealth(t *testing.T) {
 	broker := peers.StartMochi(t)
 	_, dev := device(t)
-	addr := freeAddr(t)
+	addr := peers.FreeAddr(t)
 	points := "  [[modbus.point]]\n  name = \"v\"\n  table = \"holding_register\"\n  address = 0\n"
 	cfg := strings.Replace(config(t.TempDir(), upstream("local", broker.URL()), dev.Addr, "100ms", points),
 		"[buffer]", fmt.Sprintf("metrics_listen = %q\n\n[buffer]", addr), 1)
@@ -102,19 +92,25 @@ func TestSystemdNotify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	states, stop := make(chan string, 64), make(chan struct{})
+	var reader sync.WaitGroup
+	defer reader.Wait()
+	defer close(stop)
 	defer conn.Close()
-	states := make(chan string, 64)
-	go func() {
+	reader.Go(func() {
 		buf := make([]byte, 4096)
 		for {
 			n, err := conn.Read(buf)
 			if err != nil {
-				close(states)
 				return
 			}
-			states <- string(buf[:n])
+			select {
+			case states <- string(buf[:n]):
+			case <-stop:
+				return
+			}
 		}
-	}()
+	})
 	expect := func(want string) {
 		t.Helper()
 		deadline := time.After(wait)

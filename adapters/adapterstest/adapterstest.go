@@ -1,10 +1,11 @@
-// Package adapterstest is a recording Emitter for adapter tests: a Recorder
-// keeps every batch of readings and every status an adapter reports, in
-// order, and lets the test await them within a bounded time instead of
-// sleeping.
+// Package adapterstest helps adapter tests: Run runs an adapter for the
+// length of a test, and a Recorder, the Emitter it reports to, keeps every
+// batch of readings and every status in order and lets the test await them
+// within a bounded time instead of sleeping.
 package adapterstest
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sync"
@@ -16,6 +17,32 @@ import (
 
 // Timeout bounds every wait of a Recorder; a test that waits longer fails.
 const Timeout = 10 * time.Second
+
+// Run runs a until the test ends or stop is called, reporting to e. stop
+// cancels Run's context and fails the test unless Run returns nil within
+// Timeout; calls after the first do nothing.
+func Run(t testing.TB, a adapters.Adapter, e adapters.Emitter) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, e) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("%s: Run returned %v", a.Name(), err)
+				}
+			case <-time.After(Timeout):
+				t.Errorf("%s: Run did not return within %v of cancellation", a.Name(), Timeout)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
 
 // Recorder is an adapters.Emitter that records what an adapter emits. The
 // zero value is ready to use; Emit and Status are safe for concurrent use.

@@ -1,6 +1,7 @@
 package adapterstest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -85,6 +86,34 @@ func TestWaits(t *testing.T) {
 	if b := r.NextBatch(t); len(b) != 1 {
 		t.Errorf("NextBatch = %v", b)
 	}
+}
+
+// blocker is an adapter that reports one status and runs until its context
+// ends.
+type blocker struct{ stopped chan struct{} }
+
+func (b blocker) Name() string { return "blocker" }
+
+func (b blocker) Run(ctx context.Context, e adapters.Emitter) error {
+	e.Status(nil)
+	<-ctx.Done()
+	close(b.stopped)
+	return nil
+}
+
+// TestRun: the adapter runs until stop, which returns once Run has.
+func TestRun(t *testing.T) {
+	var r Recorder
+	b := blocker{stopped: make(chan struct{})}
+	stop := Run(t, b, &r)
+	r.AwaitStatus(t, "running", IsOK)
+	stop()
+	select {
+	case <-b.stopped:
+	default:
+		t.Fatal("stop returned before Run did")
+	}
+	stop() // a no-op
 }
 
 func show(cs []Cycle) string {

@@ -62,6 +62,10 @@ func TestParsePoints(t *testing.T) {
 		{"initial on input", config.GPIOPoint{Name: "p", Initial: true}, "outputs only"},
 		{"edge on output", config.GPIOPoint{Name: "p", Direction: "output", Edge: "both"}, "inputs only"},
 		{"interval on output", config.GPIOPoint{Name: "p", Direction: "output", Interval: dur(time.Second)}, "inputs only"},
+		{"counter", config.GPIOPoint{Name: "water", Line: 4, Counter: true, Edge: "both", ActiveLow: true, Interval: dur(time.Minute)}, ""},
+		{"counter on output", config.GPIOPoint{Name: "p", Direction: "output", Counter: true}, "inputs only"},
+		{"counter on falling edges", config.GPIOPoint{Name: "p", Counter: true, Edge: "falling"}, "edge must be rising or both"},
+		{"counter without edges", config.GPIOPoint{Name: "p", Counter: true, Edge: "none"}, "edge must be rising or both"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -95,12 +99,18 @@ func TestParsePointsReportsEveryProblem(t *testing.T) {
 }
 
 func TestParsePointsDefaults(t *testing.T) {
-	ps, err := parsePoints(&config.GPIO{Name: "io", Chip: "gpiochip0", Points: []config.GPIOPoint{{Name: "door", Line: 3}}})
+	ps, err := parsePoints(&config.GPIO{Name: "io", Chip: "gpiochip0", Points: []config.GPIOPoint{
+		{Name: "door", Line: 3},
+		{Name: "water", Line: 4, Counter: true},
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := ps[0]; p.output || p.edge != gpiocdev.WithBothEdges || p.bias != gpiocdev.WithBiasAsIs {
+	if p := ps[0]; p.output || p.counter || p.edge != gpiocdev.WithBothEdges || p.bias != gpiocdev.WithBiasAsIs {
 		t.Errorf("defaults: %+v, want an input on both edges with bias as is", p)
+	}
+	if p := ps[1]; !p.counter || p.edge != gpiocdev.WithRisingEdge {
+		t.Errorf("counter defaults: %+v, want a counter on rising edges", p)
 	}
 }
 
@@ -165,7 +175,7 @@ func TestNextBeat(t *testing.T) {
 func TestNewRejectsBadOptions(t *testing.T) {
 	cfg := &config.GPIO{Name: "io", Chip: "gpiochip0", Points: []config.GPIOPoint{{Name: "door"}}}
 	for _, opt := range []Option{WithProbe(0), WithRetry(0, time.Second), WithRetry(time.Second, time.Millisecond)} {
-		if _, err := New(cfg, nil, opt); err == nil {
+		if _, err := New(cfg, adapters.Env{}, opt); err == nil {
 			t.Error("New accepted a non-positive probe or retry period")
 		}
 	}
@@ -175,7 +185,7 @@ func TestWriteRefusals(t *testing.T) {
 	a, err := New(&config.GPIO{Name: "io", Chip: "gpiochip0", Points: []config.GPIOPoint{
 		{Name: "door", Line: 1},
 		{Name: "relay", Line: 2, Direction: "output"},
-	}}, nil)
+	}}, adapters.Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,14 +209,14 @@ func TestWriteRefusals(t *testing.T) {
 
 func TestRegistered(t *testing.T) {
 	cfg := &config.GPIO{Name: "io", Chip: "gpiochip0", Points: []config.GPIOPoint{{Name: "door"}}}
-	a, err := adapters.New("gpio", cfg, nil)
+	a, err := adapters.New("gpio", cfg, adapters.Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := a.(adapters.Writer); !ok || a.Name() != "io" {
 		t.Errorf("adapters.New(gpio) = %T named %q, want a Writer named io", a, a.Name())
 	}
-	if _, err := adapters.New("gpio", config.GPIO{}, nil); err == nil {
+	if _, err := adapters.New("gpio", config.GPIO{}, adapters.Env{}); err == nil {
 		t.Error("the factory accepted a config of the wrong type")
 	}
 }
@@ -214,7 +224,7 @@ func TestRegistered(t *testing.T) {
 // TestMissingChip runs against an empty device directory, which every host
 // has: the adapter reports the missing chip, keeps retrying, and stops.
 func TestMissingChip(t *testing.T) {
-	a, err := New(&config.GPIO{Name: "io", Chip: "pinctrl-rp1", Points: []config.GPIOPoint{{Name: "door"}}}, nil,
+	a, err := New(&config.GPIO{Name: "io", Chip: "pinctrl-rp1", Points: []config.GPIOPoint{{Name: "door"}}}, adapters.Env{},
 		WithDevDir(t.TempDir()), WithRetry(10*time.Millisecond, 20*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)

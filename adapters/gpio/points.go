@@ -21,6 +21,7 @@ type point struct {
 	bias      gpiocdev.LineBias
 	activeLow bool
 	interval  time.Duration // inputs: heartbeat period, 0 for none
+	counter   bool          // inputs: publish the count of rising edges, not the level
 
 	// level is what an output is driven to when its line is requested:
 	// initial at first, then the last level written, so a chip that comes
@@ -63,7 +64,7 @@ func parsePoints(cfg *config.GPIO) ([]*point, error) {
 	points := make([]*point, 0, len(cfg.Points))
 	for i, c := range cfg.Points {
 		p := &point{name: c.Name, index: i, offset: c.Line, activeLow: c.ActiveLow,
-			debounce: c.Debounce.D(), interval: c.Interval.D(), level: c.Initial}
+			debounce: c.Debounce.D(), interval: c.Interval.D(), counter: c.Counter, level: c.Initial}
 		if names[c.Name] {
 			fail(c.Name, "duplicate point name")
 		}
@@ -79,8 +80,13 @@ func parsePoints(cfg *config.GPIO) ([]*point, error) {
 		if p.bias, ok = biases[c.Bias]; !ok {
 			fail(c.Name, "unknown bias %q (as_is | disabled | pull_up | pull_down)", c.Bias)
 		}
-		if p.edge, ok = edges[c.Edge]; !ok {
+		switch p.edge, ok = edges[c.Edge]; {
+		case !ok:
 			fail(c.Name, "unknown edge %q (none | rising | falling | both)", c.Edge)
+		case c.Counter && c.Edge == "":
+			p.edge = gpiocdev.WithRisingEdge
+		case c.Counter && p.edge != gpiocdev.WithRisingEdge && p.edge != gpiocdev.WithBothEdges:
+			fail(c.Name, "a counter counts rising edges: edge must be rising or both, not %q", c.Edge)
 		}
 		if p.debounce < 0 || p.interval < 0 {
 			fail(c.Name, "negative debounce or interval")
@@ -92,8 +98,8 @@ func parsePoints(cfg *config.GPIO) ([]*point, error) {
 			}
 		case "output":
 			p.output = true
-			if c.Edge != "" && c.Edge != "none" || c.Debounce != 0 || c.Interval != 0 {
-				fail(c.Name, "edge, debounce and interval apply to inputs only")
+			if c.Edge != "" && c.Edge != "none" || c.Debounce != 0 || c.Interval != 0 || c.Counter {
+				fail(c.Name, "edge, debounce, interval and counter apply to inputs only")
 			}
 		default:
 			fail(c.Name, "unknown direction %q (input | output)", c.Direction)

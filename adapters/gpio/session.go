@@ -27,6 +27,7 @@ type session struct {
 	chip    string // kernel name, gpiochipN
 	label   string
 	lines   []*gpiocdev.Line // by point index
+	counts  *counterFile     // the counter points' totals; nil without any
 
 	// emitMu makes reading a level and emitting it atomic with respect to
 	// edge events, so a level read just before an edge is never published
@@ -43,7 +44,7 @@ func (a *Adapter) open(e adapters.Emitter) (*session, error) {
 		return nil, err
 	}
 	defer c.Close()
-	s := &session{adapter: a.name, chip: c.Name, label: c.Label}
+	s := &session{adapter: a.name, chip: c.Name, label: c.Label, counts: a.counts}
 	for _, p := range a.points {
 		l, err := c.RequestLine(p.offset, p.requestOptions(s.onEdge(a, p, e))...)
 		if err != nil {
@@ -130,20 +131,68 @@ func (s *session) where(p *point) string {
 	return fmt.Sprintf("chip %s [%s] line %d (%q)", s.chip, s.label, p.offset, p.name)
 }
 
-// onEdge returns the handler publishing p's edge events, one reading each.
+// onEdge returns the handler publishing p's edge events, one reading each:
+// the level, or for a counter the total after each rising edge.
 func (s *session) onEdge(a *Adapter, p *point, e adapters.Emitter) gpiocdev.EventHandler {
 	var last uint32 // the previous event's line sequence number; 0 before the first
 	return func(ev gpiocdev.LineEvent) {
-		if last != 0 && ev.LineSeqno != last+1 {
-			a.log.Warn("gpio edge events lost (kernel buffer overflow)", "point", p.name, "lost", ev.LineSeqno-last-1)
-		}
+		lost := missed(last, ev.LineSeqno)
 		last = ev.LineSeqno
-		r := adapters.Reading{Adapter: a.name, Point: p.name, Time: wallClock(ev.Timestamp),
-			Value: adapters.Bool(ev.Type == gpiocdev.LineEventRisingEdge)}
+		rising := ev.Type == gpiocdev.LineEventRisingEdge
 		s.emitMu.Lock()
 		defer s.emitMu.Unlock()
-		e.Emit([]adapters.Reading{r})
+		v := adapters.Bool(rising)
+		switch {
+		case p.counter:
+			var counted bool
+			if v, counted = s.count(a, p, rising, lost, e); !counted {
+				return
+			}
+		case lost > 0:
+			a.log.Warn("gpio edge events lost (kernel buffer overflow)", "point", p.name, "lost", lost)
+		}
+		e.Emit([]adapters.Reading{{Adapter: a.name, Point: p.name, Time: wallClock(ev.Timestamp), Value: v}})
 	}
+}
+
+// missed returns how many events the kernel dropped between the line's
+// events numbered last and seqno. The kernel numbers a request's events from
+// 1, so a gap before the first (last 0) shows too, and wraps to 0 after
+// 2³²-1; a kernel without numbers sends only 0.
+func missed(last, seqno uint32) uint32 {
+	if seqno == 0 && last == 0 {
+		return 0
+	}
+	return seqno - last - 1
+}
+
+// count adds the rising edges an event stands for to p's total, durably,
+// and returns the total to publish; counted is false when there are none (a
+// falling edge). Events lost before it were all rising edges when p
+// detects nothing else; with both edges they cannot be told apart. It
+// reports on the adapter's status whether totals reach the disk.
+func (s *session) count(a *Adapter, p *point, rising bool, lost uint32, e adapters.Emitter) (v adapters.Value, counted bool) {
+	var n uint64
+	if rising {
+		n = 1
+	}
+	switch {
+	case lost == 0:
+	case p.edge == gpiocdev.WithRisingEdge:
+		n += uint64(lost)
+		a.log.Warn("gpio edge events lost (kernel buffer overflow); counted from their sequence numbers", "point", p.name, "lost", lost)
+	default:
+		a.log.Error("gpio edge events lost (kernel buffer overflow); the counter misses the rising edges among them", "point", p.name, "lost", lost)
+	}
+	if n == 0 {
+		return adapters.Value{}, false
+	}
+	total, err := s.counts.add(p.name, n)
+	if err != nil {
+		err = fmt.Errorf("gpio %q point %q: total %d not persisted: %w", a.name, p.name, total, err)
+	}
+	e.Status(err)
+	return adapters.Uint(total), true
 }
 
 // wallClock converts a CLOCK_MONOTONIC event timestamp to wall-clock time by
@@ -166,15 +215,20 @@ func monoToWall(event, nowMono time.Duration, nowWall time.Time) time.Time {
 	return nowWall.Add(event - nowMono).Round(0)
 }
 
-// levels reads the lines of ps.
+// levels reads the lines of ps: the levels, or a counter's total. Counters'
+// lines are read too, to notice a vanished chip.
 func (s *session) levels(ps []*point) ([]adapters.Reading, error) {
 	rs := make([]adapters.Reading, len(ps))
 	for i, p := range ps {
-		v, err := s.lines[p.index].Value()
+		level, err := s.lines[p.index].Value()
 		if err != nil {
 			return nil, fmt.Errorf("%s: read: %w", s.where(p), err)
 		}
-		rs[i] = adapters.Reading{Adapter: s.adapter, Point: p.name, Time: time.Now(), Value: adapters.Bool(v == 1)}
+		v := adapters.Bool(level == 1)
+		if p.counter {
+			v = adapters.Uint(s.counts.total(p.name))
+		}
+		rs[i] = adapters.Reading{Adapter: s.adapter, Point: p.name, Time: time.Now(), Value: v}
 	}
 	return rs, nil
 }

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -87,7 +88,13 @@ func newSimLabelled(t *testing.T, n int, label string) *gpiosim.Chip {
 // waits until it reports the chip open.
 func start(t *testing.T, chip string, points []config.GPIOPoint, opts ...Option) (*Adapter, *adapterstest.Recorder, func()) {
 	t.Helper()
-	a, rec, stop := startFailing(t, chip, points, opts...)
+	return startIn(t, "", chip, points, opts...)
+}
+
+// startIn is start with a state directory, for counters.
+func startIn(t *testing.T, stateDir, chip string, points []config.GPIOPoint, opts ...Option) (*Adapter, *adapterstest.Recorder, func()) {
+	t.Helper()
+	a, rec, stop := startFailing(t, stateDir, chip, points, opts...)
 	if err := rec.NextStatus(t); err != nil {
 		t.Fatalf("status %v, want ok", err)
 	}
@@ -95,10 +102,10 @@ func start(t *testing.T, chip string, points []config.GPIOPoint, opts ...Option)
 }
 
 // startFailing runs an adapter without waiting for its first status.
-func startFailing(t *testing.T, chip string, points []config.GPIOPoint, opts ...Option) (*Adapter, *adapterstest.Recorder, func()) {
+func startFailing(t *testing.T, stateDir, chip string, points []config.GPIOPoint, opts ...Option) (*Adapter, *adapterstest.Recorder, func()) {
 	t.Helper()
 	opts = append([]Option{WithProbe(50 * time.Millisecond), WithRetry(50*time.Millisecond, 200*time.Millisecond)}, opts...)
-	a, err := New(&config.GPIO{Name: "io", Chip: chip, Points: points}, nil, opts...)
+	a, err := New(&config.GPIO{Name: "io", Chip: chip, Points: points}, adapters.Env{StateDir: stateDir}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +369,7 @@ func TestLineInUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, rec, _ := startFailing(t, label, []config.GPIOPoint{{Name: "free", Line: 1}, {Name: "taken", Line: 3}},
+	_, rec, _ := startFailing(t, "", label, []config.GPIOPoint{{Name: "free", Line: 1}, {Name: "taken", Line: 3}},
 		WithRetry(2*time.Second, 2*time.Second)) // no retry, at least 1 s away, holds line 1 while it is checked below
 	err = rec.NextStatus(t)
 	if !errors.Is(err, syscall.EBUSY) {
@@ -400,7 +407,7 @@ func lineUsed(t *testing.T, c *gpiosim.Chip, offset int) bool {
 
 func TestLineOutOfRange(t *testing.T) {
 	_, label := newSim(t, 8)
-	_, rec, _ := startFailing(t, label, []config.GPIOPoint{{Name: "far", Line: 40}})
+	_, rec, _ := startFailing(t, "", label, []config.GPIOPoint{{Name: "far", Line: 40}})
 	err := rec.NextStatus(t)
 	if !errors.Is(err, gpiocdev.ErrInvalidOffset) || !strings.Contains(err.Error(), "has 8 lines") {
 		t.Fatalf("status %v, want invalid offset on an 8-line chip", err)
@@ -486,5 +493,198 @@ func TestReleaseOnStop(t *testing.T) {
 	stop()
 	if lineUsed(t, c, 0) || lineUsed(t, c, 1) {
 		t.Error("lines still held after Run returned")
+	}
+}
+
+// pulse drives n pulses into line offset of c: to active and back, where
+// active is the pull given.
+func pulse(t *testing.T, c *gpiosim.Chip, offset, n, active int) {
+	t.Helper()
+	for i := range n {
+		for _, pull := range []int{active, 1 - active} {
+			if err := c.SetPull(offset, pull); err != nil {
+				t.Fatalf("pulse %d: %v", i, err)
+			}
+		}
+	}
+}
+
+// awaitCount takes readings of point until one carries want, failing on a
+// total that does not grow or overshoots: a missed or a double count.
+func awaitCount(t *testing.T, rec *adapterstest.Recorder, point string, from, want uint64) {
+	t.Helper()
+	prev := from
+	for prev != want {
+		x, _ := rec.NextReading(t)
+		if x.Point != point || x.Value.Kind() != adapters.KindUint {
+			t.Fatalf("reading %s = %v, want a count of %s", x.Point, x.Value, point)
+		}
+		if got := x.Value.Bits(); got < prev || got > want {
+			t.Fatalf("count %d after %d, want growing to %d", got, prev, want)
+		} else {
+			prev = got
+		}
+	}
+}
+
+// stateTotal returns the total the adapter io's state file in dir holds for point.
+func stateTotal(t *testing.T, dir, point string) uint64 {
+	t.Helper()
+	return onDisk(t, filepath.Join(dir, "gpio-io.counters"))[point]
+}
+
+// TestCounter counts pulses exactly: a quick burst on rising edges, and on
+// both edges pulses one at a time, of which only the rising edges count.
+func TestCounter(t *testing.T) {
+	tests := []struct {
+		edge   string
+		pulses uint64
+		paced  bool // wait for each pulse's reading before the next
+	}{
+		{"rising", 300, false},
+		{"both", 50, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.edge, func(t *testing.T) {
+			c, label := newSim(t, 2)
+			dir := t.TempDir()
+			_, rec, _ := startIn(t, dir, label, []config.GPIOPoint{{Name: "water", Line: 1, Counter: true, Edge: tt.edge}})
+			if x, _ := rec.NextReading(t); x.Value != adapters.Uint(0) {
+				t.Fatalf("opening reading %v, want the total 0", x.Value)
+			}
+			if tt.paced {
+				for i := range tt.pulses {
+					pulse(t, c, 1, 1, 1)
+					awaitCount(t, rec, "water", i, i+1)
+				}
+			} else {
+				pulse(t, c, 1, int(tt.pulses), 1)
+				awaitCount(t, rec, "water", 0, tt.pulses)
+			}
+			rec.Quiet(t, 200*time.Millisecond)
+			if got := stateTotal(t, dir, "water"); got != tt.pulses {
+				t.Errorf("state file holds %d, want %d", got, tt.pulses)
+			}
+		})
+	}
+}
+
+// heldEmitter blocks the adapter in Emit once held, as a stalled disk
+// would, so the kernel's event queue overflows.
+type heldEmitter struct {
+	adapterstest.Recorder
+	held    atomic.Bool
+	entered chan struct{} // receives once Emit blocks
+	release chan struct{} // closed to let it go
+}
+
+func (h *heldEmitter) Emit(rs []adapters.Reading) {
+	if h.held.CompareAndSwap(true, false) {
+		h.entered <- struct{}{}
+		<-h.release
+	}
+	h.Recorder.Emit(rs)
+}
+
+// TestCounterOverflow holds the adapter inside its first counted edge's
+// Emit (its total already on disk) while a burst overflows the kernel's
+// event queue: on rising edges the dropped events are counted from their
+// sequence numbers; on both edges they cannot be, and an error says so.
+func TestCounterOverflow(t *testing.T) {
+	const burst = 50
+	tests := []struct {
+		edge    string
+		exact   bool
+		wantLog string
+	}{
+		{"rising", true, `level=WARN msg="gpio edge events lost (kernel buffer overflow); counted from their sequence numbers"`},
+		{"both", false, `level=ERROR msg="gpio edge events lost (kernel buffer overflow); the counter misses`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.edge, func(t *testing.T) {
+			c, label := newSim(t, 1)
+			dir := t.TempDir()
+			log, lb := newLog()
+			a, err := New(&config.GPIO{Name: "io", Chip: label, Points: []config.GPIOPoint{{Name: "water", Line: 0, Counter: true, Edge: tt.edge}}},
+				adapters.Env{Log: log, StateDir: dir}, WithProbe(50*time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := &heldEmitter{entered: make(chan struct{}, 1), release: make(chan struct{})}
+			var once sync.Once
+			release := func() { once.Do(func() { close(e.release) }) }
+			stop := run(t, a, e)
+			t.Cleanup(release) // before the adapter stops: cleanups run last first
+			if x, _ := e.NextReading(t); x.Value != adapters.Uint(0) {
+				t.Fatalf("opening reading %v, want 0", x.Value)
+			}
+
+			e.held.Store(true)
+			pulse(t, c, 0, 1, 1)
+			select {
+			case <-e.entered:
+			case <-time.After(adapterstest.Timeout):
+				t.Fatal("the first pulse was not emitted")
+			}
+			if got := stateTotal(t, dir, "water"); got != 1 {
+				t.Fatalf("while its reading is being emitted, the state file holds %d, want 1", got)
+			}
+			pulse(t, c, 0, burst, 1)
+			release()
+			lb.await(t, tt.wantLog)
+
+			if tt.exact {
+				awaitCount(t, &e.Recorder, "water", 0, burst+1)
+				e.Quiet(t, 200*time.Millisecond)
+			} else {
+				stop()
+			}
+			if got := stateTotal(t, dir, "water"); tt.exact != (got == burst+1) || got > burst+1 {
+				t.Errorf("total %d after %d pulses", got, burst+1)
+			}
+		})
+	}
+}
+
+// TestCounterContinues stops the adapter and starts a new one on the same
+// state directory, as a restart of the gateway does.
+func TestCounterContinues(t *testing.T) {
+	c, label := newSim(t, 1)
+	dir := t.TempDir()
+	points := []config.GPIOPoint{{Name: "energy", Line: 0, Counter: true}}
+	_, rec, stop := startIn(t, dir, label, points)
+	pulse(t, c, 0, 25, 1)
+	awaitCount(t, rec, "energy", 0, 25)
+	stop()
+
+	pulse(t, c, 0, 4, 1) // while nobody holds the line: not seen
+	_, rec, _ = startIn(t, dir, label, points)
+	if x, _ := rec.NextReading(t); x.Value != adapters.Uint(25) {
+		t.Fatalf("opening reading after the restart %v, want the saved 25", x.Value)
+	}
+	pulse(t, c, 0, 10, 1)
+	awaitCount(t, rec, "energy", 25, 35)
+	rec.Quiet(t, 200*time.Millisecond)
+}
+
+// TestCounterActiveLow counts a contact closing to ground, and publishes
+// the total on the heartbeat.
+func TestCounterActiveLow(t *testing.T) {
+	c, label := newSim(t, 1)
+	if err := c.Pullup(0); err != nil { // contact open: inactive
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	_, rec, _ := startIn(t, dir, label, []config.GPIOPoint{
+		{Name: "water", Line: 0, Counter: true, ActiveLow: true, Interval: dur(100 * time.Millisecond)}})
+	pulse(t, c, 0, 3, 0)
+	awaitCount(t, rec, "water", 0, 3)
+	for range 2 {
+		if x, _ := rec.NextReading(t); x.Value != adapters.Uint(3) {
+			t.Fatalf("heartbeat %v, want the total 3", x.Value)
+		}
+	}
+	if got := stateTotal(t, dir, "water"); got != 3 {
+		t.Errorf("state file holds %d, want 3", got)
 	}
 }

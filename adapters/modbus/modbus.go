@@ -17,12 +17,12 @@ import (
 )
 
 func init() {
-	adapters.Register("modbus", func(cfg any, log *slog.Logger) (adapters.Adapter, error) {
+	adapters.Register("modbus", func(cfg any, env adapters.Env) (adapters.Adapter, error) {
 		c, ok := cfg.(*config.Modbus)
 		if !ok {
 			return nil, fmt.Errorf("modbus: config is %T, want *config.Modbus", cfg)
 		}
-		return New(c, log)
+		return New(c, env.Log)
 	})
 }
 
@@ -89,8 +89,10 @@ type point struct {
 	codec    codec
 	writable bool
 	minWrite time.Duration
-	filter   adapters.ChangeFilter // guarded by Adapter.mu
-	backAt   time.Time             // when the last write's read-back was read; guarded by Adapter.mu
+	// Guarded by Adapter.mu.
+	filter    adapters.ChangeFilter
+	backAt    time.Time // when the last write's read-back was read
+	lastWrite time.Time // when the last accepted write went out
 }
 
 // width is how many addresses of its table the point spans.
@@ -131,9 +133,7 @@ type Adapter struct {
 	plan     []readPlan
 	running  atomic.Bool
 	member   atomic.Pointer[member] // the adapter's place on its link while Run runs
-
-	mu        sync.Mutex           // guards lastWrite and the points' filters
-	lastWrite map[string]time.Time // per point: when the last accepted write went out
+	mu       sync.Mutex             // guards the points' write and filter state
 }
 
 // New builds an adapter from a loaded config section (defaults filled in).
@@ -159,15 +159,14 @@ func New(cfg *config.Modbus, log *slog.Logger) (*Adapter, error) {
 		return nil, wrap(fmt.Errorf("unit_id %d is not 1–247, the RTU unit addresses", cfg.UnitID))
 	}
 	a := &Adapter{
-		name:      cfg.Name,
-		unit:      byte(cfg.UnitID),
-		interval:  cfg.Interval.D(),
-		timeout:   cfg.Timeout.D(),
-		log:       log,
-		ep:        ep,
-		retry:     defaultPace,
-		points:    make(map[string]*point, len(cfg.Points)),
-		lastWrite: map[string]time.Time{},
+		name:     cfg.Name,
+		unit:     byte(cfg.UnitID),
+		interval: cfg.Interval.D(),
+		timeout:  cfg.Timeout.D(),
+		log:      log,
+		ep:       ep,
+		retry:    defaultPace,
+		points:   make(map[string]*point, len(cfg.Points)),
 	}
 	byTable := map[table][]*point{}
 	for _, pc := range cfg.Points {
@@ -302,6 +301,7 @@ func nextTick(prev, now time.Time, interval time.Duration) (time.Time, int) {
 func (a *Adapter) poll(ctx context.Context, m *member, e adapters.Emitter) {
 	var (
 		rs     []adapters.Reading
+		ps     []*point // the point of each reading in rs
 		first  error
 		failed int
 		sent   int
@@ -322,21 +322,12 @@ func (a *Adapter) poll(ctx context.Context, m *member, e adapters.Emitter) {
 			}
 			continue
 		}
-		a.mu.Lock()
 		for _, p := range r.points {
-			if at.Before(p.backAt) {
-				continue // read before a write whose read-back is out already
-			}
-			v := p.value(data, r.start)
-			if p.filter.Pass(v, at) {
-				rs = append(rs, adapters.Reading{Adapter: a.name, Point: p.name, Time: at, Value: v})
-			}
+			rs = append(rs, adapters.Reading{Adapter: a.name, Point: p.name, Time: at, Value: p.value(data, r.start)})
+			ps = append(ps, p)
 		}
-		a.mu.Unlock()
 	}
-	if len(rs) > 0 {
-		e.Emit(rs)
-	}
+	a.emit(e, rs, ps)
 	if ctx.Err() != nil {
 		return // stopping: an interrupted cycle says nothing of the device
 	}
@@ -347,6 +338,28 @@ func (a *Adapter) poll(ctx context.Context, m *member, e adapters.Emitter) {
 		first = fmt.Errorf("%w (%d of %d requests failed)", first, failed, len(a.plan))
 	}
 	e.Status(first)
+}
+
+// emit hands e the readings of one cycle that pass their points' filters,
+// ps holding the point of each. On a bus a write and its read-back may
+// overtake the cycle's later requests, so emit holds a.mu, under which
+// Write records the read-back, until e has stored the readings: those read
+// before a read-back that is out already are dropped, and the others are
+// stored before that read-back is. A poll never publishes a value older
+// than a read-back published before it, which on_change would leave
+// standing.
+func (a *Adapter) emit(e adapters.Emitter, rs []adapters.Reading, ps []*point) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := rs[:0]
+	for i, rd := range rs {
+		if p := ps[i]; !rd.Time.Before(p.backAt) && p.filter.Pass(rd.Value, rd.Time) {
+			out = append(out, rd)
+		}
+	}
+	if len(out) > 0 {
+		e.Emit(out)
+	}
 }
 
 // read executes one read request through m and notes when the answer
@@ -463,10 +476,10 @@ func (p *point) writeRequest(v adapters.Value) (func(modbus.Client) error, adapt
 func (a *Adapter) reserveWrite(p *point, now time.Time) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if last, ok := a.lastWrite[p.name]; ok && now.Sub(last) < p.minWrite {
+	if !p.lastWrite.IsZero() && now.Sub(p.lastWrite) < p.minWrite {
 		return fmt.Errorf("%w: %s since the last write, min_write_interval is %s",
-			adapters.ErrTooSoon, now.Sub(last).Round(time.Millisecond), p.minWrite)
+			adapters.ErrTooSoon, now.Sub(p.lastWrite).Round(time.Millisecond), p.minWrite)
 	}
-	a.lastWrite[p.name] = now
+	p.lastWrite = now
 	return nil
 }

@@ -533,14 +533,14 @@ func TestNewRejects(t *testing.T) {
 }
 
 func TestRegistered(t *testing.T) {
-	a, err := adapters.New("modbus", deviceConfig("tcp://127.0.0.1:502", time.Second), nil)
+	a, err := adapters.New("modbus", deviceConfig("tcp://127.0.0.1:502", time.Second), adapters.Env{})
 	if err != nil || a.Name() != "dev" {
 		t.Fatalf("adapters.New = %v, %v", a, err)
 	}
 	if _, ok := a.(adapters.Writer); !ok {
 		t.Error("the modbus adapter is not a Writer")
 	}
-	if _, err := adapters.New("modbus", config.Modbus{}, nil); err == nil {
+	if _, err := adapters.New("modbus", config.Modbus{}, adapters.Env{}); err == nil {
 		t.Error("a config of the wrong type was accepted")
 	}
 }

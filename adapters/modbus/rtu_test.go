@@ -103,7 +103,9 @@ func TestRTUDeadUnit(t *testing.T) {
 	cfg := rtuConfig(bus.url, 7, interval, pt("a", config.HoldingRegister, 0, "uint16"), pt("b", config.InputRegister, 0, "uint16"))
 	cfg.Timeout = config.Duration(deadTimeout)
 	_, deadRec := start(t, cfg)
-	time.Sleep(3 * time.Second) // every cycle is checked afterwards
+	for range 8 { // some 3 s, each cycle costing the dead unit's timeout; all are checked below
+		deadRec.NextCycle(t)
+	}
 	live := summarize(liveRec, map[string]adapters.Value{"h": adapters.Uint(42)})
 	dead := summarize(deadRec, nil)
 
@@ -239,7 +241,7 @@ func TestRTUOverTCP(t *testing.T) {
 	needRTUServer(t)
 	cable := peers.StartSocat(t, t.TempDir())
 	srv := startRTUServer(t, cable.B, line8N1, map[byte]unitRegs{1: {"hr": {"0": {11}}}, 2: {"hr": {"0": {22}}}})
-	addr := freeAddr(t)
+	addr := peers.FreeAddr(t)
 	bridge := startTCPBridge(t, addr, cable.A)
 	url := "rtu+tcp://" + addr
 	_, rec1 := start(t, rtuConfig(url, 1, 20*time.Millisecond, pt("h", config.HoldingRegister, 0, "uint16")))

@@ -1,7 +1,6 @@
 package modbus
 
 import (
-	"context"
 	"encoding/binary"
 	"io"
 	"log/slog"
@@ -19,17 +18,6 @@ import (
 // serving a modbussim.Bank): a wire tap that records function codes, which
 // the server's handlers never see, and the adapter under test with a
 // recording Emitter.
-
-// freeAddr picks a free loopback port.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // serve serves bank on addr ("127.0.0.1:0" for a free port) until the test
 // ends (or Stop).
@@ -157,21 +145,8 @@ func start(t *testing.T, cfg *config.Modbus) (*Adapter, *adapterstest.Recorder) 
 		t.Fatal(err)
 	}
 	a.retry = pace{first: 10 * time.Millisecond, max: 50 * time.Millisecond}
-	ctx, cancel := context.WithCancel(context.Background())
 	rec := &adapterstest.Recorder{}
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, rec) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("Run did not return after cancel")
-		}
-	})
+	adapterstest.Run(t, a, rec)
 	return a, rec
 }
 

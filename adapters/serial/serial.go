@@ -25,12 +25,12 @@ import (
 )
 
 func init() {
-	adapters.Register("serial", func(cfg any, log *slog.Logger) (adapters.Adapter, error) {
+	adapters.Register("serial", func(cfg any, env adapters.Env) (adapters.Adapter, error) {
 		c, ok := cfg.(*config.Serial)
 		if !ok {
 			return nil, fmt.Errorf("serial adapter: config is %T, want *config.Serial", cfg)
 		}
-		return New(c, log)
+		return New(c, env.Log)
 	})
 }
 
@@ -85,8 +85,11 @@ type result struct {
 }
 
 // New builds the adapter from its config section, as filled in by
-// config.Load; it rejects what would fail at run time.
+// config.Load; it rejects what would fail at run time. A nil log discards.
 func New(c *config.Serial, log *slog.Logger) (*Adapter, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	a := &Adapter{
 		name:     c.Name,
 		port:     c.Port,
@@ -160,7 +163,7 @@ func (a *Adapter) Run(ctx context.Context, e adapters.Emitter) error {
 			}
 			k.Fault(err)
 		}
-		r.report(fmt.Errorf("serial %q: %w", a.name, err))
+		r.e.Status(fmt.Errorf("serial %q: %w", a.name, err))
 		if !r.waitRetry(ctx, k.Next(), err) {
 			return nil
 		}
@@ -199,10 +202,8 @@ func (a *Adapter) Write(ctx context.Context, name string, v adapters.Value) (ada
 // run is the state of one Run: the port owner's view.
 type run struct {
 	*Adapter
-	e      adapters.Emitter
-	in     lineReader
-	status error // last reported
-	told   bool  // whether any status was reported
+	e  adapters.Emitter
+	in lineReader
 }
 
 // session uses an open port until it faults (the fault is returned) or ctx
@@ -217,7 +218,7 @@ func (r *run) session(ctx context.Context, p *serialport.Port) error {
 // stream reads the lines a device sends by itself, serving commands between
 // reads.
 func (r *run) stream(ctx context.Context, p *serialport.Port) error {
-	r.report(nil)
+	r.e.Status(nil)
 	for {
 		select {
 		case <-ctx.Done():
@@ -233,10 +234,10 @@ func (r *run) stream(ctx context.Context, p *serialport.Port) error {
 		case err == nil:
 			rs, _, err := r.parse(l, time.Now())
 			r.emit(rs)
-			r.report(err)
+			r.e.Status(err)
 		case errors.Is(err, serialport.ErrTimeout):
 		case errors.Is(err, errLineTooLong):
-			r.report(fmt.Errorf("serial %q: %w", r.name, err))
+			r.e.Status(fmt.Errorf("serial %q: %w", r.name, err))
 		default:
 			return err
 		}
@@ -253,7 +254,7 @@ func (r *run) poll(ctx context.Context, p *serialport.Port) error {
 			return err
 		}
 		r.emit(rs)
-		r.report(err)
+		r.e.Status(err)
 		for wait := true; wait; {
 			select {
 			case <-ctx.Done():
@@ -333,7 +334,7 @@ func (r *run) write(p *serialport.Port, c *command) error {
 		c.done <- result{err: fmt.Errorf("serial %q point %q: written, but the answer to the read-back query has no value for it", r.name, c.p.name)}
 	}
 	r.emit(others)
-	r.report(err)
+	r.e.Status(err)
 	return nil
 }
 
@@ -377,20 +378,6 @@ func (r *run) emit(rs []adapters.Reading) {
 	}
 	if len(out) > 0 {
 		r.e.Emit(out)
-	}
-}
-
-// report passes the adapter's health to the emitter and logs changes.
-func (r *run) report(err error) {
-	r.e.Status(err)
-	if r.told && (err == nil) == (r.status == nil) && (err == nil || err.Error() == r.status.Error()) {
-		return
-	}
-	r.status, r.told = err, true
-	if err != nil {
-		r.log.Warn("serial adapter error", "err", err)
-	} else {
-		r.log.Info("serial adapter ok")
 	}
 }
 

@@ -60,7 +60,7 @@ func newConfig(port, mode string, points ...config.SerialPoint) *config.Serial {
 func start(t *testing.T, c *config.Serial) (adapters.Writer, *adapterstest.Recorder) {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a, err := adapters.New("serial", c, log)
+	a, err := adapters.New("serial", c, adapters.Env{Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,20 +68,7 @@ func start(t *testing.T, c *config.Serial) (adapters.Writer, *adapterstest.Recor
 		t.Errorf("Name = %q", a.Name())
 	}
 	e := &adapterstest.Recorder{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, e) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run = %v", err)
-			}
-		case <-time.After(wait):
-			t.Errorf("Run did not return within %v of cancellation", wait)
-		}
-	})
+	adapterstest.Run(t, a, e)
 	return a.(adapters.Writer), e
 }
 

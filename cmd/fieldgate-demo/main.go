@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -72,7 +73,13 @@ func run(gatewayBin, cfgPath string, selftest time.Duration) error {
 		return err
 	}
 	defer dev.Stop()
-	go simulate(ctx, bank)
+	simCtx, stopSim := context.WithCancel(ctx)
+	var sims sync.WaitGroup
+	sims.Go(func() { simulate(simCtx, bank) })
+	defer func() {
+		stopSim()
+		sims.Wait()
+	}()
 
 	broker := mqtt.New(&mqtt.Options{
 		InlineClient: true,
@@ -108,16 +115,22 @@ func run(gatewayBin, cfgPath string, selftest time.Duration) error {
 		return fmt.Errorf("starting the gateway: %w", err)
 	}
 	exited := make(chan error, 1)
-	go func() { exited <- gw.Wait() }()
+	gwCtx, gatewayGone := context.WithCancelCause(ctx)
+	defer gatewayGone(nil)
+	go func() {
+		err := gw.Wait()
+		exited <- err
+		gatewayGone(fmt.Errorf("the gateway exited: %v", err))
+	}()
 
 	var testErr error
 	if selftest > 0 {
-		testErr = check(ctx, broker, bank, seen, selftest)
+		testErr = check(gwCtx, broker, bank, seen, selftest)
 	} else {
 		select {
 		case <-ctx.Done():
 		case err := <-exited:
-			return fmt.Errorf("the gateway exited: %v", err)
+			return fmt.Errorf("the gateway exited: %w", err)
 		}
 	}
 
@@ -172,6 +185,9 @@ func check(ctx context.Context, broker *mqtt.Server, bank *modbussim.Bank, seen 
 		for {
 			select {
 			case <-ctx.Done():
+				if cause := context.Cause(ctx); !errors.Is(cause, context.DeadlineExceeded) {
+					return fmt.Errorf("selftest: waiting for %s: %w", what, cause)
+				}
 				return fmt.Errorf("selftest: no %s within %v (%d readings seen)", what, limit, readings)
 			case pk := <-seen:
 				if strings.Count(pk.TopicName, "/") == 3 && strings.Contains(string(pk.Payload), `"seq":`) {

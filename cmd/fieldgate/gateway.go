@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"reflect"
 	"runtime/debug"
 	"sync"
@@ -27,8 +28,11 @@ const (
 	// shutdownTimeout bounds the whole stop after the bridge's own ≤ 5 s
 	// flush, so a wedged component can never keep the process alive.
 	shutdownTimeout = 10 * time.Second
-	// restartDelay spaces restarts of an adapter whose Run failed or panicked.
-	restartDelay = 5 * time.Second
+	// An adapter whose Run failed or panicked is restarted after a delay
+	// growing from restartFirst to restartMax, so a bug that recurs at once
+	// neither spins nor floods the log.
+	restartFirst = 5 * time.Second
+	restartMax   = 5 * time.Minute
 )
 
 // gateway wires adapters, the buffer and the bridge together and owns their
@@ -41,6 +45,7 @@ type gateway struct {
 
 	ctx       context.Context // parent of every adapter's context
 	maxBuffer int64           // the buffer's size cap, for the metrics
+	stateDir  string          // adapters' state files, beside the buffer it was opened with
 
 	appendErrors  atomic.Uint64
 	appendFailing atomic.Bool // the last Append failed: readings are being lost
@@ -85,10 +90,18 @@ func runGateway(path string, stderr io.Writer) int {
 		return exitRuntime
 	}
 
+	// Adapters' state lives under the buffer's directory: the buffer's lock
+	// keeps a second gateway away from it too. An adapter that cannot write
+	// there reports it on its status; collection still starts.
+	stateDir := filepath.Join(cfg.Buffer.Dir, "state")
+	if err := os.MkdirAll(stateDir, 0o750); err != nil {
+		log.Error("cannot create the adapters' state directory", "err", err)
+	}
+
 	adCtx, stopAdapters := context.WithCancel(context.Background())
 	defer stopAdapters()
 	g := &gateway{log: log, level: level, buf: buf, ctx: adCtx, maxBuffer: int64(cfg.Buffer.MaxSize),
-		cfg: cfg, run: map[string]*runningAdapter{}}
+		stateDir: stateDir, cfg: cfg, run: map[string]*runningAdapter{}}
 	g.bridge = bridge.New(cfg, buf, g, log.With("component", "bridge"))
 
 	sigCtx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -194,7 +207,7 @@ loop:
 func (g *gateway) start(spec config.AdapterSpec) {
 	log := g.log.With("adapter", spec.Name)
 	em := &emitter{name: spec.Name, g: g, log: log}
-	a, err := adapters.New(spec.Kind, spec.Config, log)
+	a, err := adapters.New(spec.Kind, spec.Config, adapters.Env{Log: log, StateDir: g.stateDir})
 	if err != nil {
 		// Validation passed, so this is a fault the operator must see on
 		// the status topic too; the other adapters carry on.
@@ -212,6 +225,7 @@ func (g *gateway) start(spec config.AdapterSpec) {
 // an error return so one adapter's bug never takes the gateway down.
 func (r *runningAdapter) supervise(ctx context.Context) {
 	defer close(r.done)
+	bo := adapters.NewBackoff(restartFirst, restartMax)
 	for {
 		err := r.runOnce(ctx)
 		if ctx.Err() != nil {
@@ -220,12 +234,15 @@ func (r *runningAdapter) supervise(ctx context.Context) {
 		if err == nil {
 			err = errors.New("adapter stopped unexpectedly")
 		}
-		r.em.log.Error("adapter failed; restarting", "err", err, "in", restartDelay)
+		delay := bo.NextBackOff()
+		r.em.log.Error("adapter failed; restarting", "err", err, "in", delay.Round(time.Second))
 		r.em.Status(err)
+		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
-		case <-time.After(restartDelay):
+		case <-t.C:
 		}
 	}
 }
@@ -288,8 +305,15 @@ func (g *gateway) reload(path string) {
 		delete(g.run, name)
 	}
 	g.mu.Unlock()
+	deadline, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
 	for _, r := range stopping {
-		<-r.done // bounded: adapters bound every hardware call
+		select {
+		case <-r.done:
+		case <-deadline.Done():
+			// Its replacement retries the device until the old one lets go.
+			g.log.Error("adapter did not stop in time; starting its replacement anyway", "adapter", r.spec.Name)
+		}
 	}
 	g.mu.Lock()
 	for _, s := range cfg.Adapters() {
@@ -340,12 +364,17 @@ func (e *emitter) Emit(rs []adapters.Reading) {
 		return
 	}
 	if _, _, err := e.g.buf.Append(rs); err != nil {
+		// Logged when appends start failing, not for every poll of a full disk;
+		// the metrics count every one.
 		e.g.appendErrors.Add(1)
-		e.g.appendFailing.Store(true)
-		e.log.Error("buffer append failed; readings lost", "readings", len(rs), "err", err)
+		if !e.g.appendFailing.Swap(true) {
+			e.log.Error("buffer append failed; readings are being lost", "readings", len(rs), "err", err)
+		}
 		return
 	}
-	e.g.appendFailing.Store(false)
+	if e.g.appendFailing.Swap(false) {
+		e.log.Info("buffer appends work again")
+	}
 	e.readings.Add(uint64(len(rs)))
 }
 

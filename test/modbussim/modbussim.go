@@ -23,7 +23,6 @@ type Bank struct {
 	discrete   map[uint16]bool
 	holding    map[uint16]uint16
 	input      map[uint16]uint16
-	fault      error
 	tableFault map[string]error
 	stall      chan struct{} // while set, requests wait until it is closed
 	reads      int
@@ -70,16 +69,23 @@ func (b *Bank) Set(table string, addr uint16, vals ...uint16) {
 }
 
 // SetHolding stores regs at consecutive holding registers from addr.
-func (b *Bank) SetHolding(addr uint16, regs ...uint16) { b.setRegs(b.holding, addr, regs) }
+func (b *Bank) SetHolding(addr uint16, regs ...uint16) { b.Set("holding_register", addr, regs...) }
 
 // SetInput stores regs at consecutive input registers from addr.
-func (b *Bank) SetInput(addr uint16, regs ...uint16) { b.setRegs(b.input, addr, regs) }
+func (b *Bank) SetInput(addr uint16, regs ...uint16) { b.Set("input_register", addr, regs...) }
 
 // SetCoil sets one coil.
-func (b *Bank) SetCoil(addr uint16, v bool) { b.setBit(b.coils, addr, v) }
+func (b *Bank) SetCoil(addr uint16, v bool) { b.Set("coil", addr, bit(v)) }
 
 // SetDiscrete sets one discrete input.
-func (b *Bank) SetDiscrete(addr uint16, v bool) { b.setBit(b.discrete, addr, v) }
+func (b *Bank) SetDiscrete(addr uint16, v bool) { b.Set("discrete_input", addr, bit(v)) }
+
+func bit(v bool) uint16 {
+	if v {
+		return 1
+	}
+	return 0
+}
 
 // Holding returns n holding registers from addr.
 func (b *Bank) Holding(addr uint16, n int) []uint16 {
@@ -97,14 +103,6 @@ func (b *Bank) Coil(addr uint16) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.coils[addr]
-}
-
-// SetFault makes every request fail with err (a modbus.Err* exception such as
-// modbus.ErrIllegalDataAddress), or succeed again with nil.
-func (b *Bank) SetFault(err error) {
-	b.mu.Lock()
-	b.fault = err
-	b.mu.Unlock()
 }
 
 // SetTableFault makes every request on one table fail with err (a
@@ -175,20 +173,6 @@ func (b *Bank) Writes() []Write {
 	return append([]Write(nil), b.writes...)
 }
 
-func (b *Bank) setRegs(m map[uint16]uint16, addr uint16, regs []uint16) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for i, r := range regs {
-		m[addr+uint16(i)] = r
-	}
-}
-
-func (b *Bank) setBit(m map[uint16]bool, addr uint16, v bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	m[addr] = v
-}
-
 // HandleCoils implements modbus.RequestHandler.
 func (b *Bank) HandleCoils(req *modbus.CoilsRequest) ([]bool, error) {
 	return access(b, b.coils, "coil", req.Addr, req.Quantity, req.IsWrite, req.Args)
@@ -220,9 +204,6 @@ func access[T any](b *Bank, m map[uint16]T, table string, addr, n uint16, write 
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.fault != nil {
-		return nil, b.fault
-	}
 	if err := b.tableFault[table]; err != nil {
 		return nil, err
 	}

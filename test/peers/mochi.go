@@ -3,6 +3,7 @@ package peers
 import (
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -21,9 +22,13 @@ type Mochi struct {
 	Addr     string // host:port, the same across restarts
 	Received *Inbox
 
-	t        testing.TB
-	mu       sync.Mutex
-	srv      *mqtt.Server
+	t   testing.TB
+	mu  sync.Mutex // serialises Start and Stop
+	srv *mqtt.Server
+
+	// Apart from mu: Stop holds mu while the server waits for its client
+	// goroutines, one of which may be in OnConnect.
+	connMu   sync.Mutex
 	connects map[string]int // CONNECT packets accepted, by client id
 }
 
@@ -80,8 +85,8 @@ func (m *Mochi) Stop() {
 // Connects counts the connections the broker has accepted from clientID,
 // across restarts.
 func (m *Mochi) Connects(clientID string) int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.connMu.Lock()
+	defer m.connMu.Unlock()
 	return m.connects[clientID]
 }
 
@@ -98,8 +103,8 @@ func (h *recorder) Provides(b byte) bool {
 }
 
 func (h *recorder) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
-	h.m.mu.Lock()
-	defer h.m.mu.Unlock()
+	h.m.connMu.Lock()
+	defer h.m.connMu.Unlock()
 	h.m.connects[cl.ID]++
 	return nil
 }
@@ -123,4 +128,11 @@ func freePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// FreeAddr returns a loopback host:port nobody listens on right now, for a
+// peer that must be started (or restarted) at an address known in advance.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
 }

@@ -30,8 +30,7 @@ var ErrTimeout = fmt.Errorf("serial read timed out: %w", os.ErrDeadlineExceeded)
 // EOF, EIO) and must be closed and reopened; see Keeper.
 type Port struct {
 	sp       serial.Port
-	path     string
-	line     config.Line
+	path     string // for error messages
 	deadline time.Time
 }
 
@@ -47,7 +46,7 @@ func Open(path string, line config.Line) (*Port, error) {
 	if err != nil {
 		return nil, fmt.Errorf("serial port %s: open: %w", path, err)
 	}
-	return &Port{sp: sp, path: path, line: line}, nil
+	return &Port{sp: sp, path: path}, nil
 }
 
 // CheckLine reports whether line settings can be used to open a port, so a
@@ -84,18 +83,6 @@ func mode(l config.Line) (*serial.Mode, error) {
 		return nil, fmt.Errorf("bad stop bits %d: want 1 or 2", l.StopBits)
 	}
 	return m, nil
-}
-
-// Path returns the path the port was opened by.
-func (p *Port) Path() string { return p.path }
-
-// Line returns the line settings the port was opened with.
-func (p *Port) Line() config.Line { return p.line }
-
-// FrameGap returns the Modbus RTU inter-frame silence for this port's line
-// settings.
-func (p *Port) FrameGap() time.Duration {
-	return FrameGap(p.line.BaudRate, p.line.DataBits, p.line.Parity, p.line.StopBits)
 }
 
 // SetReadDeadline bounds the following Reads: once t has passed they return

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/fieldgate/fieldgate/adapters"
+	"github.com/fieldgate/fieldgate/buffer/internal/durable"
+	"github.com/fieldgate/fieldgate/buffer/statefile"
 )
 
 // FsyncMode says when appended readings are forced to disk.
@@ -152,7 +154,7 @@ type Buffer struct {
 	bytes        int64
 	next         uint64
 	reserved     uint64
-	seqFile      *slotFile
+	seqFile      *statefile.File
 	written      uint64 // bytes ever written: the group-commit generation
 	dict         *dict
 	defsWritten  uint32 // ids below this are defined in the log
@@ -169,9 +171,9 @@ type Buffer struct {
 	syncMu sync.Mutex // serialises log fsyncs; taken before mu
 	synced uint64     // written as of the last completed fsync
 
-	curMu   sync.Mutex // serialises cursor saves; taken before mu
-	curFile *slotFile  // nil once closed
-	curDone uint64     // curGen as of the last save
+	curMu   sync.Mutex      // serialises cursor saves; taken before mu
+	curFile *statefile.File // nil once closed
+	curDone uint64          // curGen as of the last save
 
 	corrupt atomic.Uint64
 	syncs   atomic.Uint64
@@ -261,7 +263,7 @@ func (b *Buffer) appendLocked(rs []adapters.Reading) (first, gen uint64, err err
 // roll seals the full tail (forcing it to disk, once per segment whatever
 // the fsync mode) and starts a new one.
 func (b *Buffer) roll() error {
-	if err := datasync(b.tail); err != nil {
+	if err := durable.Datasync(b.tail); err != nil {
 		return err
 	}
 	b.syncs.Add(1)
@@ -278,7 +280,7 @@ func (b *Buffer) syncTo(gen uint64) error {
 		b.mu.Lock()
 		f, w := b.tail, b.written
 		b.mu.Unlock()
-		if err := datasync(f); err != nil {
+		if err := durable.Datasync(f); err != nil {
 			b.mu.Lock()
 			rolled := b.tail != f // the roll synced f before closing it
 			b.mu.Unlock()
@@ -425,7 +427,7 @@ func (b *Buffer) persistCursors(gen uint64) error {
 	b.mu.Lock()
 	body, g := encodeCursors(b.cursors), b.curGen
 	b.mu.Unlock()
-	if err := b.curFile.write(body); err != nil {
+	if err := b.curFile.Save(body); err != nil {
 		return fmt.Errorf("buffer %s: save cursors: %w", b.dir, err)
 	}
 	b.curDone = g
@@ -527,7 +529,7 @@ func (b *Buffer) Close() error {
 
 	b.syncMu.Lock()
 	b.mu.Lock()
-	dataErr := datasync(b.tail)
+	dataErr := durable.Datasync(b.tail)
 	if dataErr == nil {
 		b.syncs.Add(1)
 		b.synced = b.written
@@ -538,16 +540,16 @@ func (b *Buffer) Close() error {
 
 	errs = append(errs, b.persistCursors(gen))
 	b.curMu.Lock()
-	errs = append(errs, b.curFile.close())
+	errs = append(errs, b.curFile.Close())
 	b.curFile = nil
 	b.curMu.Unlock()
 
 	b.mu.Lock()
 	if dataErr == nil { // otherwise the next Open must treat this as a crash
 		st := seqState{boot: b.boot, reserved: max(b.reserved, b.next), cleanNext: b.next}
-		errs = append(errs, b.seqFile.write(st.encode()))
+		errs = append(errs, b.seqFile.Save(st.encode()))
 	}
-	errs = append(errs, b.seqFile.close(), b.lock.Close())
+	errs = append(errs, b.seqFile.Close(), b.lock.Close())
 	b.mu.Unlock()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("buffer %s: close: %w", b.dir, err)

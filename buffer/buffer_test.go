@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fieldgate/fieldgate/adapters"
+	"github.com/fieldgate/fieldgate/buffer/statefile"
 )
 
 // logBuf collects log output so tests can check what was reported.
@@ -629,13 +631,14 @@ func waitFor(t *testing.T, tick <-chan struct{}, cond func() bool) {
 
 func savedCursors(t testing.TB, dir string) map[string]uint64 {
 	t.Helper()
-	sf, body, err := openSlotFile(filepath.Join(dir, cursorFileName))
+	sf := statefile.New(filepath.Join(dir, cursorFileName), stateFormat)
+	defer sf.Close()
+	body, err := sf.Load()
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // never saved
+	}
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer sf.close()
-	if body == nil {
-		return nil // never saved
 	}
 	c, err := decodeCursors(body)
 	if err != nil {
@@ -694,32 +697,4 @@ func TestCursorFileCorrupt(t *testing.T) {
 	if c := b.Cursor("u"); c != 1 {
 		t.Fatalf("cursor %d after losing the cursor file, want the oldest (1)", c)
 	}
-}
-
-func TestSlotFileKeepsOlderSlotWhenNewestTorn(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "s.state")
-	sf, _, err := openSlotFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, body := range []string{"one", "two", "three"} {
-		if err := sf.write([]byte(body)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	newest := int64(sf.gen%2) * sf.slot
-	_ = sf.close()
-	f, err := os.OpenFile(p, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteAt([]byte{0xFF}, newest+slotHeaderLen+1); err != nil { // tear the newest slot
-		t.Fatal(err)
-	}
-	_ = f.Close()
-	sf, body, err := openSlotFile(p)
-	if err != nil || string(body) != "two" {
-		t.Fatalf("after a torn write: %q, %v; want the previous state", body, err)
-	}
-	_ = sf.close()
 }

@@ -63,9 +63,10 @@
 // position holding the magic and a frame whose CRC matches is taken as the
 // next record, so one bad record costs only its own readings.
 //
-// The state files hold two checksummed slots each, overwritten in place in
-// turn (one page write and an fdatasync, no rename, so no journal churn from
-// new inodes); a torn write leaves the other slot's previous state.
+// The state files are buffer/statefile files: two checksummed slots each,
+// overwritten in place in turn (one page write and an fdatasync, no rename,
+// so no journal churn from new inodes); a torn write leaves the other slot's
+// previous state.
 // seq.state holds the kernel boot id, the seq reservation and, after a
 // clean Close, the exact next seq; cursors.state holds each upstream's
 // cursor.

@@ -3,8 +3,12 @@ package buffer
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/fieldgate/fieldgate/buffer/internal/durable"
+	"github.com/fieldgate/fieldgate/buffer/statefile"
 )
 
 // Open opens (or creates) the buffer in dir for the given upstreams,
@@ -51,27 +55,33 @@ func (b *Buffer) closeFiles() {
 	if b.tail != nil {
 		_ = b.tail.Close()
 	}
-	for _, s := range []*slotFile{b.seqFile, b.curFile} {
+	for _, s := range []*statefile.File{b.seqFile, b.curFile} {
 		if s != nil {
-			_ = s.close()
+			_ = s.Close()
 		}
 	}
 	_ = b.lock.Close()
 }
 
 func (b *Buffer) load(upstreams []string) error {
-	for _, n := range []string{seqFileName, cursorFileName} {
-		_ = os.Remove(filepath.Join(b.dir, n+".tmp")) // left by a crash mid-replace
-	}
 	var err error
 	if b.segs, err = listSegments(b.dir); err != nil {
 		return err
 	}
-	st, haveSeq, err := b.loadSeqState()
+	var st seqState
+	var haveSeq bool
+	b.seqFile, haveSeq, err = b.loadState(seqFileName, "buffer: seq state unreadable", func(p []byte) (err error) {
+		st, err = decodeSeqState(p)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	saved, err := b.loadCursors()
+	var saved map[string]uint64
+	b.curFile, _, err = b.loadState(cursorFileName, "buffer: cursors unreadable; every upstream restarts at the oldest retained reading", func(p []byte) (err error) {
+		saved, err = decodeCursors(p)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -119,40 +129,25 @@ func (b *Buffer) load(upstreams []string) error {
 	return nil
 }
 
-func (b *Buffer) loadSeqState() (seqState, bool, error) {
-	var err error
-	var body []byte
-	b.seqFile, body, err = openSlotFile(filepath.Join(b.dir, seqFileName))
-	if errors.Is(err, errBadState) {
-		b.log.Warn("buffer: seq state unreadable", "error", err)
-		return seqState{}, false, nil
-	}
-	if err != nil || body == nil {
-		return seqState{}, false, err
-	}
-	st, err := decodeSeqState(body)
-	if err != nil {
-		b.log.Warn("buffer: seq state unreadable", "error", err)
-		return seqState{}, false, nil
-	}
-	return st, true, nil
-}
-
-func (b *Buffer) loadCursors() (map[string]uint64, error) {
-	var err error
-	var body []byte
-	b.curFile, body, err = openSlotFile(filepath.Join(b.dir, cursorFileName))
-	if err == nil && body != nil {
-		var c map[string]uint64
-		if c, err = decodeCursors(body); err == nil {
-			return c, nil
+// loadState opens the state file name and hands its payload to decode. A
+// missing file is not decoded; nor is an unreadable one, which is logged
+// with warning, saying what that costs, and replaced by the next save.
+func (b *Buffer) loadState(name, warning string, decode func([]byte) error) (*statefile.File, bool, error) {
+	f := statefile.New(filepath.Join(b.dir, name), stateFormat)
+	body, err := f.Load()
+	if err == nil {
+		if err = decode(body); err == nil {
+			return f, true, nil
 		}
 	}
-	if errors.Is(err, errBadState) || errors.Is(err, errBadRecord) {
-		b.log.Warn("buffer: cursors unreadable; every upstream restarts at the oldest retained reading", "error", err)
-		return nil, nil
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return f, false, nil
+	case errors.Is(err, statefile.ErrCorrupt) || errors.Is(err, errBadRecord):
+		b.log.Warn(warning, "error", err)
+		return f, false, nil
 	}
-	return nil, err
+	return f, false, err
 }
 
 // openTail scans the newest segment, cuts a torn tail, rebuilds the
@@ -295,7 +290,7 @@ func (b *Buffer) createTail(first uint64) error {
 		_ = f.Close()
 		return err
 	}
-	if err := syncDir(b.dir); err != nil {
+	if err := durable.SyncDir(b.dir); err != nil {
 		_ = f.Close()
 		return err
 	}
@@ -315,7 +310,7 @@ func (b *Buffer) createTail(first uint64) error {
 // so a reboot never hands one out twice. The caller holds mu.
 func (b *Buffer) reserve(need uint64) error {
 	r := need + reserveBlock
-	if err := b.seqFile.write(seqState{boot: b.boot, reserved: r}.encode()); err != nil {
+	if err := b.seqFile.Save(seqState{boot: b.boot, reserved: r}.encode()); err != nil {
 		return fmt.Errorf("seq reservation: %w", err)
 	}
 	b.reserved = r

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,31 +14,6 @@ import (
 	"github.com/fieldgate/fieldgate/adapters/adapterstest"
 	"github.com/fieldgate/fieldgate/config"
 )
-
-// run starts a.Run and returns a function that stops it and checks it
-// returned nil; the test's cleanup calls that function too.
-func run(t *testing.T, a *Adapter, e adapters.Emitter) (stop func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, e) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run returned %v", err)
-				}
-			case <-time.After(5 * time.Second):
-				t.Errorf("Run did not return within 5 s of cancellation")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
-}
 
 func dur(d time.Duration) config.Duration { return config.Duration(d) }
 
@@ -230,7 +204,7 @@ func TestMissingChip(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := &adapterstest.Recorder{}
-	run(t, a, rec)
+	adapterstest.Run(t, a, rec)
 	for range 3 { // the first failure and two retries
 		err := rec.NextStatus(t)
 		if !errors.Is(err, ErrChipNotFound) || !strings.Contains(err.Error(), `gpio "io"`) || !strings.Contains(err.Error(), `"pinctrl-rp1"`) {

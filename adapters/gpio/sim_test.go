@@ -110,7 +110,7 @@ func startFailing(t *testing.T, stateDir, chip string, points []config.GPIOPoint
 		t.Fatal(err)
 	}
 	rec := &adapterstest.Recorder{}
-	stop := run(t, a, rec)
+	stop := adapterstest.Run(t, a, rec)
 	return a, rec, stop
 }
 
@@ -613,7 +613,7 @@ func TestCounterOverflow(t *testing.T) {
 			e := &heldEmitter{entered: make(chan struct{}, 1), release: make(chan struct{})}
 			var once sync.Once
 			release := func() { once.Do(func() { close(e.release) }) }
-			stop := run(t, a, e)
+			stop := adapterstest.Run(t, a, e)
 			t.Cleanup(release) // before the adapter stops: cleanups run last first
 			if x, _ := e.NextReading(t); x.Value != adapters.Uint(0) {
 				t.Fatalf("opening reading %v, want 0", x.Value)

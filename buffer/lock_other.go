@@ -4,9 +4,6 @@ package buffer
 
 import "os"
 
-// datasync falls back to fsync where fdatasync is not available.
-func datasync(f *os.File) error { return f.Sync() }
-
 // lockDir opens the lock file; advisory locking is only implemented on Linux,
 // the platform fieldgate runs on.
 func lockDir(path string) (*os.File, error) {

@@ -248,7 +248,7 @@ func (a *Adapter) Run(ctx context.Context, e adapters.Emitter) error {
 		return fmt.Errorf("modbus %q: already running", a.name)
 	}
 	defer a.running.Store(false)
-	m, err := buses.attach(a.ep, a.log, a.timeout, a.retry)
+	m, err := a.attach()
 	if err != nil {
 		return fmt.Errorf("modbus %q: %w", a.name, err)
 	}
@@ -482,4 +482,9 @@ func (a *Adapter) reserveWrite(p *point, now time.Time) error {
 	}
 	p.lastWrite = now
 	return nil
+}
+
+// attach joins the adapter to the bus (or connection) its url names.
+func (a *Adapter) attach() (*member, error) {
+	return buses.attach(a.ep, a.log, a.timeout, a.retry)
 }

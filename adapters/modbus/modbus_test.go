@@ -561,7 +561,7 @@ func BenchmarkPollCycle(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	m, err := buses.attach(a.ep, a.log, a.timeout, a.retry)
+	m, err := a.attach()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -292,7 +292,7 @@ func TestBusRegistry(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return buses.attach(a.ep, a.log, a.timeout, a.retry)
+		return a.attach()
 	}
 	m1, err := attach(1, nil)
 	if err != nil {
@@ -447,7 +447,7 @@ func BenchmarkRTUBus(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				m, err := buses.attach(a.ep, a.log, a.timeout, a.retry)
+				m, err := a.attach()
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -13,16 +13,10 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
-	"time"
-)
 
-// Reading is one value read from one point of one adapter.
-type Reading struct {
-	Adapter string
-	Point   string
-	Time    time.Time // when the hardware was read
-	Value   Value
-}
+	"github.com/fieldgate/fieldgate/internal/reading"
+	"github.com/fieldgate/fieldgate/internal/statefile"
+)
 
 // Emitter receives what an adapter observes. Implementations must be safe for
 // concurrent use and must not block on the network: readings go to the disk
@@ -30,7 +24,7 @@ type Reading struct {
 type Emitter interface {
 	// Emit hands over the readings of one poll cycle; they are stored
 	// together and numbered in order.
-	Emit(rs []Reading)
+	Emit(rs []reading.Reading)
 	// Status reports the adapter's health: nil for ok, the fault otherwise.
 	// Adapters call it after every poll; the emitter publishes changes only.
 	Status(err error)
@@ -51,7 +45,7 @@ type Adapter interface {
 // fit), writes it, reads the point back and returns the value written and the
 // read-back reading.
 type Writer interface {
-	Write(ctx context.Context, point string, v Value) (written Value, readBack Reading, err error)
+	Write(ctx context.Context, point string, v reading.Value) (written reading.Value, readBack reading.Reading, err error)
 }
 
 // Errors a Writer wraps so callers can classify refusals with errors.Is.
@@ -67,11 +61,11 @@ type Env struct {
 	// Log is the adapter's logger, already tagged with its name; nil
 	// discards.
 	Log *slog.Logger
-	// StateDir is a directory, shared by all adapters and kept across
-	// restarts, for small state files that must outlive the process (a
-	// pulse counter's total); files in it are named after their adapter.
-	// "" means none: adapters that need one refuse to be built.
-	StateDir string
+	// State holds small state files that must outlive the process (a
+	// pulse counter's total), shared by all adapters: each names its files
+	// after itself. nil means none: adapters that need one refuse to be
+	// built.
+	State *statefile.Dir
 }
 
 // Factory builds an adapter from its validated config section (one of the

@@ -3,6 +3,8 @@ package adapters
 import (
 	"math"
 	"time"
+
+	"github.com/fieldgate/fieldgate/internal/reading"
 )
 
 // ChangeFilter implements a point's on_change, deadband and heartbeat
@@ -15,14 +17,14 @@ type ChangeFilter struct {
 	Deadband  float64
 	Heartbeat time.Duration
 
-	last     Value
+	last     reading.Value
 	lastTime time.Time
 	seen     bool
 }
 
 // Pass reports whether a reading of v taken at t should be emitted, and if so
 // remembers it as the last emitted value.
-func (f *ChangeFilter) Pass(v Value, t time.Time) bool {
+func (f *ChangeFilter) Pass(v reading.Value, t time.Time) bool {
 	if f.OnChange && f.seen && !f.changed(v) &&
 		(f.Heartbeat <= 0 || t.Sub(f.lastTime) < f.Heartbeat) {
 		return false
@@ -34,8 +36,8 @@ func (f *ChangeFilter) Pass(v Value, t time.Time) bool {
 // changed compares numbers through float64 only against a deadband: without
 // one the comparison is exact, as float64 cannot tell apart 64-bit integers
 // (counters, energy totals) above 2^53.
-func (f *ChangeFilter) changed(v Value) bool {
-	if f.Deadband > 0 && f.last.Kind() != KindBool {
+func (f *ChangeFilter) changed(v reading.Value) bool {
+	if f.Deadband > 0 && f.last.Kind() != reading.KindBool {
 		a, okA := f.last.Float64()
 		b, okB := v.Float64()
 		if okA && okB {

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fieldgate/fieldgate/internal/reading"
+
 	"github.com/fieldgate/fieldgate/adapters"
 	"github.com/fieldgate/fieldgate/buffer"
 	"github.com/fieldgate/fieldgate/config"
@@ -216,6 +218,6 @@ func stopAll(rs []*runner) {
 // noCommands stands in for a missing Commander.
 type noCommands struct{}
 
-func (noCommands) Command(_ context.Context, adapter, point string, _ adapters.Value) (adapters.Value, error) {
-	return adapters.Value{}, fmt.Errorf("%s/%s: %w: this gateway takes no commands", adapter, point, adapters.ErrNotWritable)
+func (noCommands) Command(_ context.Context, adapter, point string, _ reading.Value) (reading.Value, error) {
+	return reading.Value{}, fmt.Errorf("%s/%s: %w: this gateway takes no commands", adapter, point, adapters.ErrNotWritable)
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fieldgate/fieldgate/internal/reading"
+
 	"github.com/fieldgate/fieldgate/adapters"
 	"github.com/fieldgate/fieldgate/config"
 	"github.com/fieldgate/fieldgate/test/peers"
@@ -51,12 +53,12 @@ func TestDelivery(t *testing.T) {
 					t.Fatal(err)
 				}
 
-				var want []adapters.Reading // by seq - first
+				var want []reading.Reading // by seq - first
 				var first, last uint64
 				for i := range 4 {
 					rs := cycle(i)
 					if i == 2 {
-						rs = append(rs, adapters.Reading{Adapter: "scale", Point: "weight", Time: time.Now(), Value: adapters.String("12.5 kg")})
+						rs = append(rs, reading.Reading{Adapter: "scale", Point: "weight", Time: time.Now(), Value: reading.String("12.5 kg")})
 					}
 					f, l := g.emit(rs...)
 					if i == 0 {
@@ -100,7 +102,7 @@ func countReadings(s *settings, ms []peers.Message) int {
 
 // checkPayloads compares the received reading messages with the readings
 // emitted, whose seqs start at first, in the upstream's format.
-func checkPayloads(t *testing.T, s *settings, ms []peers.Message, want []adapters.Reading, first uint64) {
+func checkPayloads(t *testing.T, s *settings, ms []peers.Message, want []reading.Reading, first uint64) {
 	t.Helper()
 	units := map[string]string{"temp": "degC", "pressure": "bar"}
 	i := 0 // next expected reading
@@ -122,7 +124,7 @@ func checkPayloads(t *testing.T, s *settings, ms []peers.Message, want []adapter
 			}
 			i++
 		case formatBatch:
-			var rs []reading
+			var rs []payloadReading
 			if err := json.Unmarshal(m.Payload, &rs); err != nil {
 				t.Fatalf("%s: %v", m, err)
 			}
@@ -138,7 +140,7 @@ func checkPayloads(t *testing.T, s *settings, ms []peers.Message, want []adapter
 				i++
 			}
 		default:
-			var r reading
+			var r payloadReading
 			if err := json.Unmarshal(m.Payload, &r); err != nil {
 				t.Fatalf("%s: %v", m, err)
 			}
@@ -155,7 +157,7 @@ func checkPayloads(t *testing.T, s *settings, ms []peers.Message, want []adapter
 	}
 }
 
-func checkReading(t *testing.T, got reading, want adapters.Reading, seq uint64, unit string) {
+func checkReading(t *testing.T, got payloadReading, want reading.Reading, seq uint64, unit string) {
 	t.Helper()
 	wantTS := want.Time.UTC().Truncate(time.Millisecond).Format("2006-01-02T15:04:05.000Z")
 	if got.Seq != seq || string(got.Value) != string(want.Value.AppendJSON(nil)) || got.TS != wantTS || got.Unit != unit {
@@ -376,7 +378,7 @@ type commander struct {
 	block chan struct{}
 }
 
-func (c *commander) Command(ctx context.Context, adapter, point string, v adapters.Value) (adapters.Value, error) {
+func (c *commander) Command(ctx context.Context, adapter, point string, v reading.Value) (reading.Value, error) {
 	c.mu.Lock()
 	c.calls = append(c.calls, fmt.Sprintf("%s/%s %s %s", adapter, point, v, v.Kind()))
 	block := c.block
@@ -385,11 +387,11 @@ func (c *commander) Command(ctx context.Context, adapter, point string, v adapte
 		select {
 		case <-block:
 		case <-ctx.Done():
-			return adapters.Value{}, ctx.Err()
+			return reading.Value{}, ctx.Err()
 		}
 	}
 	if point == "ro" {
-		return adapters.Value{}, fmt.Errorf("modbus %q point %q: %w", adapter, point, adapters.ErrNotWritable)
+		return reading.Value{}, fmt.Errorf("modbus %q point %q: %w", adapter, point, adapters.ErrNotWritable)
 	}
 	return v, nil
 }

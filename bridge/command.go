@@ -10,7 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/fieldgate/fieldgate/adapters"
+	"github.com/fieldgate/fieldgate/internal/reading"
 )
 
 // Commander carries out a command on the hardware: the gateway routes it to
@@ -18,7 +18,7 @@ import (
 // adapters.ErrNoPoint, ErrNotWritable, ErrBadValue or ErrTooSoon; the result
 // published upstream carries err.Error().
 type Commander interface {
-	Command(ctx context.Context, adapter, point string, v adapters.Value) (written adapters.Value, err error)
+	Command(ctx context.Context, adapter, point string, v reading.Value) (written reading.Value, err error)
 }
 
 // Reasons the bridge refuses a command before the Commander sees it.
@@ -35,7 +35,7 @@ const maxCommandSize = 4 << 10
 
 // Command is a parsed command payload.
 type Command struct {
-	Value adapters.Value
+	Value reading.Value
 	ID    string    // echoed in the result; empty when the command had none
 	TS    time.Time // when the command was issued; zero when it did not say
 }
@@ -64,7 +64,7 @@ func ParseCommand(payload []byte) (Command, error) {
 	if !utf8.Valid(p) {
 		return Command{}, fmt.Errorf("%w: payload is not UTF-8 text", ErrMalformed)
 	}
-	return Command{Value: adapters.String(string(p))}, nil
+	return Command{Value: reading.String(string(p))}, nil
 }
 
 func parseObject(p []byte) (Command, error) {
@@ -107,33 +107,33 @@ func parseObject(p []byte) (Command, error) {
 }
 
 // jsonValue converts one valid JSON literal.
-func jsonValue(raw []byte) (adapters.Value, error) {
+func jsonValue(raw []byte) (reading.Value, error) {
 	switch raw[0] {
 	case '"':
 		var s string
 		_ = json.Unmarshal(raw, &s) // valid JSON, so it decodes
-		return adapters.String(s), nil
+		return reading.String(s), nil
 	case 't':
-		return adapters.Bool(true), nil
+		return reading.Bool(true), nil
 	case 'f':
-		return adapters.Bool(false), nil
+		return reading.Bool(false), nil
 	case 'n', '{', '[':
-		return adapters.Value{}, fmt.Errorf("%w: the value must be a number, a boolean or a string", ErrMalformed)
+		return reading.Value{}, fmt.Errorf("%w: the value must be a number, a boolean or a string", ErrMalformed)
 	}
 	s := string(raw)
 	if !bytes.ContainsAny(raw, ".eE") {
 		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-			return adapters.Int(i), nil
+			return reading.Int(i), nil
 		}
 		if u, err := strconv.ParseUint(s, 10, 64); err == nil {
-			return adapters.Uint(u), nil
+			return reading.Uint(u), nil
 		}
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil {
-		return adapters.Value{}, fmt.Errorf("%w: number %s is out of range", ErrMalformed, s)
+		return reading.Value{}, fmt.Errorf("%w: number %s is out of range", ErrMalformed, s)
 	}
-	return adapters.Float(f), nil
+	return reading.Float(f), nil
 }
 
 // checkCommand applies every refusal the bridge makes itself. A ts in the
@@ -164,7 +164,7 @@ func checkCommand(payload []byte, retained bool, now time.Time, maxAge time.Dura
 type result struct {
 	adapter, point string
 	id             string
-	written        adapters.Value
+	written        reading.Value
 	err            error
 }
 
@@ -172,10 +172,10 @@ type result struct {
 // {"id":"…","ok":false,"error":"…"}.
 func (r result) payload() []byte {
 	b := append(make([]byte, 0, 64), `{"id":`...)
-	b = adapters.String(r.id).AppendJSON(b)
+	b = reading.String(r.id).AppendJSON(b)
 	if r.err != nil {
 		b = append(b, `,"ok":false,"error":`...)
-		b = adapters.String(r.err.Error()).AppendJSON(b)
+		b = reading.String(r.err.Error()).AppendJSON(b)
 	} else {
 		b = append(b, `,"ok":true,"value":`...)
 		b = r.written.AppendJSON(b)

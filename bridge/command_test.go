@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fieldgate/fieldgate/adapters"
+	"github.com/fieldgate/fieldgate/internal/reading"
 )
 
 func TestParseCommand(t *testing.T) {
@@ -21,23 +21,23 @@ func TestParseCommand(t *testing.T) {
 		wantErr error
 	}{
 		{"object", `{"value": 21.5, "id": "a1", "ts": "2026-11-21T23:00:00.123Z"}`,
-			Command{Value: adapters.Float(21.5), ID: "a1", TS: ts}, nil},
-		{"object value only", `{"value":true}`, Command{Value: adapters.Bool(true)}, nil},
-		{"object numeric id", `{"value":1,"id":42}`, Command{Value: adapters.Int(1), ID: "42"}, nil},
-		{"object extra keys ignored", `{"value":"on","by":"operator"}`, Command{Value: adapters.String("on")}, nil},
+			Command{Value: reading.Float(21.5), ID: "a1", TS: ts}, nil},
+		{"object value only", `{"value":true}`, Command{Value: reading.Bool(true)}, nil},
+		{"object numeric id", `{"value":1,"id":42}`, Command{Value: reading.Int(1), ID: "42"}, nil},
+		{"object extra keys ignored", `{"value":"on","by":"operator"}`, Command{Value: reading.String("on")}, nil},
 		{"object ts with offset", `{"value":0,"ts":"2026-11-22T00:00:00.123+01:00"}`,
-			Command{Value: adapters.Int(0), TS: ts}, nil},
-		{"int", `1`, Command{Value: adapters.Int(1)}, nil},
-		{"negative int", ` -7 `, Command{Value: adapters.Int(-7)}, nil},
-		{"uint beyond int64", `18446744073709551615`, Command{Value: adapters.Uint(math.MaxUint64)}, nil},
-		{"integer beyond uint64 is a float", `18446744073709551616`, Command{Value: adapters.Float(18446744073709551616)}, nil},
-		{"float", `21.5`, Command{Value: adapters.Float(21.5)}, nil},
-		{"exponent is a float", `1e3`, Command{Value: adapters.Float(1000)}, nil},
-		{"bool", "false\n", Command{Value: adapters.Bool(false)}, nil},
-		{"json string", `"auto"`, Command{Value: adapters.String("auto")}, nil},
-		{"text", "ON\r\n", Command{Value: adapters.String("ON")}, nil},
-		{"text that looks numeric", "1.5.3", Command{Value: adapters.String("1.5.3")}, nil},
-		{"unterminated quote is text", `"abc`, Command{Value: adapters.String(`"abc`)}, nil},
+			Command{Value: reading.Int(0), TS: ts}, nil},
+		{"int", `1`, Command{Value: reading.Int(1)}, nil},
+		{"negative int", ` -7 `, Command{Value: reading.Int(-7)}, nil},
+		{"uint beyond int64", `18446744073709551615`, Command{Value: reading.Uint(math.MaxUint64)}, nil},
+		{"integer beyond uint64 is a float", `18446744073709551616`, Command{Value: reading.Float(18446744073709551616)}, nil},
+		{"float", `21.5`, Command{Value: reading.Float(21.5)}, nil},
+		{"exponent is a float", `1e3`, Command{Value: reading.Float(1000)}, nil},
+		{"bool", "false\n", Command{Value: reading.Bool(false)}, nil},
+		{"json string", `"auto"`, Command{Value: reading.String("auto")}, nil},
+		{"text", "ON\r\n", Command{Value: reading.String("ON")}, nil},
+		{"text that looks numeric", "1.5.3", Command{Value: reading.String("1.5.3")}, nil},
+		{"unterminated quote is text", `"abc`, Command{Value: reading.String(`"abc`)}, nil},
 
 		{"empty", "  \n", Command{}, ErrMalformed},
 		{"bad object", `{"value":`, Command{}, ErrMalformed},
@@ -105,8 +105,8 @@ func TestResultPayload(t *testing.T) {
 		res  result
 		want string
 	}{
-		{result{id: "a1", written: adapters.Float(21.5)}, `{"id":"a1","ok":true,"value":21.5}`},
-		{result{written: adapters.Bool(true)}, `{"id":"","ok":true,"value":true}`},
+		{result{id: "a1", written: reading.Float(21.5)}, `{"id":"a1","ok":true,"value":21.5}`},
+		{result{written: reading.Bool(true)}, `{"id":"","ok":true,"value":true}`},
 		{result{id: `q"`, err: ErrBusy}, `{"id":"q\"","ok":false,"error":"busy: too many commands waiting"}`},
 	}
 	for _, tt := range tests {
@@ -125,8 +125,8 @@ func TestExecute(t *testing.T) {
 	r := &runner{b: &Bridge{cmd: cmd}, logger: slog.New(slog.DiscardHandler), ctx: ctx, cancel: cancel,
 		jobs: make(chan job, 2), results: make(chan result, 2)}
 	now := time.Now()
-	r.jobs <- job{"boiler", "temp", Command{Value: adapters.Int(1), ID: "stale"}, now.Add(-time.Second)}
-	r.jobs <- job{"boiler", "temp", Command{Value: adapters.Int(2), ID: "fresh"}, now.Add(time.Hour)}
+	r.jobs <- job{"boiler", "temp", Command{Value: reading.Int(1), ID: "stale"}, now.Add(-time.Second)}
+	r.jobs <- job{"boiler", "temp", Command{Value: reading.Int(2), ID: "fresh"}, now.Add(time.Hour)}
 	done := make(chan struct{})
 	go func() { defer close(done); r.execute() }()
 	for _, want := range []struct {
@@ -150,7 +150,7 @@ func TestExecute(t *testing.T) {
 	}
 
 	for range 20 { // select picks at random, so try often enough to see it
-		r.jobs <- job{"boiler", "temp", Command{Value: adapters.Int(3)}, now.Add(time.Hour)}
+		r.jobs <- job{"boiler", "temp", Command{Value: reading.Int(3)}, now.Add(time.Hour)}
 		r.execute() // ctx is done: returns at once
 		select {
 		case <-r.jobs:
@@ -181,11 +181,11 @@ func FuzzParseCommand(f *testing.F) {
 			}
 			return
 		}
-		if c.Value.Kind() == adapters.KindInvalid {
+		if c.Value.Kind() == reading.KindInvalid {
 			t.Fatalf("accepted %q without a value", payload)
 		}
 		again, err := ParseCommand(c.Value.AppendJSON(nil))
-		if c.Value.Kind() == adapters.KindString && c.Value.Str() == "" {
+		if c.Value.Kind() == reading.KindString && c.Value.Str() == "" {
 			return // "" re-encodes as a JSON string, fine, but empty text is refused
 		}
 		if err != nil {
@@ -199,10 +199,10 @@ func FuzzParseCommand(f *testing.F) {
 
 // sameValue compares numbers by value (an integral float re-encodes as an
 // integer literal) and everything else exactly.
-func sameValue(a, b adapters.Value) bool {
+func sameValue(a, b reading.Value) bool {
 	fa, okA := a.Float64()
 	fb, okB := b.Float64()
-	if okA && okB && a.Kind() != adapters.KindBool && b.Kind() != adapters.KindBool {
+	if okA && okB && a.Kind() != reading.KindBool && b.Kind() != reading.KindBool {
 		return fa == fb
 	}
 	return a == b

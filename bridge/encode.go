@@ -3,7 +3,8 @@ package bridge
 import (
 	"strconv"
 
-	"github.com/fieldgate/fieldgate/adapters"
+	"github.com/fieldgate/fieldgate/internal/reading"
+
 	"github.com/fieldgate/fieldgate/buffer"
 	"github.com/fieldgate/fieldgate/config"
 )
@@ -113,7 +114,7 @@ func appendJSON(b []byte, e buffer.Entry, unit string, withPoint bool) []byte {
 func appendString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
-			return adapters.String(s).AppendJSON(b)
+			return reading.String(s).AppendJSON(b)
 		}
 	}
 	b = append(b, '"')

@@ -6,24 +6,25 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fieldgate/fieldgate/adapters"
+	"github.com/fieldgate/fieldgate/internal/reading"
+
 	"github.com/fieldgate/fieldgate/buffer"
 )
 
 var ts = time.Date(2026, 11, 21, 23, 0, 0, 123456789, time.FixedZone("CET", 3600))
 
-func entry(seq uint64, adapter, point string, v adapters.Value) buffer.Entry {
-	return buffer.Entry{Seq: seq, Reading: adapters.Reading{Adapter: adapter, Point: point, Time: ts, Value: v}}
+func entry(seq uint64, adapter, point string, v reading.Value) buffer.Entry {
+	return buffer.Entry{Seq: seq, Reading: reading.Reading{Adapter: adapter, Point: point, Time: ts, Value: v}}
 }
 
 func TestEncode(t *testing.T) {
 	units := map[pointKey]string{{"boiler", "temp"}: "degC", {"boiler", "odd"}: "µ\"x\""}
 	es := []buffer.Entry{
-		entry(1042, "boiler", "temp", adapters.Float(21.5)),
-		entry(1043, "boiler", "on", adapters.Bool(true)),
-		entry(1044, "boiler", "odd", adapters.Float(math.NaN())),
-		entry(1045, "scale", "label", adapters.String("a\"b\x00")),
-		entry(1046, "scale", "count", adapters.Uint(math.MaxUint64)),
+		entry(1042, "boiler", "temp", reading.Float(21.5)),
+		entry(1043, "boiler", "on", reading.Bool(true)),
+		entry(1044, "boiler", "odd", reading.Float(math.NaN())),
+		entry(1045, "scale", "label", reading.String("a\"b\x00")),
+		entry(1046, "scale", "count", reading.Uint(math.MaxUint64)),
 	}
 	type msg struct {
 		topic, payload string
@@ -130,7 +131,7 @@ func (e errString) Error() string { return string(e) }
 func BenchmarkEncodeJSON(b *testing.B) {
 	s := &settings{prefix: "fieldgate/pi-gw-01", format: formatJSON}
 	enc := newEncoder(s, map[pointKey]string{{"boiler", "supply_temp"}: "degC"})
-	es := []buffer.Entry{entry(1042, "boiler", "supply_temp", adapters.Float(21.5))}
+	es := []buffer.Entry{entry(1042, "boiler", "supply_temp", reading.Float(21.5))}
 	b.ReportAllocs()
 	var size int
 	for b.Loop() {

@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fieldgate/fieldgate/adapters"
 	"github.com/fieldgate/fieldgate/buffer"
 	"github.com/fieldgate/fieldgate/config"
+	"github.com/fieldgate/fieldgate/internal/reading"
 	"github.com/fieldgate/fieldgate/test/peers"
 )
 
@@ -84,7 +84,7 @@ func (g *gateway) stop() time.Duration {
 }
 
 // emit appends one poll cycle per adapter-point list, values seq-derived.
-func (g *gateway) emit(rs ...adapters.Reading) (first, last uint64) {
+func (g *gateway) emit(rs ...reading.Reading) (first, last uint64) {
 	g.t.Helper()
 	first, last, err := g.buf.Append(rs)
 	if err != nil {
@@ -238,16 +238,16 @@ func reconnectMax(d time.Duration) func(*config.Upstream) {
 }
 
 // cycle is one poll cycle of the boiler: temp and pressure, values from i.
-func cycle(i int) []adapters.Reading {
+func cycle(i int) []reading.Reading {
 	now := time.Now()
-	return []adapters.Reading{
-		{Adapter: "boiler", Point: "temp", Time: now, Value: adapters.Float(20 + float64(i)/10)},
-		{Adapter: "boiler", Point: "pressure", Time: now, Value: adapters.Int(int64(i))},
+	return []reading.Reading{
+		{Adapter: "boiler", Point: "temp", Time: now, Value: reading.Float(20 + float64(i)/10)},
+		{Adapter: "boiler", Point: "pressure", Time: now, Value: reading.Int(int64(i))},
 	}
 }
 
-// reading is a "json" payload as a consumer decodes it.
-type reading struct {
+// payloadReading is a "json" payload as a consumer decodes it.
+type payloadReading struct {
 	Point string          `json:"point"`
 	Value json.RawMessage `json:"value"`
 	TS    string          `json:"ts"`
@@ -265,13 +265,13 @@ func seqsOf(t testing.TB, ms []peers.Message, prefix string) []uint64 {
 		if !isReadingTopic(m.Topic, prefix) {
 			continue
 		}
-		var rs []reading
+		var rs []payloadReading
 		if bytes.HasPrefix(m.Payload, []byte("[")) {
 			if err := json.Unmarshal(m.Payload, &rs); err != nil {
 				t.Fatalf("%s: %v", m, err)
 			}
 		} else {
-			var r reading
+			var r payloadReading
 			if err := json.Unmarshal(m.Payload, &r); err != nil {
 				t.Fatalf("%s: %v", m, err)
 			}

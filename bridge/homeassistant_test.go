@@ -9,7 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fieldgate/fieldgate/adapters"
+	"github.com/fieldgate/fieldgate/internal/reading"
+
 	"github.com/fieldgate/fieldgate/config"
 	"github.com/fieldgate/fieldgate/test/peers"
 )
@@ -376,7 +377,7 @@ func TestHABatch(t *testing.T) {
 	m.Stop()
 	g.logs.Await(t, wait, "connection lost", "upstream=cloud")
 	m.Start()
-	_, last := g.emit(adapters.Reading{Adapter: "boiler", Point: "temp", Value: adapters.Float(1)})
+	_, last := g.emit(reading.Reading{Adapter: "boiler", Point: "temp", Value: reading.Float(1)})
 	g.awaitCursor("cloud", last+1)
 	if n := m.Connects("gw-cloud"); n != 2 {
 		t.Fatalf("connected %d times, want 2", n)

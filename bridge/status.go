@@ -4,7 +4,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fieldgate/fieldgate/adapters"
+	"github.com/fieldgate/fieldgate/internal/reading"
 )
 
 // statusBoard holds each adapter's current status payload. Every change gets
@@ -64,7 +64,7 @@ func statusPayload(errText string, since time.Time) []byte {
 		return []byte(`{"state":"ok"}`)
 	}
 	b := append(make([]byte, 0, 64+len(errText)), `{"state":"error","error":`...)
-	b = adapters.String(errText).AppendJSON(b)
+	b = reading.String(errText).AppendJSON(b)
 	b = append(b, `,"since":"`...)
 	b = since.UTC().AppendFormat(b, time.RFC3339)
 	return append(b, `"}`...)

@@ -13,11 +13,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
+	"github.com/fieldgate/fieldgate/internal/reading"
+
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
-	"github.com/fieldgate/fieldgate/adapters"
 	"github.com/fieldgate/fieldgate/buffer"
+	"github.com/fieldgate/fieldgate/internal/backoff"
 )
 
 const (
@@ -162,7 +163,7 @@ func (r *runner) run() {
 	defer close(r.done)
 	defer r.b.status.unwatch(r.kick)
 	defer r.wg.Wait()
-	bo := adapters.NewBackoff(time.Second, r.s.reconnectMax)
+	bo := backoff.New(time.Second, r.s.reconnectMax)
 	tlsCfg, ok := r.loadTLS(bo)
 	if !ok {
 		return
@@ -195,7 +196,7 @@ func (r *runner) run() {
 			bo.Reset()
 			delay = 0
 		} else {
-			delay = bo.NextBackOff()
+			delay = bo.Next()
 		}
 	}
 }
@@ -238,7 +239,7 @@ func (r *runner) options(tlsCfg *tls.Config) *mqtt.ClientOptions {
 
 // loadTLS reads the certificate files, retrying with back-off while they are
 // unusable.
-func (r *runner) loadTLS(bo *backoff.ExponentialBackOff) (*tls.Config, bool) {
+func (r *runner) loadTLS(bo *backoff.Backoff) (*tls.Config, bool) {
 	for {
 		c, err := r.s.tlsConfig()
 		if err == nil {
@@ -248,7 +249,7 @@ func (r *runner) loadTLS(bo *backoff.ExponentialBackOff) (*tls.Config, bool) {
 			return c, true
 		}
 		r.logger.Error("cannot set up the connection", "err", err)
-		if !r.sleep(bo.NextBackOff()) {
+		if !r.sleep(bo.Next()) {
 			return nil, false
 		}
 	}
@@ -256,8 +257,8 @@ func (r *runner) loadTLS(bo *backoff.ExponentialBackOff) (*tls.Config, bool) {
 
 // connect dials after delay until a broker accepts, with back-off between
 // attempts; false means the runner was stopped.
-func (r *runner) connect(bo *backoff.ExponentialBackOff, delay time.Duration) bool {
-	for ; ; delay = bo.NextBackOff() {
+func (r *runner) connect(bo *backoff.Backoff, delay time.Duration) bool {
+	for ; ; delay = bo.Next() {
 		if !r.sleep(delay) {
 			return false
 		}
@@ -612,7 +613,7 @@ func (r *runner) execute() {
 			if r.ctx.Err() != nil {
 				return // select picks at random: a stop wins over a queued command
 			}
-			var v adapters.Value
+			var v reading.Value
 			var err error
 			if time.Now().Before(j.expires) {
 				ctx, cancel := context.WithTimeout(r.ctx, commandTimeout)

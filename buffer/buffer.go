@@ -12,9 +12,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/fieldgate/fieldgate/adapters"
-	"github.com/fieldgate/fieldgate/buffer/internal/durable"
-	"github.com/fieldgate/fieldgate/buffer/statefile"
+	"github.com/fieldgate/fieldgate/internal/reading"
+
+	"github.com/fieldgate/fieldgate/internal/durable"
+	"github.com/fieldgate/fieldgate/internal/statefile"
 )
 
 // FsyncMode says when appended readings are forced to disk.
@@ -125,7 +126,7 @@ func (o Options) withDefaults() (Options, error) {
 // Entry is a reading with the seq the buffer gave it.
 type Entry struct {
 	Seq uint64
-	adapters.Reading
+	reading.Reading
 }
 
 // Stats describe the buffer for metrics and logs.
@@ -188,7 +189,7 @@ func (b *Buffer) tailSeg() *segment { return b.segs[len(b.segs)-1] }
 // consecutively from first to last. With FsyncAlways it returns once they are
 // on disk; an fsync error is returned with the seqs, the readings being in
 // the log but perhaps not durable.
-func (b *Buffer) Append(rs []adapters.Reading) (first, last uint64, err error) {
+func (b *Buffer) Append(rs []reading.Reading) (first, last uint64, err error) {
 	if len(rs) == 0 {
 		return 0, 0, nil
 	}
@@ -207,7 +208,7 @@ func (b *Buffer) Append(rs []adapters.Reading) (first, last uint64, err error) {
 	return first, last, nil
 }
 
-func (b *Buffer) appendLocked(rs []adapters.Reading) (first, gen uint64, err error) {
+func (b *Buffer) appendLocked(rs []reading.Reading) (first, gen uint64, err error) {
 	if b.closed {
 		return 0, 0, ErrClosed
 	}

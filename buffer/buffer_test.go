@@ -15,8 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fieldgate/fieldgate/adapters"
-	"github.com/fieldgate/fieldgate/buffer/statefile"
+	"github.com/fieldgate/fieldgate/internal/reading"
+
+	"github.com/fieldgate/fieldgate/internal/statefile"
 )
 
 // logBuf collects log output so tests can check what was reported.
@@ -62,27 +63,27 @@ var t0 = time.Date(2026, 11, 21, 23, 0, 0, 123456000, time.UTC)
 
 // batch makes one poll cycle of n float readings; cycle k, reading i has
 // value k*1000+i, so any entry can be checked against its seq.
-func batch(k, n int) []adapters.Reading {
-	rs := make([]adapters.Reading, n)
+func batch(k, n int) []reading.Reading {
+	rs := make([]reading.Reading, n)
 	for i := range rs {
-		rs[i] = reading(k, i)
+		rs[i] = newReading(k, i)
 	}
 	return rs
 }
 
-func reading(k, i int) adapters.Reading {
-	return adapters.Reading{
+func newReading(k, i int) reading.Reading {
+	return reading.Reading{
 		Adapter: "boiler",
 		Point:   "p" + strconv.Itoa(i),
 		Time:    t0.Add(time.Duration(k)*time.Second + time.Duration(i)*time.Millisecond),
-		Value:   adapters.Float(float64(k*1000 + i)),
+		Value:   reading.Float(float64(k*1000 + i)),
 	}
 }
 
 // checkBatchEntry checks an entry written by batch(k, n) with seqs from 1.
 func checkBatchEntry(t testing.TB, e Entry, n int) {
 	t.Helper()
-	want := reading(int(e.Seq-1)/n, int(e.Seq-1)%n)
+	want := newReading(int(e.Seq-1)/n, int(e.Seq-1)%n)
 	if e.Adapter != want.Adapter || e.Point != want.Point || !e.Time.Equal(want.Time) || e.Value != want.Value {
 		t.Fatalf("seq %d: got %+v, want %+v", e.Seq, e.Reading, want)
 	}
@@ -251,17 +252,17 @@ func TestReadFromDiskAcrossSegments(t *testing.T) {
 }
 
 func TestValueKindsRoundTrip(t *testing.T) {
-	vals := []adapters.Value{
-		adapters.Float(21.5), adapters.Float(math.Inf(-1)), adapters.Float(math.NaN()),
-		adapters.Int(-1 << 62), adapters.Int(7), adapters.Uint(math.MaxUint64),
-		adapters.Bool(true), adapters.Bool(false), adapters.String(""), adapters.String("héllo\x00"),
-		{}, adapters.FromBits(200, 12345),
+	vals := []reading.Value{
+		reading.Float(21.5), reading.Float(math.Inf(-1)), reading.Float(math.NaN()),
+		reading.Int(-1 << 62), reading.Int(7), reading.Uint(math.MaxUint64),
+		reading.Bool(true), reading.Bool(false), reading.String(""), reading.String("héllo\x00"),
+		{}, reading.FromBits(200, 12345),
 	}
-	var rs []adapters.Reading
+	var rs []reading.Reading
 	for i, v := range vals {
-		rs = append(rs, adapters.Reading{Adapter: "a", Point: fmt.Sprint("k", i), Time: t0.Add(-time.Duration(i) * time.Hour), Value: v})
+		rs = append(rs, reading.Reading{Adapter: "a", Point: fmt.Sprint("k", i), Time: t0.Add(-time.Duration(i) * time.Hour), Value: v})
 	}
-	rs = append(rs, adapters.Reading{Adapter: "", Point: "", Time: time.Time{}, Value: adapters.Int(1)})
+	rs = append(rs, reading.Reading{Adapter: "", Point: "", Time: time.Time{}, Value: reading.Int(1)})
 	dir := t.TempDir()
 	b := open(t, dir, []string{"u"}, Options{})
 	if _, _, err := b.Append(rs); err != nil {

@@ -3,7 +3,7 @@ package buffer
 import (
 	"sync"
 
-	"github.com/fieldgate/fieldgate/adapters"
+	"github.com/fieldgate/fieldgate/internal/reading"
 )
 
 // dict maps (adapter, point) to the small ids stored per reading. Ids are
@@ -21,7 +21,7 @@ type dict struct {
 func newDict() *dict { return &dict{ids: make(map[pointKey]uint32)} }
 
 // assign appends the id of each reading's point to ids, defining new ones.
-func (d *dict) assign(rs []adapters.Reading, ids []uint32) []uint32 {
+func (d *dict) assign(rs []reading.Reading, ids []uint32) []uint32 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, r := range rs {

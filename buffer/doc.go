@@ -49,7 +49,7 @@
 //	definition count uvarint, then per definition: point id uvarint,
 //	    adapter name and point name (uvarint length + bytes)
 //	per reading: point id uvarint | time delta from the previous reading
-//	    varint (µs) | kind byte (adapters.Kind) | value: float 8 bytes LE,
+//	    varint (µs) | kind byte (reading.Kind) | value: float 8 bytes LE,
 //	    int zig-zag varint, string uvarint length + bytes, other kinds a
 //	    uvarint of the bits
 //
@@ -63,7 +63,7 @@
 // position holding the magic and a frame whose CRC matches is taken as the
 // next record, so one bad record costs only its own readings.
 //
-// The state files are buffer/statefile files: two checksummed slots each,
+// The state files are internal/statefile files: two checksummed slots each,
 // overwritten in place in turn (one page write and an fdatasync, no rename,
 // so no journal churn from new inodes); a torn write leaves the other slot's
 // previous state.

@@ -7,8 +7,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/fieldgate/fieldgate/buffer/internal/durable"
-	"github.com/fieldgate/fieldgate/buffer/statefile"
+	"github.com/fieldgate/fieldgate/internal/durable"
+	"github.com/fieldgate/fieldgate/internal/statefile"
 )
 
 // Open opens (or creates) the buffer in dir for the given upstreams,

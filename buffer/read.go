@@ -8,7 +8,7 @@ import (
 	"os"
 	"sort"
 
-	"github.com/fieldgate/fieldgate/adapters"
+	"github.com/fieldgate/fieldgate/internal/reading"
 )
 
 // Read returns up to limit entries with Seq >= from, in seq order. A from
@@ -144,7 +144,7 @@ func (b *Buffer) readSegment(f *os.File, off, size int64, from uint64, limit int
 		prevEnd = rec.end()
 		last.off, last.seq = at, rec.first
 		n := len(out)
-		err = rec.each(func(seq uint64, id uint32, us int64, v adapters.Value) bool {
+		err = rec.each(func(seq uint64, id uint32, us int64, v reading.Value) bool {
 			if seq < from {
 				return true
 			}
@@ -153,7 +153,7 @@ func (b *Buffer) readSegment(f *os.File, off, size int64, from uint64, limit int
 				unknown++
 				return true
 			}
-			out = append(out, Entry{Seq: seq, Reading: adapters.Reading{Adapter: k.adapter, Point: k.point, Time: readingTime(us), Value: v}})
+			out = append(out, Entry{Seq: seq, Reading: reading.Reading{Adapter: k.adapter, Point: k.point, Time: readingTime(us), Value: v}})
 			return len(out) < limit
 		})
 		if err != nil {

@@ -8,7 +8,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/fieldgate/fieldgate/adapters"
+	"github.com/fieldgate/fieldgate/internal/reading"
 )
 
 // Frame layout: magic (2 bytes), payload length (uint32 LE), CRC32C of the
@@ -60,7 +60,7 @@ func (r *record) end() uint64 { return r.first + uint64(r.count) }
 
 // encodeRecord appends one framed record holding rs (with dictionary ids ids)
 // numbered from first, preceded by the definitions defs.
-func encodeRecord(dst []byte, first uint64, snapshot bool, defs []def, ids []uint32, rs []adapters.Reading) []byte {
+func encodeRecord(dst []byte, first uint64, snapshot bool, defs []def, ids []uint32, rs []reading.Reading) []byte {
 	start := len(dst)
 	dst = append(dst, frameMagic0, frameMagic1, 0, 0, 0, 0, 0, 0, 0, 0)
 	var flags byte
@@ -106,15 +106,15 @@ func appendString(dst []byte, s string) []byte {
 // appendValue writes the kind byte and the payload: floats as their 8 raw
 // bytes, ints zig-zag varint, strings length-prefixed, every other kind
 // (uint, bool, kinds added later) as a varint of its bits.
-func appendValue(dst []byte, v adapters.Value) []byte {
+func appendValue(dst []byte, v reading.Value) []byte {
 	k := v.Kind()
 	dst = append(dst, byte(k))
 	switch k {
-	case adapters.KindFloat:
+	case reading.KindFloat:
 		return binary.LittleEndian.AppendUint64(dst, v.Bits())
-	case adapters.KindInt:
+	case reading.KindInt:
 		return binary.AppendVarint(dst, int64(v.Bits()))
-	case adapters.KindString:
+	case reading.KindString:
 		return appendString(dst, v.Str())
 	}
 	return binary.AppendUvarint(dst, v.Bits())
@@ -246,25 +246,25 @@ func parseRecord(p []byte) (record, error) {
 
 // each decodes the readings in order, calling fn until it returns false. It
 // fails on malformed or trailing bytes, so a full walk validates the record.
-func (r *record) each(fn func(seq uint64, id uint32, us int64, v adapters.Value) bool) error {
+func (r *record) each(fn func(seq uint64, id uint32, us int64, v reading.Value) bool) error {
 	d := decoder{b: r.body}
 	us := r.base
 	for i := range r.count {
 		id := d.id("point id")
 		us += d.varint("time delta")
-		k := adapters.Kind(d.byte("kind"))
-		var v adapters.Value
+		k := reading.Kind(d.byte("kind"))
+		var v reading.Value
 		switch k {
-		case adapters.KindFloat:
+		case reading.KindFloat:
 			if b := d.bytes(8, "float"); b != nil {
-				v = adapters.FromBits(k, binary.LittleEndian.Uint64(b))
+				v = reading.FromBits(k, binary.LittleEndian.Uint64(b))
 			}
-		case adapters.KindInt:
-			v = adapters.FromBits(k, uint64(d.varint("int")))
-		case adapters.KindString:
-			v = adapters.String(d.string("string"))
+		case reading.KindInt:
+			v = reading.FromBits(k, uint64(d.varint("int")))
+		case reading.KindString:
+			v = reading.String(d.string("string"))
 		default:
-			v = adapters.FromBits(k, d.uvarint("bits"))
+			v = reading.FromBits(k, d.uvarint("bits"))
 		}
 		if d.err != nil {
 			return d.err
@@ -282,7 +282,7 @@ func (r *record) each(fn func(seq uint64, id uint32, us int64, v adapters.Value)
 // validate walks every reading, returning one past the highest point id
 // referenced.
 func (r *record) validate() (refEnd uint64, err error) {
-	err = r.each(func(_ uint64, id uint32, _ int64, _ adapters.Value) bool {
+	err = r.each(func(_ uint64, id uint32, _ int64, _ reading.Value) bool {
 		refEnd = max(refEnd, uint64(id)+1)
 		return true
 	})

@@ -6,13 +6,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fieldgate/fieldgate/adapters"
+	"github.com/fieldgate/fieldgate/internal/reading"
 )
 
 func seedRecords() [][]byte {
 	rs := batch(1, 3)
-	rs[1].Value = adapters.String("ok")
-	rs[2].Value = adapters.Int(-5)
+	rs[1].Value = reading.String("ok")
+	rs[2].Value = reading.Int(-5)
 	defs := []def{{0, pointKey{"boiler", "p0"}}, {1, pointKey{"boiler", "p1"}}, {2, pointKey{"boiler", "p2"}}}
 	full := encodeRecord(nil, 42, true, defs, []uint32{0, 1, 2}, rs)
 	return [][]byte{
@@ -55,7 +55,7 @@ type decoded struct {
 	seq uint64
 	id  uint32
 	us  int64
-	v   adapters.Value
+	v   reading.Value
 }
 
 func decodeAll(p []byte) (record, []decoded, error) {
@@ -64,7 +64,7 @@ func decodeAll(p []byte) (record, []decoded, error) {
 		return rec, nil, err
 	}
 	var out []decoded
-	err = rec.each(func(seq uint64, id uint32, us int64, v adapters.Value) bool {
+	err = rec.each(func(seq uint64, id uint32, us int64, v reading.Value) bool {
 		out = append(out, decoded{seq, id, us, v})
 		return true
 	})
@@ -80,10 +80,10 @@ func roundTrip(t *testing.T, p []byte) {
 		return
 	}
 	ids := make([]uint32, len(got))
-	rs := make([]adapters.Reading, len(got))
+	rs := make([]reading.Reading, len(got))
 	for i, d := range got {
 		ids[i] = d.id
-		rs[i] = adapters.Reading{Time: time.UnixMicro(d.us), Value: d.v}
+		rs[i] = reading.Reading{Time: time.UnixMicro(d.us), Value: d.v}
 	}
 	frame := encodeRecord(nil, rec.first, rec.snapshot, rec.defs, ids, rs)
 	p2, _, err := parseFrame(frame)

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/fieldgate/fieldgate/buffer/statefile"
+	"github.com/fieldgate/fieldgate/internal/statefile"
 )
 
 // stateFormat is seq.state's and cursors.state's: slots of a page, so

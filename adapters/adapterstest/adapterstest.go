@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fieldgate/fieldgate/internal/reading"
+
 	"github.com/fieldgate/fieldgate/adapters"
 )
 
@@ -63,7 +65,7 @@ type Recorder struct {
 }
 
 type batch struct {
-	readings []adapters.Reading
+	readings []reading.Reading
 	at       time.Time // when Emit was called
 }
 
@@ -75,18 +77,18 @@ type status struct {
 // Cycle is one poll cycle as a polling adapter reports it: the readings
 // emitted since the previous Status, and the Status that closed the cycle.
 type Cycle struct {
-	Readings []adapters.Reading
+	Readings []reading.Reading
 	Err      error
 }
 
 // Value returns the value the cycle emitted for point, if any.
-func (c Cycle) Value(point string) (adapters.Value, bool) {
+func (c Cycle) Value(point string) (reading.Value, bool) {
 	for _, r := range c.Readings {
 		if r.Point == point {
 			return r.Value, true
 		}
 	}
-	return adapters.Value{}, false
+	return reading.Value{}, false
 }
 
 // IsOK reports a status of health, for AwaitStatus.
@@ -96,7 +98,7 @@ func IsOK(err error) bool { return err == nil }
 func IsError(err error) bool { return err != nil }
 
 // Emit records one batch of readings.
-func (r *Recorder) Emit(rs []adapters.Reading) {
+func (r *Recorder) Emit(rs []reading.Reading) {
 	b := batch{readings: slices.Clone(rs), at: time.Now()}
 	r.record(func() { r.batches = append(r.batches, b) })
 }
@@ -118,9 +120,9 @@ func (r *Recorder) record(add func()) {
 
 // NextReading takes the next reading, waiting for it, and returns it with
 // the time Emit handed it over.
-func (r *Recorder) NextReading(t testing.TB) (adapters.Reading, time.Time) {
+func (r *Recorder) NextReading(t testing.TB) (reading.Reading, time.Time) {
 	t.Helper()
-	var rd adapters.Reading
+	var rd reading.Reading
 	var at time.Time
 	r.wait(t, "reading", func() bool {
 		if !r.skipTaken() {
@@ -136,9 +138,9 @@ func (r *Recorder) NextReading(t testing.TB) (adapters.Reading, time.Time) {
 
 // NextBatch takes the readings of the next Emit call, or what NextReading
 // left of it, waiting for them. Emit calls without readings are skipped.
-func (r *Recorder) NextBatch(t testing.TB) []adapters.Reading {
+func (r *Recorder) NextBatch(t testing.TB) []reading.Reading {
 	t.Helper()
-	var rs []adapters.Reading
+	var rs []reading.Reading
 	r.wait(t, "batch of readings", func() bool {
 		if !r.skipTaken() {
 			return false
@@ -168,7 +170,7 @@ func (r *Recorder) Quiet(t testing.TB, d time.Duration) {
 	for {
 		r.mu.Lock()
 		pending := r.skipTaken()
-		var rd adapters.Reading
+		var rd reading.Reading
 		if pending {
 			rd = r.batches[r.batch].readings[r.offset]
 		}
@@ -238,7 +240,7 @@ func (r *Recorder) cycle(i int) Cycle {
 	if i > 0 {
 		from = r.statuses[i-1].batches
 	}
-	var rs []adapters.Reading
+	var rs []reading.Reading
 	for _, b := range r.batches[from:r.statuses[i].batches] {
 		rs = append(rs, b.readings...)
 	}

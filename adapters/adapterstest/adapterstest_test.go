@@ -8,11 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fieldgate/fieldgate/internal/reading"
+
 	"github.com/fieldgate/fieldgate/adapters"
 )
 
-func reading(point string, v int64) adapters.Reading {
-	return adapters.Reading{Adapter: "a", Point: point, Value: adapters.Int(v)}
+func newReading(point string, v int64) reading.Reading {
+	return reading.Reading{Adapter: "a", Point: point, Value: reading.Int(v)}
 }
 
 // TestCycles: each status closes a cycle holding the readings emitted since
@@ -20,10 +22,10 @@ func reading(point string, v int64) adapters.Reading {
 func TestCycles(t *testing.T) {
 	fault := errors.New("fault")
 	var r Recorder
-	r.Emit([]adapters.Reading{reading("x", 1)})
+	r.Emit([]reading.Reading{newReading("x", 1)})
 	r.Status(nil)
-	r.Emit([]adapters.Reading{reading("x", 2)})
-	r.Emit([]adapters.Reading{reading("y", 3)})
+	r.Emit([]reading.Reading{newReading("x", 2)})
+	r.Emit([]reading.Reading{newReading("y", 3)})
 	r.Status(fault)
 	r.Status(nil)
 
@@ -34,7 +36,7 @@ func TestCycles(t *testing.T) {
 	if c := r.NextCycle(t); show([]Cycle{c}) != "[{[x=1] <nil>}]" {
 		t.Errorf("NextCycle = %s", show([]Cycle{c}))
 	}
-	if v, ok := r.AwaitCycle(t, "y", func(c Cycle) bool { _, ok := c.Value("y"); return ok }).Value("y"); !ok || v != adapters.Int(3) {
+	if v, ok := r.AwaitCycle(t, "y", func(c Cycle) bool { _, ok := c.Value("y"); return ok }).Value("y"); !ok || v != reading.Int(3) {
 		t.Errorf("AwaitCycle: y = %v, %v", v, ok)
 	}
 	if err := r.NextStatus(t); err != nil {
@@ -49,18 +51,18 @@ func TestCycles(t *testing.T) {
 // batch, skipping empty batches, independently of the status cursor.
 func TestReadings(t *testing.T) {
 	var r Recorder
-	r.Emit([]adapters.Reading{reading("x", 1), reading("x", 2)})
+	r.Emit([]reading.Reading{newReading("x", 1), newReading("x", 2)})
 	r.Status(nil)
 	r.Emit(nil)
-	r.Emit([]adapters.Reading{reading("y", 3)})
+	r.Emit([]reading.Reading{newReading("y", 3)})
 
-	if x, at := r.NextReading(t); x.Value != adapters.Int(1) || at.IsZero() {
+	if x, at := r.NextReading(t); x.Value != reading.Int(1) || at.IsZero() {
 		t.Errorf("NextReading = %v at %v", x.Value, at)
 	}
-	if b := r.NextBatch(t); len(b) != 1 || b[0].Value != adapters.Int(2) {
+	if b := r.NextBatch(t); len(b) != 1 || b[0].Value != reading.Int(2) {
 		t.Errorf("NextBatch = %v, want the rest of the first batch", b)
 	}
-	if x, _ := r.NextReading(t); x.Value != adapters.Int(3) {
+	if x, _ := r.NextReading(t); x.Value != reading.Int(3) {
 		t.Errorf("NextReading = %v, want 3 past the empty batch", x.Value)
 	}
 	if err := r.AwaitStatus(t, "ok", IsOK); err != nil {
@@ -77,7 +79,7 @@ func TestWaits(t *testing.T) {
 	defer wg.Wait()
 	wg.Go(func() {
 		r.Status(errors.New("first"))
-		r.Emit([]adapters.Reading{reading("x", 1)})
+		r.Emit([]reading.Reading{newReading("x", 1)})
 		r.Status(nil)
 	})
 	if err := r.AwaitStatus(t, "ok", IsOK); err != nil {

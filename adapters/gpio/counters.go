@@ -6,13 +6,12 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 
-	"github.com/fieldgate/fieldgate/buffer/statefile"
+	"github.com/fieldgate/fieldgate/internal/statefile"
 )
 
 // counterFile keeps the totals of one adapter's counter points, by point
@@ -22,8 +21,7 @@ import (
 // total. The payload is one "name count" line per point, sorted, readable
 // with strings(1).
 type counterFile struct {
-	path string
-	log  *slog.Logger
+	log *slog.Logger
 
 	mu      sync.Mutex
 	counts  map[string]uint64
@@ -36,11 +34,11 @@ var counterFormat = statefile.Format{Magic: [4]byte{'F', 'G', 'C', '1'}, Align: 
 
 var errBadCounts = errors.New("unknown counter totals format")
 
-// openCounterFile loads the totals saved at path. It never fails: a missing
-// file counts from 0, and an unreadable one is renamed to path.bad, for
+// openCounterFile loads the totals saved in f. It never fails: a missing
+// file counts from 0, and an unreadable one is set aside as .bad, for
 // whoever wants to recover it by hand, with a warning, and counts from 0.
-func openCounterFile(path string, log *slog.Logger) *counterFile {
-	c := &counterFile{path: path, log: log, counts: map[string]uint64{}, file: statefile.New(path, counterFormat)}
+func openCounterFile(f *statefile.File, log *slog.Logger) *counterFile {
+	c := &counterFile{log: log, counts: map[string]uint64{}, file: f}
 	body, err := c.file.Load()
 	if errors.Is(err, fs.ErrNotExist) {
 		return c
@@ -50,13 +48,12 @@ func openCounterFile(path string, log *slog.Logger) *counterFile {
 			return c
 		}
 	}
-	_ = c.file.Close()
-	c.counts, c.file = map[string]uint64{}, statefile.New(path, counterFormat)
-	kept := path + ".bad"
-	if rerr := os.Rename(path, kept); rerr != nil {
+	c.counts = map[string]uint64{}
+	kept, rerr := c.file.SetAside()
+	if rerr != nil {
 		kept = rerr.Error()
 	}
-	log.Warn("gpio counter state unreadable; counting from 0", "file", path, "kept_as", kept, "err", err)
+	log.Warn("gpio counter state unreadable; counting from 0", "file", c.file.Path(), "kept_as", kept, "err", err)
 	return c
 }
 
@@ -103,9 +100,9 @@ func (c *counterFile) add(point string, n uint64) (uint64, error) {
 	err := c.file.Save(encodeCounts(c.counts))
 	switch {
 	case err != nil && !c.failing:
-		c.log.Error("gpio counter totals not persisted: counts since the last write that worked are lost if the gateway dies", "file", c.path, "err", err)
+		c.log.Error("gpio counter totals not persisted: counts since the last write that worked are lost if the gateway dies", "file", c.file.Path(), "err", err)
 	case err == nil && c.failing:
-		c.log.Info("gpio counter totals persisted again", "file", c.path)
+		c.log.Info("gpio counter totals persisted again", "file", c.file.Path())
 	}
 	c.failing = err != nil
 	return c.counts[point], err

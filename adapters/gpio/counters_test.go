@@ -12,12 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fieldgate/fieldgate/internal/reading"
+
 	"github.com/warthog618/go-gpiocdev"
 
 	"github.com/fieldgate/fieldgate/adapters"
 	"github.com/fieldgate/fieldgate/adapters/adapterstest"
-	"github.com/fieldgate/fieldgate/buffer/statefile"
 	"github.com/fieldgate/fieldgate/config"
+	"github.com/fieldgate/fieldgate/internal/statefile"
 )
 
 // logBuffer is a logger's output, for the test to read or await.
@@ -121,7 +123,7 @@ func add(t *testing.T, c *counterFile, point string, n uint64) uint64 {
 func TestCounterFileRoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "gpio-io.counters")
 	log, lb := newLog()
-	c := openCounterFile(path, log)
+	c := openCounterFile(statefile.New(path, counterFormat), log)
 	if got := c.total("water"); got != 0 {
 		t.Fatalf("new file: total %d", got)
 	}
@@ -143,7 +145,7 @@ func TestCounterFileRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c = openCounterFile(path, log)
+	c = openCounterFile(statefile.New(path, counterFormat), log)
 	defer c.close()
 	for point, want := range map[string]uint64{"water": 7, "energy": 10, long: 3, "gas": 0} {
 		if got := c.total(point); got != want {
@@ -164,7 +166,7 @@ func TestCounterFileRoundTrip(t *testing.T) {
 func TestCounterFileTornWrite(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "gpio-io.counters")
 	log, lb := newLog()
-	c := openCounterFile(path, log)
+	c := openCounterFile(statefile.New(path, counterFormat), log)
 	for range 6 {
 		add(t, c, "water", 1)
 	}
@@ -187,7 +189,7 @@ func TestCounterFileTornWrite(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o640); err != nil {
 		t.Fatal(err)
 	}
-	c = openCounterFile(path, log)
+	c = openCounterFile(statefile.New(path, counterFormat), log)
 	defer c.close()
 	if got := c.total("water"); got != 6 {
 		t.Errorf("total %d after tearing the newest slot, want the previous 6", got)
@@ -227,7 +229,7 @@ func TestCounterFileUnreadable(t *testing.T) {
 				t.Fatal(err)
 			}
 			log, lb := newLog()
-			c := openCounterFile(path, log)
+			c := openCounterFile(statefile.New(path, counterFormat), log)
 			defer c.close()
 			if got := c.total("water"); got != 0 {
 				t.Errorf("total %d, want 0", got)
@@ -254,7 +256,7 @@ type diskEmitter struct {
 	onDisk []uint64
 }
 
-func (d *diskEmitter) Emit(rs []adapters.Reading) {
+func (d *diskEmitter) Emit(rs []reading.Reading) {
 	d.onDisk = append(d.onDisk, onDisk(d.t, d.path)[rs[0].Point])
 	d.Recorder.Emit(rs)
 }
@@ -273,8 +275,8 @@ func handler(t *testing.T, pt config.GPIOPoint, env adapters.Env, e adapters.Emi
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.countsPath != "" {
-		a.counts = openCounterFile(a.countsPath, a.log)
+	if a.countsFile != nil {
+		a.counts = openCounterFile(a.countsFile, a.log)
 		t.Cleanup(func() { a.counts.close() })
 	}
 	h := (&session{adapter: a.name, counts: a.counts}).onEdge(a, a.points[0], e)
@@ -290,41 +292,41 @@ func handler(t *testing.T, pt config.GPIOPoint, env adapters.Env, e adapters.Emi
 func TestPersistBeforeEmit(t *testing.T) {
 	dir := t.TempDir()
 	e := &diskEmitter{t: t, path: filepath.Join(dir, "gpio-io.counters")}
-	_, edge := handler(t, config.GPIOPoint{Name: "water", Counter: true}, adapters.Env{StateDir: dir}, e)
+	_, edge := handler(t, config.GPIOPoint{Name: "water", Counter: true}, adapters.Env{State: stateDir(t, dir)}, e)
 	for i := range uint32(20) {
 		edge(event{true, i + 1})
 	}
 	for i := range uint64(20) {
 		x, _ := e.NextReading(t)
-		if x.Value != adapters.Uint(i+1) || e.onDisk[i] != i+1 {
+		if x.Value != reading.Uint(i+1) || e.onDisk[i] != i+1 {
 			t.Fatalf("reading %d: %v emitted while the file held %d; want both %d", i, x.Value, e.onDisk[i], i+1)
 		}
 	}
 }
 
 func TestCountEvents(t *testing.T) {
-	U, B := adapters.Uint, adapters.Bool
+	U, B := reading.Uint, reading.Bool
 	tests := []struct {
 		name    string
 		point   config.GPIOPoint
 		events  []event
-		want    []adapters.Value
+		want    []reading.Value
 		wantLog string // in the log; "" for nothing logged
 	}{
 		{"rising", config.GPIOPoint{Counter: true},
-			[]event{{true, 1}, {true, 2}, {true, 3}}, []adapters.Value{U(1), U(2), U(3)}, ""},
+			[]event{{true, 1}, {true, 2}, {true, 3}}, []reading.Value{U(1), U(2), U(3)}, ""},
 		{"rising, events dropped", config.GPIOPoint{Counter: true, Edge: "rising"},
-			[]event{{true, 1}, {true, 4}, {true, 5}}, []adapters.Value{U(1), U(4), U(5)}, "level=WARN msg=\"gpio edge events lost (kernel buffer overflow); counted"},
+			[]event{{true, 1}, {true, 4}, {true, 5}}, []reading.Value{U(1), U(4), U(5)}, "level=WARN msg=\"gpio edge events lost (kernel buffer overflow); counted"},
 		{"rising, events dropped before the first", config.GPIOPoint{Counter: true},
-			[]event{{true, 3}}, []adapters.Value{U(3)}, "lost=2"},
+			[]event{{true, 3}}, []reading.Value{U(3)}, "lost=2"},
 		{"both counts rising edges", config.GPIOPoint{Counter: true, Edge: "both"},
-			[]event{{true, 1}, {false, 2}, {true, 3}, {false, 4}}, []adapters.Value{U(1), U(2)}, ""},
+			[]event{{true, 1}, {false, 2}, {true, 3}, {false, 4}}, []reading.Value{U(1), U(2)}, ""},
 		{"both, events dropped", config.GPIOPoint{Counter: true, Edge: "both"},
-			[]event{{true, 1}, {false, 2}, {true, 5}, {false, 7}}, []adapters.Value{U(1), U(2)}, "level=ERROR msg=\"gpio edge events lost (kernel buffer overflow); the counter misses"},
+			[]event{{true, 1}, {false, 2}, {true, 5}, {false, 7}}, []reading.Value{U(1), U(2)}, "level=ERROR msg=\"gpio edge events lost (kernel buffer overflow); the counter misses"},
 		{"no sequence numbers", config.GPIOPoint{Counter: true},
-			[]event{{true, 0}, {true, 0}}, []adapters.Value{U(1), U(2)}, ""},
+			[]event{{true, 0}, {true, 0}}, []reading.Value{U(1), U(2)}, ""},
 		{"level", config.GPIOPoint{},
-			[]event{{true, 1}, {false, 3}}, []adapters.Value{B(true), B(false)}, "level=WARN msg=\"gpio edge events lost (kernel buffer overflow)\" point=door lost=1"},
+			[]event{{true, 1}, {false, 3}}, []reading.Value{B(true), B(false)}, "level=WARN msg=\"gpio edge events lost (kernel buffer overflow)\" point=door lost=1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -332,7 +334,7 @@ func TestCountEvents(t *testing.T) {
 			log, lb := newLog()
 			dir := t.TempDir()
 			rec := &adapterstest.Recorder{}
-			_, edge := handler(t, tt.point, adapters.Env{Log: log, StateDir: dir}, rec)
+			_, edge := handler(t, tt.point, adapters.Env{Log: log, State: stateDir(t, dir)}, rec)
 			for _, ev := range tt.events {
 				edge(ev)
 			}
@@ -376,18 +378,22 @@ func TestMissed(t *testing.T) {
 // durable, and the first write that works again clears it.
 func TestCounterNotPersisted(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
+	state := stateDir(t, dir)
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(dir, nil, 0o640); err != nil { // a file where the directory should be
 		t.Fatal(err)
 	}
 	log, lb := newLog()
 	rec := &adapterstest.Recorder{}
-	_, edge := handler(t, config.GPIOPoint{Name: "water", Counter: true}, adapters.Env{Log: log, StateDir: dir}, rec)
+	_, edge := handler(t, config.GPIOPoint{Name: "water", Counter: true}, adapters.Env{Log: log, State: state}, rec)
 	for i := range uint32(2) {
 		edge(event{true, i + 1})
 		if err := rec.NextStatus(t); !errors.Is(err, syscall.ENOTDIR) || !strings.Contains(err.Error(), `gpio "io" point "water": total`) {
 			t.Fatalf("status %v, want ENOTDIR naming the point", err)
 		}
-		if x, _ := rec.NextReading(t); x.Value != adapters.Uint(uint64(i)+1) {
+		if x, _ := rec.NextReading(t); x.Value != reading.Uint(uint64(i)+1) {
 			t.Fatalf("reading %v, want %d", x.Value, i+1)
 		}
 	}
@@ -405,7 +411,7 @@ func TestCounterNotPersisted(t *testing.T) {
 	if err := rec.NextStatus(t); err != nil {
 		t.Fatalf("status %v after the directory came back, want ok", err)
 	}
-	if x, _ := rec.NextReading(t); x.Value != adapters.Uint(3) || onDisk(t, filepath.Join(dir, "gpio-io.counters"))["water"] != 3 {
+	if x, _ := rec.NextReading(t); x.Value != reading.Uint(3) || onDisk(t, filepath.Join(dir, "gpio-io.counters"))["water"] != 3 {
 		t.Errorf("reading %v, want 3, on disk too", x.Value)
 	}
 	if !strings.Contains(lb.String(), "persisted again") {
@@ -423,7 +429,7 @@ func TestCounterNeedsStateDir(t *testing.T) {
 // BenchmarkCounterAdd measures one counted edge's write and fdatasync on
 // the file system of the test's temporary directory.
 func BenchmarkCounterAdd(b *testing.B) {
-	c := openCounterFile(filepath.Join(b.TempDir(), "gpio-io.counters"), slog.Default())
+	c := openCounterFile(statefile.New(filepath.Join(b.TempDir(), "gpio-io.counters"), counterFormat), slog.Default())
 	defer c.close()
 	for b.Loop() {
 		if _, err := c.add("water", 1); err != nil {
@@ -431,4 +437,14 @@ func BenchmarkCounterAdd(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "edges/s")
+}
+
+// stateDir lends the adapter dir as its state directory.
+func stateDir(t testing.TB, dir string) *statefile.Dir {
+	t.Helper()
+	d, err := statefile.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

@@ -99,6 +99,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fieldgate/fieldgate/internal/reading"
+	"github.com/fieldgate/fieldgate/internal/statefile"
+
+	"github.com/fieldgate/fieldgate/internal/backoff"
+
 	"github.com/fieldgate/fieldgate/adapters"
 	"github.com/fieldgate/fieldgate/config"
 )
@@ -132,7 +137,7 @@ func WithDevDir(dir string) Option { return func(o *options) { o.devDir = dir } 
 func WithProbe(every time.Duration) Option { return func(o *options) { o.probe = every } }
 
 // WithRetry sets the back-off between attempts to open the chip, as
-// adapters.NewBackoff(first, limit) paces it.
+// backoff.New(first, limit) paces it.
 func WithRetry(first, limit time.Duration) Option {
 	return func(o *options) { o.retryMin, o.retryMax = first, limit }
 }
@@ -146,15 +151,15 @@ type Adapter struct {
 	log    *slog.Logger
 	opt    options
 
-	countsPath string       // the counters' state file; "" without counter points
-	counts     *counterFile // open while Run runs
+	countsFile *statefile.File // the counters' totals; nil without counter points
+	counts     *counterFile    // open while Run runs
 
 	mu   sync.Mutex // guards sess and the points' output levels
 	sess *session   // nil while the chip is not open
 }
 
 // New checks cfg and builds the adapter; it touches no hardware and no file
-// until Run. Counter points need env.StateDir.
+// until Run. Counter points need env.State.
 func New(cfg *config.GPIO, env adapters.Env, opts ...Option) (*Adapter, error) {
 	points, err := parsePoints(cfg)
 	if err != nil {
@@ -179,11 +184,11 @@ func New(cfg *config.GPIO, env adapters.Env, opts ...Option) (*Adapter, error) {
 	for _, p := range points {
 		a.byName[p.name] = p
 		if p.counter {
-			a.countsPath = filepath.Join(env.StateDir, "gpio-"+cfg.Name+".counters")
+			if env.State == nil {
+				return nil, fmt.Errorf("gpio %q: counter points need a state directory", cfg.Name)
+			}
+			a.countsFile = env.State.File("gpio-"+cfg.Name+".counters", counterFormat)
 		}
-	}
-	if a.countsPath != "" && env.StateDir == "" {
-		return nil, fmt.Errorf("gpio %q: counter points need a state directory", cfg.Name)
 	}
 	return a, nil
 }
@@ -196,8 +201,8 @@ func (a *Adapter) Name() string { return a.name }
 // before it returns. Counters' totals are loaded when it starts, not in New,
 // so an adapter replaced on reload hands the file over once it has stopped.
 func (a *Adapter) Run(ctx context.Context, e adapters.Emitter) error {
-	if a.countsPath != "" {
-		a.counts = openCounterFile(a.countsPath, a.log)
+	if a.countsFile != nil {
+		a.counts = openCounterFile(a.countsFile, a.log)
 		defer func() {
 			if err := a.counts.close(); err != nil {
 				a.log.Warn("gpio counter state", "err", err)
@@ -205,7 +210,7 @@ func (a *Adapter) Run(ctx context.Context, e adapters.Emitter) error {
 		}()
 	}
 	defer a.release()
-	bo := adapters.NewBackoff(a.opt.retryMin, a.opt.retryMax)
+	bo := backoff.New(a.opt.retryMin, a.opt.retryMax)
 	for ctx.Err() == nil {
 		s, err := a.connect(e)
 		if err == nil {
@@ -217,7 +222,7 @@ func (a *Adapter) Run(ctx context.Context, e adapters.Emitter) error {
 		a.release()
 		err = fmt.Errorf("gpio %q: %w", a.name, err)
 		e.Status(err)
-		wait := bo.NextBackOff()
+		wait := bo.Next()
 		a.log.Warn("gpio chip fault; retrying", "err", err, "retry_in", wait)
 		t := time.NewTimer(wait)
 		select {
@@ -316,35 +321,35 @@ func (a *Adapter) release() {
 var errNotOpen = errors.New("chip not open")
 
 // Write drives an output point to v (a boolean in any form
-// adapters.Value.AsBool accepts) and reads it back. The caller publishes the
+// adapters.AsBool accepts) and reads it back. The caller publishes the
 // read-back reading.
-func (a *Adapter) Write(ctx context.Context, name string, v adapters.Value) (adapters.Value, adapters.Reading, error) {
+func (a *Adapter) Write(ctx context.Context, name string, v reading.Value) (reading.Value, reading.Reading, error) {
 	p, ok := a.byName[name]
 	switch {
 	case !ok:
-		return adapters.Value{}, adapters.Reading{}, fmt.Errorf("gpio %q point %q: %w", a.name, name, adapters.ErrNoPoint)
+		return reading.Value{}, reading.Reading{}, fmt.Errorf("gpio %q point %q: %w", a.name, name, adapters.ErrNoPoint)
 	case !p.output:
-		return adapters.Value{}, adapters.Reading{}, fmt.Errorf("gpio %q point %q: %w: it is an input", a.name, name, adapters.ErrNotWritable)
+		return reading.Value{}, reading.Reading{}, fmt.Errorf("gpio %q point %q: %w: it is an input", a.name, name, adapters.ErrNotWritable)
 	}
-	b, err := v.AsBool()
+	b, err := adapters.AsBool(v)
 	if err != nil {
-		return adapters.Value{}, adapters.Reading{}, fmt.Errorf("gpio %q point %q: %w", a.name, name, err)
+		return reading.Value{}, reading.Reading{}, fmt.Errorf("gpio %q point %q: %w", a.name, name, err)
 	}
 	if err := ctx.Err(); err != nil {
-		return adapters.Value{}, adapters.Reading{}, fmt.Errorf("gpio %q point %q: %w", a.name, name, err)
+		return reading.Value{}, reading.Reading{}, fmt.Errorf("gpio %q point %q: %w", a.name, name, err)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.sess == nil {
-		return adapters.Value{}, adapters.Reading{}, fmt.Errorf("gpio %q point %q: %w", a.name, name, errNotOpen)
+		return reading.Value{}, reading.Reading{}, fmt.Errorf("gpio %q point %q: %w", a.name, name, errNotOpen)
 	}
 	if err := a.sess.set(p, b); err != nil {
-		return adapters.Value{}, adapters.Reading{}, fmt.Errorf("gpio %q: %w", a.name, err)
+		return reading.Value{}, reading.Reading{}, fmt.Errorf("gpio %q: %w", a.name, err)
 	}
 	p.level = b
 	rs, err := a.sess.levels([]*point{p})
 	if err != nil {
-		return adapters.Value{}, adapters.Reading{}, fmt.Errorf("gpio %q: %w", a.name, err)
+		return reading.Value{}, reading.Reading{}, fmt.Errorf("gpio %q: %w", a.name, err)
 	}
-	return adapters.Bool(b), rs[0], nil
+	return reading.Bool(b), rs[0], nil
 }

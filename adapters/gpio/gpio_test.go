@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fieldgate/fieldgate/internal/reading"
+
 	"github.com/warthog618/go-gpiocdev"
 	"golang.org/x/sys/unix"
 
@@ -165,14 +167,14 @@ func TestWriteRefusals(t *testing.T) {
 	}
 	tests := []struct {
 		point string
-		v     adapters.Value
+		v     reading.Value
 		want  error
 	}{
-		{"nope", adapters.Bool(true), adapters.ErrNoPoint},
-		{"door", adapters.Bool(true), adapters.ErrNotWritable},
-		{"relay", adapters.String("maybe"), adapters.ErrBadValue},
-		{"relay", adapters.Int(2), adapters.ErrBadValue},
-		{"relay", adapters.String("ON"), errNotOpen}, // valid, but Run has not opened the chip
+		{"nope", reading.Bool(true), adapters.ErrNoPoint},
+		{"door", reading.Bool(true), adapters.ErrNotWritable},
+		{"relay", reading.String("maybe"), adapters.ErrBadValue},
+		{"relay", reading.Int(2), adapters.ErrBadValue},
+		{"relay", reading.String("ON"), errNotOpen}, // valid, but Run has not opened the chip
 	}
 	for _, tt := range tests {
 		if _, _, err := a.Write(context.Background(), tt.point, tt.v); !errors.Is(err, tt.want) {

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fieldgate/fieldgate/internal/reading"
+
 	"github.com/warthog618/go-gpiocdev"
 	"golang.org/x/sys/unix"
 
@@ -141,7 +143,7 @@ func (s *session) onEdge(a *Adapter, p *point, e adapters.Emitter) gpiocdev.Even
 		rising := ev.Type == gpiocdev.LineEventRisingEdge
 		s.emitMu.Lock()
 		defer s.emitMu.Unlock()
-		v := adapters.Bool(rising)
+		v := reading.Bool(rising)
 		switch {
 		case p.counter:
 			var counted bool
@@ -151,7 +153,7 @@ func (s *session) onEdge(a *Adapter, p *point, e adapters.Emitter) gpiocdev.Even
 		case lost > 0:
 			a.log.Warn("gpio edge events lost (kernel buffer overflow)", "point", p.name, "lost", lost)
 		}
-		e.Emit([]adapters.Reading{{Adapter: a.name, Point: p.name, Time: wallClock(ev.Timestamp), Value: v}})
+		e.Emit([]reading.Reading{{Adapter: a.name, Point: p.name, Time: wallClock(ev.Timestamp), Value: v}})
 	}
 }
 
@@ -171,7 +173,7 @@ func missed(last, seqno uint32) uint32 {
 // falling edge). Events lost before it were all rising edges when p
 // detects nothing else; with both edges they cannot be told apart. It
 // reports on the adapter's status whether totals reach the disk.
-func (s *session) count(a *Adapter, p *point, rising bool, lost uint32, e adapters.Emitter) (v adapters.Value, counted bool) {
+func (s *session) count(a *Adapter, p *point, rising bool, lost uint32, e adapters.Emitter) (v reading.Value, counted bool) {
 	var n uint64
 	if rising {
 		n = 1
@@ -185,14 +187,14 @@ func (s *session) count(a *Adapter, p *point, rising bool, lost uint32, e adapte
 		a.log.Error("gpio edge events lost (kernel buffer overflow); the counter misses the rising edges among them", "point", p.name, "lost", lost)
 	}
 	if n == 0 {
-		return adapters.Value{}, false
+		return reading.Value{}, false
 	}
 	total, err := s.counts.add(p.name, n)
 	if err != nil {
 		err = fmt.Errorf("gpio %q point %q: total %d not persisted: %w", a.name, p.name, total, err)
 	}
 	e.Status(err)
-	return adapters.Uint(total), true
+	return reading.Uint(total), true
 }
 
 // wallClock converts a CLOCK_MONOTONIC event timestamp to wall-clock time by
@@ -217,18 +219,18 @@ func monoToWall(event, nowMono time.Duration, nowWall time.Time) time.Time {
 
 // levels reads the lines of ps: the levels, or a counter's total. Counters'
 // lines are read too, to notice a vanished chip.
-func (s *session) levels(ps []*point) ([]adapters.Reading, error) {
-	rs := make([]adapters.Reading, len(ps))
+func (s *session) levels(ps []*point) ([]reading.Reading, error) {
+	rs := make([]reading.Reading, len(ps))
 	for i, p := range ps {
 		level, err := s.lines[p.index].Value()
 		if err != nil {
 			return nil, fmt.Errorf("%s: read: %w", s.where(p), err)
 		}
-		v := adapters.Bool(level == 1)
+		v := reading.Bool(level == 1)
 		if p.counter {
-			v = adapters.Uint(s.counts.total(p.name))
+			v = reading.Uint(s.counts.total(p.name))
 		}
-		rs[i] = adapters.Reading{Adapter: s.adapter, Point: p.name, Time: time.Now(), Value: v}
+		rs[i] = reading.Reading{Adapter: s.adapter, Point: p.name, Time: time.Now(), Value: v}
 	}
 	return rs, nil
 }

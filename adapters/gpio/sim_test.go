@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fieldgate/fieldgate/internal/reading"
+
 	"github.com/warthog618/go-gpiocdev"
 	"github.com/warthog618/go-gpiosim"
 	"golang.org/x/sys/unix"
@@ -92,9 +94,9 @@ func start(t *testing.T, chip string, points []config.GPIOPoint, opts ...Option)
 }
 
 // startIn is start with a state directory, for counters.
-func startIn(t *testing.T, stateDir, chip string, points []config.GPIOPoint, opts ...Option) (*Adapter, *adapterstest.Recorder, func()) {
+func startIn(t *testing.T, sdir, chip string, points []config.GPIOPoint, opts ...Option) (*Adapter, *adapterstest.Recorder, func()) {
 	t.Helper()
-	a, rec, stop := startFailing(t, stateDir, chip, points, opts...)
+	a, rec, stop := startFailing(t, sdir, chip, points, opts...)
 	if err := rec.NextStatus(t); err != nil {
 		t.Fatalf("status %v, want ok", err)
 	}
@@ -102,10 +104,14 @@ func startIn(t *testing.T, stateDir, chip string, points []config.GPIOPoint, opt
 }
 
 // startFailing runs an adapter without waiting for its first status.
-func startFailing(t *testing.T, stateDir, chip string, points []config.GPIOPoint, opts ...Option) (*Adapter, *adapterstest.Recorder, func()) {
+func startFailing(t *testing.T, sdir, chip string, points []config.GPIOPoint, opts ...Option) (*Adapter, *adapterstest.Recorder, func()) {
 	t.Helper()
 	opts = append([]Option{WithProbe(50 * time.Millisecond), WithRetry(50*time.Millisecond, 200*time.Millisecond)}, opts...)
-	a, err := New(&config.GPIO{Name: "io", Chip: chip, Points: points}, adapters.Env{StateDir: stateDir}, opts...)
+	var env adapters.Env
+	if sdir != "" {
+		env.State = stateDir(t, sdir)
+	}
+	a, err := New(&config.GPIO{Name: "io", Chip: chip, Points: points}, env, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,10 +122,10 @@ func startFailing(t *testing.T, stateDir, chip string, points []config.GPIOPoint
 
 // expect waits for the next reading and checks its point and value; it
 // returns the reading and when Emit received it.
-func expect(t *testing.T, rec *adapterstest.Recorder, point string, v bool) (adapters.Reading, time.Time) {
+func expect(t *testing.T, rec *adapterstest.Recorder, point string, v bool) (reading.Reading, time.Time) {
 	t.Helper()
 	x, at := rec.NextReading(t)
-	if x.Adapter != "io" || x.Point != point || x.Value != adapters.Bool(v) {
+	if x.Adapter != "io" || x.Point != point || x.Value != reading.Bool(v) {
 		t.Fatalf("reading %s/%s = %v, want io/%s = %v", x.Adapter, x.Point, x.Value, point, v)
 	}
 	return x, at
@@ -269,7 +275,7 @@ func TestActiveLow(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect(t, rec, "door", true)
-	if _, rb, err := a.Write(t.Context(), "beacon", adapters.Bool(false)); err != nil || rb.Value != adapters.Bool(false) {
+	if _, rb, err := a.Write(t.Context(), "beacon", reading.Bool(false)); err != nil || rb.Value != reading.Bool(false) {
 		t.Fatalf("Write(beacon, false) = %v, %v", rb.Value, err)
 	}
 	if v := level(t, c, 1); v != 1 {
@@ -285,7 +291,7 @@ func TestHeartbeat(t *testing.T) {
 	beats := 0
 	// beat waits for the next heartbeat: the k-th is due k intervals after
 	// the chip was opened, and may come late but never early.
-	beat := func() adapters.Reading {
+	beat := func() reading.Reading {
 		t.Helper()
 		beats++
 		x, _ := rec.NextReading(t)
@@ -298,20 +304,20 @@ func TestHeartbeat(t *testing.T) {
 		return x
 	}
 	for range 3 {
-		if x := beat(); x.Value != adapters.Bool(false) {
+		if x := beat(); x.Value != reading.Bool(false) {
 			t.Fatalf("heartbeat %v before the pull", x.Value)
 		}
 	}
 	if err := c.Pullup(0); err != nil { // no edge detection: only heartbeats tell
 		t.Fatal(err)
 	}
-	for i := 0; beat().Value != adapters.Bool(true); i++ { // beats read before the pull may be queued
+	for i := 0; beat().Value != reading.Bool(true); i++ { // beats read before the pull may be queued
 		if i == 50 {
 			t.Fatal("heartbeats do not follow the level")
 		}
 	}
 	for range 2 {
-		if x := beat(); x.Value != adapters.Bool(true) {
+		if x := beat(); x.Value != reading.Bool(true) {
 			t.Fatalf("heartbeat %v after the pull", x.Value)
 		}
 	}
@@ -330,14 +336,14 @@ func TestOutputs(t *testing.T) {
 	if l0, l1 := level(t, c, 0), level(t, c, 1); l0 != 1 || l1 != 0 {
 		t.Errorf("initial levels %d %d, want 1 0", l0, l1)
 	}
-	for _, cmd := range []adapters.Value{adapters.Bool(true), adapters.String("off"), adapters.Int(1),
-		adapters.String("FALSE"), adapters.Float(1), adapters.String(" On "), adapters.Uint(0)} {
-		want, _ := cmd.AsBool()
+	for _, cmd := range []reading.Value{reading.Bool(true), reading.String("off"), reading.Int(1),
+		reading.String("FALSE"), reading.Float(1), reading.String(" On "), reading.Uint(0)} {
+		want, _ := adapters.AsBool(cmd)
 		written, rb, err := a.Write(t.Context(), "pump", cmd)
 		if err != nil {
 			t.Fatalf("Write(pump, %v): %v", cmd, err)
 		}
-		if written != adapters.Bool(want) || rb.Point != "pump" || rb.Value != adapters.Bool(want) {
+		if written != reading.Bool(want) || rb.Point != "pump" || rb.Value != reading.Bool(want) {
 			t.Errorf("Write(pump, %v) = %v, read back %s = %v; want %v", cmd, written, rb.Point, rb.Value, want)
 		}
 		if v := level(t, c, 1); v != boolInt(want) {
@@ -346,12 +352,12 @@ func TestOutputs(t *testing.T) {
 	}
 	for _, bad := range []struct {
 		point string
-		v     adapters.Value
+		v     reading.Value
 		want  error
 	}{
-		{"pump", adapters.String("maybe"), adapters.ErrBadValue},
-		{"door", adapters.Bool(true), adapters.ErrNotWritable},
-		{"fan", adapters.Bool(true), adapters.ErrNoPoint},
+		{"pump", reading.String("maybe"), adapters.ErrBadValue},
+		{"door", reading.Bool(true), adapters.ErrNotWritable},
+		{"fan", reading.Bool(true), adapters.ErrNoPoint},
 	} {
 		if _, _, err := a.Write(t.Context(), bad.point, bad.v); !errors.Is(err, bad.want) {
 			t.Errorf("Write(%s, %v) = %v, want %v", bad.point, bad.v, err, bad.want)
@@ -430,7 +436,7 @@ func TestChipVanishes(t *testing.T) {
 	})
 	expect(t, rec, "door", false)
 	expect(t, rec, "relay", false)
-	if _, _, err := a.Write(t.Context(), "relay", adapters.String("on")); err != nil {
+	if _, _, err := a.Write(t.Context(), "relay", reading.String("on")); err != nil {
 		t.Fatal(err)
 	}
 	sim.Close()
@@ -438,7 +444,7 @@ func TestChipVanishes(t *testing.T) {
 	if !errors.Is(err, syscall.ENODEV) || !strings.Contains(err.Error(), first) || !strings.Contains(err.Error(), "line 0") {
 		t.Fatalf("status %v, want ENODEV naming %s line 0", err, first)
 	}
-	if _, _, err := a.Write(t.Context(), "relay", adapters.Bool(false)); !errors.Is(err, errNotOpen) {
+	if _, _, err := a.Write(t.Context(), "relay", reading.Bool(false)); !errors.Is(err, errNotOpen) {
 		t.Errorf("Write while the chip is gone = %v, want %v", err, errNotOpen)
 	}
 	if err := rec.NextStatus(t); !errors.Is(err, ErrChipNotFound) { // the retries
@@ -516,7 +522,7 @@ func awaitCount(t *testing.T, rec *adapterstest.Recorder, point string, from, wa
 	prev := from
 	for prev != want {
 		x, _ := rec.NextReading(t)
-		if x.Point != point || x.Value.Kind() != adapters.KindUint {
+		if x.Point != point || x.Value.Kind() != reading.KindUint {
 			t.Fatalf("reading %s = %v, want a count of %s", x.Point, x.Value, point)
 		}
 		if got := x.Value.Bits(); got < prev || got > want {
@@ -549,7 +555,7 @@ func TestCounter(t *testing.T) {
 			c, label := newSim(t, 2)
 			dir := t.TempDir()
 			_, rec, _ := startIn(t, dir, label, []config.GPIOPoint{{Name: "water", Line: 1, Counter: true, Edge: tt.edge}})
-			if x, _ := rec.NextReading(t); x.Value != adapters.Uint(0) {
+			if x, _ := rec.NextReading(t); x.Value != reading.Uint(0) {
 				t.Fatalf("opening reading %v, want the total 0", x.Value)
 			}
 			if tt.paced {
@@ -578,7 +584,7 @@ type heldEmitter struct {
 	release chan struct{} // closed to let it go
 }
 
-func (h *heldEmitter) Emit(rs []adapters.Reading) {
+func (h *heldEmitter) Emit(rs []reading.Reading) {
 	if h.held.CompareAndSwap(true, false) {
 		h.entered <- struct{}{}
 		<-h.release
@@ -606,7 +612,7 @@ func TestCounterOverflow(t *testing.T) {
 			dir := t.TempDir()
 			log, lb := newLog()
 			a, err := New(&config.GPIO{Name: "io", Chip: label, Points: []config.GPIOPoint{{Name: "water", Line: 0, Counter: true, Edge: tt.edge}}},
-				adapters.Env{Log: log, StateDir: dir}, WithProbe(50*time.Millisecond))
+				adapters.Env{Log: log, State: stateDir(t, dir)}, WithProbe(50*time.Millisecond))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -615,7 +621,7 @@ func TestCounterOverflow(t *testing.T) {
 			release := func() { once.Do(func() { close(e.release) }) }
 			stop := adapterstest.Run(t, a, e)
 			t.Cleanup(release) // before the adapter stops: cleanups run last first
-			if x, _ := e.NextReading(t); x.Value != adapters.Uint(0) {
+			if x, _ := e.NextReading(t); x.Value != reading.Uint(0) {
 				t.Fatalf("opening reading %v, want 0", x.Value)
 			}
 
@@ -659,7 +665,7 @@ func TestCounterContinues(t *testing.T) {
 
 	pulse(t, c, 0, 4, 1) // while nobody holds the line: not seen
 	_, rec, _ = startIn(t, dir, label, points)
-	if x, _ := rec.NextReading(t); x.Value != adapters.Uint(25) {
+	if x, _ := rec.NextReading(t); x.Value != reading.Uint(25) {
 		t.Fatalf("opening reading after the restart %v, want the saved 25", x.Value)
 	}
 	pulse(t, c, 0, 10, 1)
@@ -680,7 +686,7 @@ func TestCounterActiveLow(t *testing.T) {
 	pulse(t, c, 0, 3, 0)
 	awaitCount(t, rec, "water", 0, 3)
 	for range 2 {
-		if x, _ := rec.NextReading(t); x.Value != adapters.Uint(3) {
+		if x, _ := rec.NextReading(t); x.Value != reading.Uint(3) {
 			t.Fatalf("heartbeat %v, want the total 3", x.Value)
 		}
 	}

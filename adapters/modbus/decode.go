@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/fieldgate/fieldgate/internal/reading"
+
 	"github.com/fieldgate/fieldgate/adapters"
 	"github.com/fieldgate/fieldgate/config"
 )
@@ -150,45 +152,45 @@ func newCodec(pc config.ModbusPoint) (codec, error) {
 func (c codec) identity() bool { return c.scale == 1 && c.offset == 0 }
 
 // decode turns 2*regs bytes, as they came off the wire, into a value.
-func (c codec) decode(wire []byte) adapters.Value {
+func (c codec) decode(wire []byte) reading.Value {
 	switch c.typ {
 	case typeString:
-		return adapters.String(decodeString(wire, c.order.swapBytes))
+		return reading.String(decodeString(wire, c.order.swapBytes))
 	case typeBool:
 		r := binary.BigEndian.Uint16(c.order.apply(wire))
 		if c.bit >= 0 {
-			return adapters.Bool(r>>c.bit&1 == 1)
+			return reading.Bool(r>>c.bit&1 == 1)
 		}
-		return adapters.Bool(r != 0)
+		return reading.Bool(r != 0)
 	}
 	be := c.order.apply(wire)
-	var raw adapters.Value
+	var raw reading.Value
 	switch c.typ {
 	case typeInt16:
-		raw = adapters.Int(int64(int16(binary.BigEndian.Uint16(be))))
+		raw = reading.Int(int64(int16(binary.BigEndian.Uint16(be))))
 	case typeUint16:
-		raw = adapters.Uint(uint64(binary.BigEndian.Uint16(be)))
+		raw = reading.Uint(uint64(binary.BigEndian.Uint16(be)))
 	case typeInt32:
-		raw = adapters.Int(int64(int32(binary.BigEndian.Uint32(be))))
+		raw = reading.Int(int64(int32(binary.BigEndian.Uint32(be))))
 	case typeUint32:
-		raw = adapters.Uint(uint64(binary.BigEndian.Uint32(be)))
+		raw = reading.Uint(uint64(binary.BigEndian.Uint32(be)))
 	case typeInt64:
-		raw = adapters.Int(int64(binary.BigEndian.Uint64(be)))
+		raw = reading.Int(int64(binary.BigEndian.Uint64(be)))
 	case typeUint64:
-		raw = adapters.Uint(binary.BigEndian.Uint64(be))
+		raw = reading.Uint(binary.BigEndian.Uint64(be))
 	case typeFloat32:
-		raw = adapters.Float(widen32(math.Float32frombits(binary.BigEndian.Uint32(be))))
+		raw = reading.Float(widen32(math.Float32frombits(binary.BigEndian.Uint32(be))))
 	case typeFloat64:
-		raw = adapters.Float(math.Float64frombits(binary.BigEndian.Uint64(be)))
+		raw = reading.Float(math.Float64frombits(binary.BigEndian.Uint64(be)))
 	}
 	if c.identity() {
 		return raw
 	}
 	f, _ := raw.Float64()
 	if c.div != 0 {
-		return adapters.Float(f/c.div + c.offset)
+		return reading.Float(f/c.div + c.offset)
 	}
-	return adapters.Float(f*c.scale + c.offset)
+	return reading.Float(f*c.scale + c.offset)
 }
 
 // decodeString reads two characters per register, high byte first unless
@@ -202,7 +204,7 @@ func decodeString(wire []byte, swap bool) string {
 // the inverse of decode. A value that does not fit gives an error wrapping
 // adapters.ErrBadValue. A bool taken from one bit cannot be encoded alone:
 // the caller refuses it before.
-func (c codec) encode(v adapters.Value) ([]byte, error) {
+func (c codec) encode(v reading.Value) ([]byte, error) {
 	be := make([]byte, 2*c.regs)
 	switch c.typ {
 	case typeString:
@@ -213,7 +215,7 @@ func (c codec) encode(v adapters.Value) ([]byte, error) {
 		copy(be, s) // the rest stays NUL
 		return byteOrder{swapBytes: c.order.swapBytes}.apply(be), nil
 	case typeBool:
-		on, err := v.AsBool()
+		on, err := adapters.AsBool(v)
 		if err != nil {
 			return nil, err
 		}
@@ -246,8 +248,8 @@ func (c codec) encode(v adapters.Value) ([]byte, error) {
 }
 
 // unscaleFloat inverts scale and offset for a float point, without rounding.
-func (c codec) unscaleFloat(v adapters.Value) (float64, error) {
-	f, err := v.AsFloat()
+func (c codec) unscaleFloat(v reading.Value) (float64, error) {
+	f, err := adapters.AsFloat(v)
 	if err != nil {
 		return 0, err
 	}
@@ -261,7 +263,7 @@ func (c codec) unscaleFloat(v adapters.Value) (float64, error) {
 // unscaleInt computes round((v - offset) / scale) and checks it fits the
 // integer type; it returns the two's complement bits. With identity scaling,
 // integers (and integer text) are taken exactly, so 64-bit values survive.
-func (c codec) unscaleInt(v adapters.Value) (uint64, error) {
+func (c codec) unscaleInt(v reading.Value) (uint64, error) {
 	bits, signed := c.typ.integer()
 	if c.identity() {
 		if i, u, neg, ok := exactInteger(v); ok {
@@ -271,7 +273,7 @@ func (c codec) unscaleInt(v adapters.Value) (uint64, error) {
 			return 0, fmt.Errorf("%w: %s is out of range for %s", adapters.ErrBadValue, v, c.typ)
 		}
 	}
-	f, err := v.AsFloat()
+	f, err := adapters.AsFloat(v)
 	if err != nil {
 		return 0, err
 	}
@@ -291,12 +293,12 @@ func (c codec) unscaleInt(v adapters.Value) (uint64, error) {
 
 // exactInteger extracts an integer without going through float64: i is the
 // signed reading, u the same bits, neg whether the value is below zero.
-func exactInteger(v adapters.Value) (i int64, u uint64, neg, ok bool) {
+func exactInteger(v reading.Value) (i int64, u uint64, neg, ok bool) {
 	switch v.Kind() {
-	case adapters.KindInt, adapters.KindUint:
+	case reading.KindInt, reading.KindUint:
 		u = v.Bits()
-		return int64(u), u, v.Kind() == adapters.KindInt && int64(u) < 0, true
-	case adapters.KindString:
+		return int64(u), u, v.Kind() == reading.KindInt && int64(u) < 0, true
+	case reading.KindString:
 		s := strings.TrimSpace(v.Str())
 		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
 			return n, uint64(n), n < 0, true

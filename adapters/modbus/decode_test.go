@@ -8,6 +8,8 @@ import (
 	"math"
 	"testing"
 
+	"github.com/fieldgate/fieldgate/internal/reading"
+
 	"github.com/fieldgate/fieldgate/adapters"
 	"github.com/fieldgate/fieldgate/config"
 )
@@ -22,7 +24,7 @@ type codecCase struct {
 	bit    int // -1: none
 	length int
 	regs   []uint16
-	want   adapters.Value
+	want   reading.Value
 }
 
 var orders = []string{"ABCD", "CDAB", "BADC", "DCBA"}
@@ -65,41 +67,41 @@ func codecCases() []codecCase {
 	numbers := []struct {
 		typ  string
 		be   string // big-endian bytes, hex
-		want adapters.Value
+		want reading.Value
 	}{
-		{"int16", "0102", adapters.Int(258)},
-		{"int16", "fffe", adapters.Int(-2)},
-		{"int16", "8000", adapters.Int(math.MinInt16)},
-		{"int16", "7fff", adapters.Int(math.MaxInt16)},
-		{"uint16", "0102", adapters.Uint(258)},
-		{"uint16", "ffff", adapters.Uint(math.MaxUint16)},
-		{"uint16", "0000", adapters.Uint(0)},
-		{"int32", "01020304", adapters.Int(0x01020304)},
-		{"int32", "ffffffff", adapters.Int(-1)},
-		{"int32", "80000000", adapters.Int(math.MinInt32)},
-		{"int32", "7fffffff", adapters.Int(math.MaxInt32)},
-		{"uint32", "01020304", adapters.Uint(0x01020304)},
-		{"uint32", "ffffffff", adapters.Uint(math.MaxUint32)},
-		{"int64", "0102030405060708", adapters.Int(0x0102030405060708)},
-		{"int64", "fffffffffffffffe", adapters.Int(-2)},
-		{"int64", "8000000000000000", adapters.Int(math.MinInt64)},
-		{"int64", "7fffffffffffffff", adapters.Int(math.MaxInt64)},
-		{"uint64", "0102030405060708", adapters.Uint(0x0102030405060708)},
-		{"uint64", "ffffffffffffffff", adapters.Uint(math.MaxUint64)},
-		{"float32", "3fc00000", adapters.Float(1.5)},
-		{"float32", "c2f6e979", adapters.Float(-123.456)}, // the shortest decimal, not -123.45600128173828
-		{"float32", "80000000", adapters.Float(math.Copysign(0, -1))},
-		{"float32", "7f7fffff", adapters.Float(3.4028235e38)},
-		{"float32", "00000001", adapters.Float(1e-45)},
-		{"float32", "7f800000", adapters.Float(math.Inf(1))},
-		{"float32", "ff800000", adapters.Float(math.Inf(-1))},
-		{"float32", "7fc00000", adapters.Float(math.NaN())},
-		{"float64", "3ff8000000000000", adapters.Float(1.5)},
-		{"float64", "0102030405060708", adapters.Float(math.Float64frombits(0x0102030405060708))},
-		{"float64", "8000000000000000", adapters.Float(math.Copysign(0, -1))},
-		{"float64", "7fefffffffffffff", adapters.Float(math.MaxFloat64)},
-		{"float64", "fff0000000000000", adapters.Float(math.Inf(-1))},
-		{"float64", "7ff8000000000000", adapters.Float(math.NaN())},
+		{"int16", "0102", reading.Int(258)},
+		{"int16", "fffe", reading.Int(-2)},
+		{"int16", "8000", reading.Int(math.MinInt16)},
+		{"int16", "7fff", reading.Int(math.MaxInt16)},
+		{"uint16", "0102", reading.Uint(258)},
+		{"uint16", "ffff", reading.Uint(math.MaxUint16)},
+		{"uint16", "0000", reading.Uint(0)},
+		{"int32", "01020304", reading.Int(0x01020304)},
+		{"int32", "ffffffff", reading.Int(-1)},
+		{"int32", "80000000", reading.Int(math.MinInt32)},
+		{"int32", "7fffffff", reading.Int(math.MaxInt32)},
+		{"uint32", "01020304", reading.Uint(0x01020304)},
+		{"uint32", "ffffffff", reading.Uint(math.MaxUint32)},
+		{"int64", "0102030405060708", reading.Int(0x0102030405060708)},
+		{"int64", "fffffffffffffffe", reading.Int(-2)},
+		{"int64", "8000000000000000", reading.Int(math.MinInt64)},
+		{"int64", "7fffffffffffffff", reading.Int(math.MaxInt64)},
+		{"uint64", "0102030405060708", reading.Uint(0x0102030405060708)},
+		{"uint64", "ffffffffffffffff", reading.Uint(math.MaxUint64)},
+		{"float32", "3fc00000", reading.Float(1.5)},
+		{"float32", "c2f6e979", reading.Float(-123.456)}, // the shortest decimal, not -123.45600128173828
+		{"float32", "80000000", reading.Float(math.Copysign(0, -1))},
+		{"float32", "7f7fffff", reading.Float(3.4028235e38)},
+		{"float32", "00000001", reading.Float(1e-45)},
+		{"float32", "7f800000", reading.Float(math.Inf(1))},
+		{"float32", "ff800000", reading.Float(math.Inf(-1))},
+		{"float32", "7fc00000", reading.Float(math.NaN())},
+		{"float64", "3ff8000000000000", reading.Float(1.5)},
+		{"float64", "0102030405060708", reading.Float(math.Float64frombits(0x0102030405060708))},
+		{"float64", "8000000000000000", reading.Float(math.Copysign(0, -1))},
+		{"float64", "7fefffffffffffff", reading.Float(math.MaxFloat64)},
+		{"float64", "fff0000000000000", reading.Float(math.Inf(-1))},
+		{"float64", "7ff8000000000000", reading.Float(math.NaN())},
 	}
 	var cs []codecCase
 	for _, n := range numbers {
@@ -121,7 +123,7 @@ func codecCases() []codecCase {
 			if swapped {
 				regs = ba
 			}
-			return codecCase{name: "string_" + name + "_" + o, typ: "string", order: o, bit: -1, length: length, regs: regs, want: adapters.String(want)}
+			return codecCase{name: "string_" + name + "_" + o, typ: "string", order: o, bit: -1, length: length, regs: regs, want: reading.String(want)}
 		}
 		cs = append(cs,
 			str("hello", 3, []uint16{0x4845, 0x4c4c, 0x4f00}, []uint16{0x4548, 0x4c4c, 0x004f}, "HELLO"),
@@ -129,8 +131,8 @@ func codecCases() []codecCase {
 			str("empty", 2, []uint16{0, 0}, []uint16{0, 0}, ""),
 			str("spaces", 3, []uint16{0x2041, 0x2020, 0x2000}, []uint16{0x4120, 0x2020, 0x0020}, " A"),
 			str("inner_nul", 2, []uint16{0x4100, 0x4200}, []uint16{0x0041, 0x0042}, "A\x00B"),
-			codecCase{name: "bool_reg_zero_" + o, typ: "bool", order: o, bit: -1, regs: []uint16{0}, want: adapters.Bool(false)},
-			codecCase{name: "bool_reg_nonzero_" + o, typ: "bool", order: o, bit: -1, regs: []uint16{0x0100}, want: adapters.Bool(true)},
+			codecCase{name: "bool_reg_zero_" + o, typ: "bool", order: o, bit: -1, regs: []uint16{0}, want: reading.Bool(false)},
+			codecCase{name: "bool_reg_nonzero_" + o, typ: "bool", order: o, bit: -1, regs: []uint16{0x0100}, want: reading.Bool(true)},
 		)
 		// Bit n of the register as read in the given order: 0x8001 swaps
 		// to 0x0180.
@@ -143,7 +145,7 @@ func codecCases() []codecCase {
 			if swapped {
 				want = b.ba
 			}
-			cs = append(cs, codecCase{name: fmt.Sprintf("bit%d_%s", b.bit, o), typ: "bool", order: o, bit: b.bit, regs: []uint16{0x8001}, want: adapters.Bool(want)})
+			cs = append(cs, codecCase{name: fmt.Sprintf("bit%d_%s", b.bit, o), typ: "bool", order: o, bit: b.bit, regs: []uint16{0x8001}, want: reading.Bool(want)})
 		}
 	}
 	return cs
@@ -170,8 +172,8 @@ func mustCodec(t testing.TB, p config.ModbusPoint) codec {
 
 // same compares values treating every NaN as equal, since NaN payloads need
 // not survive float32 widening.
-func same(a, b adapters.Value) bool {
-	if a.Kind() == adapters.KindFloat && b.Kind() == adapters.KindFloat {
+func same(a, b reading.Value) bool {
+	if a.Kind() == reading.KindFloat && b.Kind() == reading.KindFloat {
 		fa, _ := a.Float64()
 		fb, _ := b.Float64()
 		if math.IsNaN(fa) && math.IsNaN(fb) {
@@ -181,7 +183,7 @@ func same(a, b adapters.Value) bool {
 	return a == b
 }
 
-func finite(v adapters.Value) bool {
+func finite(v reading.Value) bool {
 	f, ok := v.Float64()
 	return !ok || !(math.IsNaN(f) || math.IsInf(f, 0))
 }
@@ -238,15 +240,15 @@ func TestScale(t *testing.T) {
 		typ           string
 		scale, offset float64
 		regs          []uint16
-		want          adapters.Value
+		want          reading.Value
 	}{
-		{"int16 halves", "int16", 0.5, 0, []uint16{0xffff}, adapters.Float(-0.5)},
-		{"offset only", "uint16", 1, -40, []uint16{100}, adapters.Float(60)},
-		{"decimal scale is exact", "int16", 0.1, 0, []uint16{234}, adapters.Float(23.4)},
-		{"centi scale is exact", "uint16", 0.01, 0, []uint16{1999}, adapters.Float(19.99)},
-		{"scale and offset", "int32", 0.25, 10, []uint16{0, 4}, adapters.Float(11)},
-		{"float scaled", "float32", 2, 1, []uint16{0x3fc0, 0}, adapters.Float(4)},
-		{"identity keeps uint", "uint64", 1, 0, []uint16{0xffff, 0xffff, 0xffff, 0xffff}, adapters.Uint(math.MaxUint64)},
+		{"int16 halves", "int16", 0.5, 0, []uint16{0xffff}, reading.Float(-0.5)},
+		{"offset only", "uint16", 1, -40, []uint16{100}, reading.Float(60)},
+		{"decimal scale is exact", "int16", 0.1, 0, []uint16{234}, reading.Float(23.4)},
+		{"centi scale is exact", "uint16", 0.01, 0, []uint16{1999}, reading.Float(19.99)},
+		{"scale and offset", "int32", 0.25, 10, []uint16{0, 4}, reading.Float(11)},
+		{"float scaled", "float32", 2, 1, []uint16{0x3fc0, 0}, reading.Float(4)},
+		{"identity keeps uint", "uint64", 1, 0, []uint16{0xffff, 0xffff, 0xffff, 0xffff}, reading.Uint(math.MaxUint64)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -266,45 +268,45 @@ func TestEncode(t *testing.T) {
 		order         string
 		scale, offset float64
 		length        int
-		v             adapters.Value
+		v             reading.Value
 		regs          []uint16 // nil with err
 		err           string
 	}{
-		{"tenths rounds to nearest", "int16", "ABCD", 0.1, 0, 0, adapters.Float(21.54), []uint16{215}, ""},
-		{"half rounds away from zero", "int16", "ABCD", 1, 0.5, 0, adapters.Float(-1), []uint16{0xfffe}, ""},
-		{"offset inverted", "uint16", "ABCD", 0.5, -40, 0, adapters.Float(10), []uint16{100}, ""},
-		{"max after scale", "int16", "ABCD", 0.1, 0, 0, adapters.Float(3276.74), []uint16{0x7fff}, ""},
-		{"over max after scale", "int16", "ABCD", 0.1, 0, 0, adapters.Float(3276.8), nil, bad},
-		{"under min", "int16", "ABCD", 1, 0, 0, adapters.Int(-32769), nil, bad},
-		{"uint16 negative", "uint16", "ABCD", 1, 0, 0, adapters.Int(-1), nil, bad},
-		{"uint16 from text", "uint16", "BADC", 1, 0, 0, adapters.String(" 258 "), []uint16{0x0201}, ""},
-		{"int32 word swap", "int32", "CDAB", 1, 0, 0, adapters.Int(-2), []uint16{0xfffe, 0xffff}, ""},
-		{"uint32 max", "uint32", "ABCD", 1, 0, 0, adapters.Uint(math.MaxUint32), []uint16{0xffff, 0xffff}, ""},
-		{"uint32 over", "uint32", "ABCD", 1, 0, 0, adapters.Uint(1 << 32), nil, bad},
-		{"uint64 exact max", "uint64", "ABCD", 1, 0, 0, adapters.Uint(math.MaxUint64), []uint16{0xffff, 0xffff, 0xffff, 0xffff}, ""},
-		{"uint64 exact text", "uint64", "DCBA", 1, 0, 0, adapters.String("18446744073709551614"), []uint16{0xfeff, 0xffff, 0xffff, 0xffff}, ""},
-		{"uint64 negative", "uint64", "ABCD", 1, 0, 0, adapters.Int(-1), nil, bad},
-		{"int64 exact min text", "int64", "ABCD", 1, 0, 0, adapters.String("-9223372036854775808"), []uint16{0x8000, 0, 0, 0}, ""},
-		{"int64 from huge uint", "int64", "ABCD", 1, 0, 0, adapters.Uint(1 << 63), nil, bad},
-		{"int64 scaled at 2^63", "int64", "ABCD", 2, 0, 0, adapters.Float(math.Ldexp(1, 64)), nil, bad},
-		{"uint64 scaled below 2^64", "uint64", "ABCD", 0.5, 0, 0, adapters.Float(math.Ldexp(1, 62)), []uint16{0x8000, 0, 0, 0}, ""},
-		{"bool not a number", "int16", "ABCD", 1, 0, 0, adapters.Bool(true), nil, bad},
-		{"text not a number", "int16", "ABCD", 1, 0, 0, adapters.String("abc"), nil, bad},
-		{"float32 no rounding", "float32", "ABCD", 1, 0, 0, adapters.Float(1.5), []uint16{0x3fc0, 0}, ""},
-		{"float32 scaled", "float32", "CDAB", 2, 1, 0, adapters.Float(4), []uint16{0, 0x3fc0}, ""},
-		{"float32 too big", "float32", "ABCD", 1, 0, 0, adapters.Float(1e39), nil, bad},
-		{"float32 rounding to max", "float32", "ABCD", 1, 0, 0, adapters.Float(3.4028235e38), []uint16{0x7f7f, 0xffff}, ""},
-		{"float64 overflow after scale", "float64", "ABCD", 1e-300, 0, 0, adapters.Float(1e300), nil, bad},
-		{"float NaN", "float64", "ABCD", 1, 0, 0, adapters.Float(math.NaN()), nil, bad},
-		{"float from int", "float64", "ABCD", 1, 0, 0, adapters.Int(3), []uint16{0x4008, 0, 0, 0}, ""},
-		{"string padded", "string", "ABCD", 1, 0, 3, adapters.String("ABC"), []uint16{0x4142, 0x4300, 0}, ""},
-		{"string swapped", "string", "DCBA", 1, 0, 2, adapters.String("ABC"), []uint16{0x4241, 0x0043}, ""},
-		{"string exactly full", "string", "ABCD", 1, 0, 1, adapters.String("AB"), []uint16{0x4142}, ""},
-		{"string too long", "string", "ABCD", 1, 0, 1, adapters.String("ABC"), nil, bad},
-		{"string from number", "string", "ABCD", 1, 0, 2, adapters.Float(21.5), []uint16{0x3231, 0x2e35}, ""},
-		{"string empty", "string", "ABCD", 1, 0, 2, adapters.String(""), []uint16{0, 0}, ""},
-		{"bool register on", "bool", "BADC", 1, 0, 0, adapters.String("ON"), []uint16{0x0100}, ""},
-		{"bool register bad", "bool", "ABCD", 1, 0, 0, adapters.String("maybe"), nil, bad},
+		{"tenths rounds to nearest", "int16", "ABCD", 0.1, 0, 0, reading.Float(21.54), []uint16{215}, ""},
+		{"half rounds away from zero", "int16", "ABCD", 1, 0.5, 0, reading.Float(-1), []uint16{0xfffe}, ""},
+		{"offset inverted", "uint16", "ABCD", 0.5, -40, 0, reading.Float(10), []uint16{100}, ""},
+		{"max after scale", "int16", "ABCD", 0.1, 0, 0, reading.Float(3276.74), []uint16{0x7fff}, ""},
+		{"over max after scale", "int16", "ABCD", 0.1, 0, 0, reading.Float(3276.8), nil, bad},
+		{"under min", "int16", "ABCD", 1, 0, 0, reading.Int(-32769), nil, bad},
+		{"uint16 negative", "uint16", "ABCD", 1, 0, 0, reading.Int(-1), nil, bad},
+		{"uint16 from text", "uint16", "BADC", 1, 0, 0, reading.String(" 258 "), []uint16{0x0201}, ""},
+		{"int32 word swap", "int32", "CDAB", 1, 0, 0, reading.Int(-2), []uint16{0xfffe, 0xffff}, ""},
+		{"uint32 max", "uint32", "ABCD", 1, 0, 0, reading.Uint(math.MaxUint32), []uint16{0xffff, 0xffff}, ""},
+		{"uint32 over", "uint32", "ABCD", 1, 0, 0, reading.Uint(1 << 32), nil, bad},
+		{"uint64 exact max", "uint64", "ABCD", 1, 0, 0, reading.Uint(math.MaxUint64), []uint16{0xffff, 0xffff, 0xffff, 0xffff}, ""},
+		{"uint64 exact text", "uint64", "DCBA", 1, 0, 0, reading.String("18446744073709551614"), []uint16{0xfeff, 0xffff, 0xffff, 0xffff}, ""},
+		{"uint64 negative", "uint64", "ABCD", 1, 0, 0, reading.Int(-1), nil, bad},
+		{"int64 exact min text", "int64", "ABCD", 1, 0, 0, reading.String("-9223372036854775808"), []uint16{0x8000, 0, 0, 0}, ""},
+		{"int64 from huge uint", "int64", "ABCD", 1, 0, 0, reading.Uint(1 << 63), nil, bad},
+		{"int64 scaled at 2^63", "int64", "ABCD", 2, 0, 0, reading.Float(math.Ldexp(1, 64)), nil, bad},
+		{"uint64 scaled below 2^64", "uint64", "ABCD", 0.5, 0, 0, reading.Float(math.Ldexp(1, 62)), []uint16{0x8000, 0, 0, 0}, ""},
+		{"bool not a number", "int16", "ABCD", 1, 0, 0, reading.Bool(true), nil, bad},
+		{"text not a number", "int16", "ABCD", 1, 0, 0, reading.String("abc"), nil, bad},
+		{"float32 no rounding", "float32", "ABCD", 1, 0, 0, reading.Float(1.5), []uint16{0x3fc0, 0}, ""},
+		{"float32 scaled", "float32", "CDAB", 2, 1, 0, reading.Float(4), []uint16{0, 0x3fc0}, ""},
+		{"float32 too big", "float32", "ABCD", 1, 0, 0, reading.Float(1e39), nil, bad},
+		{"float32 rounding to max", "float32", "ABCD", 1, 0, 0, reading.Float(3.4028235e38), []uint16{0x7f7f, 0xffff}, ""},
+		{"float64 overflow after scale", "float64", "ABCD", 1e-300, 0, 0, reading.Float(1e300), nil, bad},
+		{"float NaN", "float64", "ABCD", 1, 0, 0, reading.Float(math.NaN()), nil, bad},
+		{"float from int", "float64", "ABCD", 1, 0, 0, reading.Int(3), []uint16{0x4008, 0, 0, 0}, ""},
+		{"string padded", "string", "ABCD", 1, 0, 3, reading.String("ABC"), []uint16{0x4142, 0x4300, 0}, ""},
+		{"string swapped", "string", "DCBA", 1, 0, 2, reading.String("ABC"), []uint16{0x4241, 0x0043}, ""},
+		{"string exactly full", "string", "ABCD", 1, 0, 1, reading.String("AB"), []uint16{0x4142}, ""},
+		{"string too long", "string", "ABCD", 1, 0, 1, reading.String("ABC"), nil, bad},
+		{"string from number", "string", "ABCD", 1, 0, 2, reading.Float(21.5), []uint16{0x3231, 0x2e35}, ""},
+		{"string empty", "string", "ABCD", 1, 0, 2, reading.String(""), []uint16{0, 0}, ""},
+		{"bool register on", "bool", "BADC", 1, 0, 0, reading.String("ON"), []uint16{0x0100}, ""},
+		{"bool register bad", "bool", "ABCD", 1, 0, 0, reading.String("maybe"), nil, bad},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

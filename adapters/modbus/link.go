@@ -11,10 +11,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
+	"github.com/fieldgate/fieldgate/internal/backoff"
 	"github.com/goburrow/modbus"
 
-	"github.com/fieldgate/fieldgate/adapters"
 	"github.com/fieldgate/fieldgate/adapters/internal/serialport"
 	"github.com/fieldgate/fieldgate/config"
 )
@@ -170,12 +169,12 @@ var defaultPace = pace{first: time.Second, max: 30 * time.Second}
 // (a device closing an idle connection is no fault), then with back-off
 // until a request settles fine.
 type redial struct {
-	backoff *backoff.ExponentialBackOff
+	backoff *backoff.Backoff
 	failing bool // since the last request that settled fine
 	at      time.Time
 }
 
-func newRedial(p pace) redial { return redial{backoff: adapters.NewBackoff(p.first, p.max)} }
+func newRedial(p pace) redial { return redial{backoff: backoff.New(p.first, p.max)} }
 
 func (r *redial) failed()            { r.at = time.Now().Add(r.wait()) }
 func (r *redial) retryAt() time.Time { return r.at }
@@ -186,7 +185,7 @@ func (r *redial) wait() time.Duration {
 		r.failing = true
 		return 0
 	}
-	return r.backoff.NextBackOff()
+	return r.backoff.Next()
 }
 
 // reset notes that the connection works.

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fieldgate/fieldgate/internal/reading"
+
 	"github.com/goburrow/modbus"
 
 	"github.com/fieldgate/fieldgate/adapters"
@@ -104,10 +106,10 @@ func (p *point) width() int {
 }
 
 // value extracts the point from the answer to a read starting at start.
-func (p *point) value(data []byte, start int) adapters.Value {
+func (p *point) value(data []byte, start int) reading.Value {
 	off := p.addr - start
 	if p.table.bits() {
-		return adapters.Bool(data[off/8]>>(off%8)&1 == 1)
+		return reading.Bool(data[off/8]>>(off%8)&1 == 1)
 	}
 	return p.codec.decode(data[2*off : 2*(off+p.width())])
 }
@@ -300,7 +302,7 @@ func nextTick(prev, now time.Time, interval time.Duration) (time.Time, int) {
 // cycle early: its other requests would cost the bus a timeout each.
 func (a *Adapter) poll(ctx context.Context, m *member, e adapters.Emitter) {
 	var (
-		rs     []adapters.Reading
+		rs     []reading.Reading
 		ps     []*point // the point of each reading in rs
 		first  error
 		failed int
@@ -323,7 +325,7 @@ func (a *Adapter) poll(ctx context.Context, m *member, e adapters.Emitter) {
 			continue
 		}
 		for _, p := range r.points {
-			rs = append(rs, adapters.Reading{Adapter: a.name, Point: p.name, Time: at, Value: p.value(data, r.start)})
+			rs = append(rs, reading.Reading{Adapter: a.name, Point: p.name, Time: at, Value: p.value(data, r.start)})
 			ps = append(ps, p)
 		}
 	}
@@ -348,7 +350,7 @@ func (a *Adapter) poll(ctx context.Context, m *member, e adapters.Emitter) {
 // stored before that read-back is. A poll never publishes a value older
 // than a read-back published before it, which on_change would leave
 // standing.
-func (a *Adapter) emit(e adapters.Emitter, rs []adapters.Reading, ps []*point) {
+func (a *Adapter) emit(e adapters.Emitter, rs []reading.Reading, ps []*point) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	out := rs[:0]
@@ -392,29 +394,29 @@ func (a *Adapter) read(ctx context.Context, m *member, urgent bool, t table, sta
 // register is refused: setting it means read-modify-write of the register,
 // which would race the device's own updates of the other bits, and the
 // atomic FC22 mask write is missing from too many devices to rely on.
-func (a *Adapter) Write(ctx context.Context, name string, v adapters.Value) (adapters.Value, adapters.Reading, error) {
+func (a *Adapter) Write(ctx context.Context, name string, v reading.Value) (reading.Value, reading.Reading, error) {
 	wrap := func(err error) error { return fmt.Errorf("modbus %q point %q: %w", a.name, name, err) }
 	p, ok := a.points[name]
 	if !ok {
-		return adapters.Value{}, adapters.Reading{}, wrap(adapters.ErrNoPoint)
+		return reading.Value{}, reading.Reading{}, wrap(adapters.ErrNoPoint)
 	}
 	req, written, err := p.writeRequest(v)
 	if err != nil {
-		return adapters.Value{}, adapters.Reading{}, wrap(err)
+		return reading.Value{}, reading.Reading{}, wrap(err)
 	}
 	m := a.member.Load()
 	if m == nil {
-		return adapters.Value{}, adapters.Reading{}, wrap(errStopped)
+		return reading.Value{}, reading.Reading{}, wrap(errStopped)
 	}
 	if err := a.reserveWrite(p, time.Now()); err != nil {
-		return adapters.Value{}, adapters.Reading{}, wrap(err)
+		return reading.Value{}, reading.Reading{}, wrap(err)
 	}
 	if err := m.do(ctx, a.unit, true, req); err != nil {
-		return adapters.Value{}, adapters.Reading{}, wrap(fmt.Errorf("unit %d: write %s %d: %w", a.unit, p.table, p.addr, err))
+		return reading.Value{}, reading.Reading{}, wrap(fmt.Errorf("unit %d: write %s %d: %w", a.unit, p.table, p.addr, err))
 	}
 	data, at, err := a.read(ctx, m, true, p.table, p.addr, p.width())
 	if err != nil {
-		return written, adapters.Reading{}, wrap(fmt.Errorf("written, but read-back failed: %w", err))
+		return written, reading.Reading{}, wrap(fmt.Errorf("written, but read-back failed: %w", err))
 	}
 	back := p.value(data, p.addr)
 	a.mu.Lock()
@@ -424,20 +426,20 @@ func (a *Adapter) Write(ctx context.Context, name string, v adapters.Value) (ada
 	p.filter.Pass(back, at)
 	p.backAt = at
 	a.mu.Unlock()
-	return written, adapters.Reading{Adapter: a.name, Point: p.name, Time: at, Value: back}, nil
+	return written, reading.Reading{Adapter: a.name, Point: p.name, Time: at, Value: back}, nil
 }
 
 // writeRequest checks v against the point and returns the request that
 // writes it, with the value as it will read back.
-func (p *point) writeRequest(v adapters.Value) (func(modbus.Client) error, adapters.Value, error) {
+func (p *point) writeRequest(v reading.Value) (func(modbus.Client) error, reading.Value, error) {
 	addr := uint16(p.addr)
 	switch {
 	case !p.writable:
-		return nil, adapters.Value{}, adapters.ErrNotWritable
+		return nil, reading.Value{}, adapters.ErrNotWritable
 	case p.table == coils:
-		on, err := v.AsBool()
+		on, err := adapters.AsBool(v)
 		if err != nil {
-			return nil, adapters.Value{}, err
+			return nil, reading.Value{}, err
 		}
 		state := uint16(0)
 		if on {
@@ -446,17 +448,17 @@ func (p *point) writeRequest(v adapters.Value) (func(modbus.Client) error, adapt
 		return func(c modbus.Client) error {
 			_, err := c.WriteSingleCoil(addr, state)
 			return err
-		}, adapters.Bool(on), nil
+		}, reading.Bool(on), nil
 	case p.table != holdingRegisters:
-		return nil, adapters.Value{}, fmt.Errorf("%w: a %s is read-only", adapters.ErrNotWritable, p.table)
+		return nil, reading.Value{}, fmt.Errorf("%w: a %s is read-only", adapters.ErrNotWritable, p.table)
 	case p.codec.bit >= 0:
-		return nil, adapters.Value{}, fmt.Errorf("%w: a single bit of a holding register is not written (it needs a read-modify-write of the whole register)", adapters.ErrNotWritable)
+		return nil, reading.Value{}, fmt.Errorf("%w: a single bit of a holding register is not written (it needs a read-modify-write of the whole register)", adapters.ErrNotWritable)
 	case p.width() > 123:
-		return nil, adapters.Value{}, fmt.Errorf("%w: %d registers exceed the 123 one request can write", adapters.ErrNotWritable, p.width())
+		return nil, reading.Value{}, fmt.Errorf("%w: %d registers exceed the 123 one request can write", adapters.ErrNotWritable, p.width())
 	}
 	wire, err := p.codec.encode(v)
 	if err != nil {
-		return nil, adapters.Value{}, err
+		return nil, reading.Value{}, err
 	}
 	written := p.codec.decode(wire)
 	if len(wire) == 2 {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fieldgate/fieldgate/internal/reading"
+
 	gmb "github.com/goburrow/modbus"
 	sim "github.com/simonvetter/modbus"
 
@@ -94,10 +96,10 @@ func decodeFixture(seed func(table string, addr int, vals []uint16)) ([]config.M
 			}
 		}
 		for i := range 20 {
-			if got, _ := c.Value(fmt.Sprintf("coil%d", i)); got != adapters.Bool(i%3 == 0) {
+			if got, _ := c.Value(fmt.Sprintf("coil%d", i)); got != reading.Bool(i%3 == 0) {
 				t.Errorf("coil%d = %v", i, got)
 			}
-			if got, _ := c.Value(fmt.Sprintf("input%d", i)); got != adapters.Bool(i%4 == 1) {
+			if got, _ := c.Value(fmt.Sprintf("input%d", i)); got != reading.Bool(i%4 == 1) {
 				t.Errorf("input%d = %v", i, got)
 			}
 		}
@@ -157,7 +159,7 @@ func TestCoalescingAtServer(t *testing.T) {
 	if got := tp.counts(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("requests per function code: %v, want %v", got, want)
 	}
-	for name, v := range map[string]adapters.Value{"c1999": adapters.Bool(true), "c2000": adapters.Bool(false), "h29b3": adapters.Bool(false), "h29b4": adapters.Bool(true)} {
+	for name, v := range map[string]reading.Value{"c1999": reading.Bool(true), "c2000": reading.Bool(false), "h29b3": reading.Bool(false), "h29b4": reading.Bool(true)} {
 		if got, _ := c.Value(name); got != v {
 			t.Errorf("%s = %v, want %v", name, got, v)
 		}
@@ -185,7 +187,7 @@ func TestExceptionThenRecovery(t *testing.T) {
 	if !strings.Contains(c.Err.Error(), "illegal data address") || !strings.Contains(c.Err.Error(), `"dev"`) {
 		t.Errorf("status %q does not name the exception and the adapter", c.Err)
 	}
-	if v, ok := c.Value("i"); !ok || v != adapters.Uint(22) {
+	if v, ok := c.Value("i"); !ok || v != reading.Uint(22) {
 		t.Errorf("input register reading %v, %v; want 22 despite the failed request", v, ok)
 	}
 	if _, ok := c.Value("h"); ok {
@@ -194,7 +196,7 @@ func TestExceptionThenRecovery(t *testing.T) {
 
 	dev.SetTableFault(config.HoldingRegister, nil)
 	c = rec.AwaitCycle(t, "status ok", func(c adapterstest.Cycle) bool { return c.Err == nil })
-	if v, _ := c.Value("h"); v != adapters.Uint(11) {
+	if v, _ := c.Value("h"); v != reading.Uint(11) {
 		t.Errorf("h = %v after recovery, want 11", v)
 	}
 	if n := tp.connections(); n != 1 {
@@ -212,7 +214,7 @@ func TestServerRestart(t *testing.T) {
 	dev.SetHolding(3, 1)
 	_, rec := start(t, deviceConfig("tcp://"+addr, 10*time.Millisecond, pt("h", config.HoldingRegister, 3, "uint16")))
 
-	rec.AwaitCycle(t, "first reading", func(c adapterstest.Cycle) bool { v, _ := c.Value("h"); return c.Err == nil && v == adapters.Uint(1) })
+	rec.AwaitCycle(t, "first reading", func(c adapterstest.Cycle) bool { v, _ := c.Value("h"); return c.Err == nil && v == reading.Uint(1) })
 	if err := srv.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +224,7 @@ func TestServerRestart(t *testing.T) {
 
 	dev.SetHolding(3, 2)
 	serve(t, dev, addr)
-	rec.AwaitCycle(t, "reading after restart", func(c adapterstest.Cycle) bool { v, _ := c.Value("h"); return c.Err == nil && v == adapters.Uint(2) })
+	rec.AwaitCycle(t, "reading after restart", func(c adapterstest.Cycle) bool { v, _ := c.Value("h"); return c.Err == nil && v == reading.Uint(2) })
 }
 
 // TestTimeoutReconnects: a device that stops answering times out each
@@ -244,7 +246,7 @@ func TestTimeoutReconnects(t *testing.T) {
 		t.Errorf("status %v: want a timeout", c.Err)
 	}
 	resume()
-	rec.AwaitCycle(t, "status ok again", func(c adapterstest.Cycle) bool { v, _ := c.Value("h"); return c.Err == nil && v == adapters.Uint(5) })
+	rec.AwaitCycle(t, "status ok again", func(c adapterstest.Cycle) bool { v, _ := c.Value("h"); return c.Err == nil && v == reading.Uint(5) })
 	if n := tp.connections(); n < 2 {
 		t.Errorf("%d connections; want a reconnection after the timeout", n)
 	}
@@ -270,23 +272,23 @@ func TestWrites(t *testing.T) {
 	rec.NextCycle(t)
 
 	// As the adapter computes it: raw*scale + offset at run time.
-	eng := func(raw, scale, offset float64) adapters.Value { return adapters.Float(raw*scale + offset) }
+	eng := func(raw, scale, offset float64) reading.Value { return reading.Float(raw*scale + offset) }
 	cases := []struct {
 		point   string
-		v       adapters.Value
+		v       reading.Value
 		fc      byte
-		written adapters.Value
+		written reading.Value
 		regs    []uint16 // at the server; nil for the coil
 	}{
-		{"valve", adapters.String("on"), fcWriteCoil, adapters.Bool(true), nil},
-		{"setpoint", adapters.Float(1234), fcWriteRegister, adapters.Uint(1234), []uint16{1234}},
-		{"temp", adapters.Float(21.54), fcWriteRegister, eng(215, 0.1, 0), []uint16{215}},
-		{"temp", adapters.Int(-3), fcWriteRegister, eng(-30, 0.1, 0), []uint16{0xffe2}},
-		{"enable", adapters.Bool(true), fcWriteRegister, adapters.Bool(true), []uint16{1}},
-		{"flow", adapters.Float(1.5), fcWriteMultiple, adapters.Float(1.5), []uint16{0, 0x3fc0}},
-		{"total", adapters.Uint(1<<64 - 2), fcWriteMultiple, adapters.Uint(1<<64 - 2), []uint16{0xffff, 0xffff, 0xffff, 0xfffe}},
-		{"offset", adapters.Float(-49.99), fcWriteMultiple, eng(1, 0.01, -50), []uint16{0, 1}},
-		{"label", adapters.String("pump-1"), fcWriteMultiple, adapters.String("pump-1"), []uint16{0x7075, 0x6d70, 0x2d31, 0}},
+		{"valve", reading.String("on"), fcWriteCoil, reading.Bool(true), nil},
+		{"setpoint", reading.Float(1234), fcWriteRegister, reading.Uint(1234), []uint16{1234}},
+		{"temp", reading.Float(21.54), fcWriteRegister, eng(215, 0.1, 0), []uint16{215}},
+		{"temp", reading.Int(-3), fcWriteRegister, eng(-30, 0.1, 0), []uint16{0xffe2}},
+		{"enable", reading.Bool(true), fcWriteRegister, reading.Bool(true), []uint16{1}},
+		{"flow", reading.Float(1.5), fcWriteMultiple, reading.Float(1.5), []uint16{0, 0x3fc0}},
+		{"total", reading.Uint(1<<64 - 2), fcWriteMultiple, reading.Uint(1<<64 - 2), []uint16{0xffff, 0xffff, 0xffff, 0xfffe}},
+		{"offset", reading.Float(-49.99), fcWriteMultiple, eng(1, 0.01, -50), []uint16{0, 1}},
+		{"label", reading.String("pump-1"), fcWriteMultiple, reading.String("pump-1"), []uint16{0x7075, 0x6d70, 0x2d31, 0}},
 	}
 	for _, c := range cases {
 		t.Run(c.point, func(t *testing.T) {
@@ -348,25 +350,25 @@ func TestWriteRefusals(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, _, err := a.Write(ctx, "valve", adapters.Bool(true)); err != nil {
+	if _, _, err := a.Write(ctx, "valve", reading.Bool(true)); err != nil {
 		t.Fatalf("first write: %v", err)
 	}
 	cases := []struct {
 		point string
-		v     adapters.Value
+		v     reading.Value
 		want  error
 	}{
-		{"nope", adapters.Int(1), adapters.ErrNoPoint},
-		{"input", adapters.Int(1), adapters.ErrNotWritable},
-		{"discrete", adapters.Bool(true), adapters.ErrNotWritable},
-		{"locked", adapters.Int(1), adapters.ErrNotWritable},
-		{"flag", adapters.Bool(true), adapters.ErrNotWritable},
-		{"temp", adapters.String("abc"), adapters.ErrBadValue},
-		{"temp", adapters.Bool(true), adapters.ErrBadValue},
-		{"temp", adapters.Float(3276.8), adapters.ErrBadValue},
-		{"temp", adapters.Float(-3276.9), adapters.ErrBadValue},
-		{"valve", adapters.String("maybe"), adapters.ErrBadValue},
-		{"valve", adapters.Bool(false), adapters.ErrTooSoon},
+		{"nope", reading.Int(1), adapters.ErrNoPoint},
+		{"input", reading.Int(1), adapters.ErrNotWritable},
+		{"discrete", reading.Bool(true), adapters.ErrNotWritable},
+		{"locked", reading.Int(1), adapters.ErrNotWritable},
+		{"flag", reading.Bool(true), adapters.ErrNotWritable},
+		{"temp", reading.String("abc"), adapters.ErrBadValue},
+		{"temp", reading.Bool(true), adapters.ErrBadValue},
+		{"temp", reading.Float(3276.8), adapters.ErrBadValue},
+		{"temp", reading.Float(-3276.9), adapters.ErrBadValue},
+		{"valve", reading.String("maybe"), adapters.ErrBadValue},
+		{"valve", reading.Bool(false), adapters.ErrTooSoon},
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%s=%v", c.point, c.v), func(t *testing.T) {
@@ -385,7 +387,7 @@ func TestWriteRefusals(t *testing.T) {
 	}
 	// Refused writes do not count for min_write_interval: temp, refused
 	// above, is still writable.
-	if _, _, err := a.Write(ctx, "temp", adapters.Float(1)); err != nil {
+	if _, _, err := a.Write(ctx, "temp", reading.Float(1)); err != nil {
 		t.Errorf("write after refusals: %v", err)
 	}
 }
@@ -401,7 +403,7 @@ func TestOnChange(t *testing.T) {
 		pt("always", config.HoldingRegister, 1, "uint16")))
 
 	c := rec.NextCycle(t)
-	if v, _ := c.Value("steady"); v != adapters.Uint(4) {
+	if v, _ := c.Value("steady"); v != reading.Uint(4) {
 		t.Fatalf("first cycle steady = %v, want 4", v)
 	}
 	for range 5 {
@@ -414,7 +416,7 @@ func TestOnChange(t *testing.T) {
 		}
 	}
 	dev.SetHolding(0, 7)
-	rec.AwaitCycle(t, "the change", func(c adapterstest.Cycle) bool { v, _ := c.Value("steady"); return v == adapters.Uint(7) })
+	rec.AwaitCycle(t, "the change", func(c adapterstest.Cycle) bool { v, _ := c.Value("steady"); return v == reading.Uint(7) })
 }
 
 // TestWriteFeedsOnChange: a write's read-back is published by the caller,
@@ -425,11 +427,11 @@ func TestWriteFeedsOnChange(t *testing.T) {
 	dev.SetHolding(0, 4)
 	a, rec := start(t, deviceConfig("tcp://"+srv, 5*time.Millisecond,
 		pt("sp", config.HoldingRegister, 0, "uint16", writable, func(p *config.ModbusPoint) { p.OnChange = true })))
-	rec.AwaitCycle(t, "first reading", func(c adapterstest.Cycle) bool { v, _ := c.Value("sp"); return v == adapters.Uint(4) })
+	rec.AwaitCycle(t, "first reading", func(c adapterstest.Cycle) bool { v, _ := c.Value("sp"); return v == reading.Uint(4) })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, rb, err := a.Write(ctx, "sp", adapters.Int(7)); err != nil || rb.Value != adapters.Uint(7) {
+	if _, rb, err := a.Write(ctx, "sp", reading.Int(7)); err != nil || rb.Value != reading.Uint(7) {
 		t.Fatalf("Write: %v, %v", rb.Value, err)
 	}
 	for range 10 {
@@ -452,7 +454,7 @@ func TestRunLifecycle(t *testing.T) {
 	}
 	wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer wcancel()
-	if _, _, err := a.Write(wctx, "h", adapters.Int(1)); !errors.Is(err, errStopped) {
+	if _, _, err := a.Write(wctx, "h", reading.Int(1)); !errors.Is(err, errStopped) {
 		t.Errorf("write before Run: %v, want errStopped", err)
 	}
 	for round := range 2 {
@@ -466,14 +468,14 @@ func TestRunLifecycle(t *testing.T) {
 		if err := a.Run(ctx, rec); err == nil {
 			t.Errorf("round %d: concurrent Run did not fail", round)
 		}
-		if _, rb, err := a.Write(wctx, "h", adapters.Int(int64(round+1))); err != nil || rb.Value != adapters.Uint(uint64(round+1)) {
+		if _, rb, err := a.Write(wctx, "h", reading.Int(int64(round+1))); err != nil || rb.Value != reading.Uint(uint64(round+1)) {
 			t.Errorf("round %d: write: %v, %v", round, rb.Value, err)
 		}
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatalf("round %d: Run: %v", round, err)
 		}
-		if _, _, err := a.Write(wctx, "h", adapters.Int(1)); !errors.Is(err, errStopped) {
+		if _, _, err := a.Write(wctx, "h", reading.Int(1)); !errors.Is(err, errStopped) {
 			t.Errorf("round %d: write after Run: %v, want errStopped", round, err)
 		}
 	}

@@ -10,7 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fieldgate/fieldgate/adapters"
+	"github.com/fieldgate/fieldgate/internal/reading"
+
 	"github.com/fieldgate/fieldgate/adapters/adapterstest"
 	"github.com/fieldgate/fieldgate/adapters/internal/serialport"
 	"github.com/fieldgate/fieldgate/config"
@@ -46,20 +47,20 @@ func soakDuration(t *testing.T) time.Duration {
 // soakUnit is what TestRTUTwoUnitsSoak's unit u serves: ten holding
 // registers, an int32 input and a coil, three requests a cycle, with values
 // that tell the units apart.
-func soakUnit(u byte) (unitRegs, []config.ModbusPoint, map[string]adapters.Value) {
+func soakUnit(u byte) (unitRegs, []config.ModbusPoint, map[string]reading.Value) {
 	regs := unitRegs{}
 	var points []config.ModbusPoint
-	want := map[string]adapters.Value{}
+	want := map[string]reading.Value{}
 	for i := range 10 {
 		name := fmt.Sprintf("h%d", i)
 		regs.seed(config.HoldingRegister, i, []uint16{uint16(100*int(u) + i)})
 		points = append(points, pt(name, config.HoldingRegister, i, "uint16"))
-		want[name] = adapters.Uint(uint64(100*int(u) + i))
+		want[name] = reading.Uint(uint64(100*int(u) + i))
 	}
 	regs.seed(config.InputRegister, 0, []uint16{0, uint16(u)})
 	regs.seed(config.Coil, 7, []uint16{uint16(u % 2)})
 	points = append(points, pt("i", config.InputRegister, 0, "int32"), pt("c", config.Coil, 7, "bool"))
-	want["i"], want["c"] = adapters.Int(int64(u)), adapters.Bool(u%2 == 1)
+	want["i"], want["c"] = reading.Int(int64(u)), reading.Bool(u%2 == 1)
 	return regs, points, want
 }
 
@@ -70,7 +71,7 @@ func TestRTUTwoUnitsSoak(t *testing.T) {
 	d := soakDuration(t)
 	units := map[byte]unitRegs{}
 	points := map[byte][]config.ModbusPoint{}
-	wants := map[byte]map[string]adapters.Value{}
+	wants := map[byte]map[string]reading.Value{}
 	for _, u := range []byte{1, 2} {
 		units[u], points[u], wants[u] = soakUnit(u)
 	}
@@ -106,7 +107,7 @@ func TestRTUDeadUnit(t *testing.T) {
 	for range 8 { // some 3 s, each cycle costing the dead unit's timeout; all are checked below
 		deadRec.NextCycle(t)
 	}
-	live := summarize(liveRec, map[string]adapters.Value{"h": adapters.Uint(42)})
+	live := summarize(liveRec, map[string]reading.Value{"h": reading.Uint(42)})
 	dead := summarize(deadRec, nil)
 
 	live.check(t, "live unit")
@@ -131,7 +132,7 @@ func TestRTUDeadUnit(t *testing.T) {
 func TestRTUFairness(t *testing.T) {
 	units := map[byte]unitRegs{}
 	points := map[byte][]config.ModbusPoint{}
-	wants := map[byte]map[string]adapters.Value{}
+	wants := map[byte]map[string]reading.Value{}
 	for _, u := range []byte{1, 2} {
 		units[u], points[u], wants[u] = soakUnit(u)
 	}
@@ -167,7 +168,7 @@ func TestRTUBadCRC(t *testing.T) {
 	}
 	bus.srv.out.Await(t, 5*time.Second, "corrupted 1") // the server did corrupt a reply
 	c = rec.NextCycle(t)
-	if v, _ := c.Value("h"); c.Err != nil || v != adapters.Uint(42) {
+	if v, _ := c.Value("h"); c.Err != nil || v != reading.Uint(42) {
 		t.Errorf("the cycle after the bad frame: %v, %v; want 42 at once", v, c.Err)
 	}
 }
@@ -185,14 +186,14 @@ func TestRTUWriteWhilePolling(t *testing.T) {
 
 	cases := []struct {
 		point   string
-		v       adapters.Value
-		written adapters.Value
+		v       reading.Value
+		written reading.Value
 		get     string // server command
 		want    string // its answer
 	}{
-		{"temp", adapters.Float(-21.5), adapters.Float(-215 * 0.1), "get 2 hr 5 1", fmt.Sprint("values ", 0x10000-215)},
-		{"valve", adapters.String("on"), adapters.Bool(true), "get 2 co 3 1", "values 1"},
-		{"temp", adapters.Int(3), adapters.Float(30 * 0.1), "get 2 hr 5 1", "values 30"},
+		{"temp", reading.Float(-21.5), reading.Float(-215 * 0.1), "get 2 hr 5 1", fmt.Sprint("values ", 0x10000-215)},
+		{"valve", reading.String("on"), reading.Bool(true), "get 2 co 3 1", "values 1"},
+		{"temp", reading.Int(3), reading.Float(30 * 0.1), "get 2 hr 5 1", "values 30"},
 	}
 	for _, c := range cases {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -211,7 +212,7 @@ func TestRTUWriteWhilePolling(t *testing.T) {
 		}
 		t.Logf("write and read-back of %s took %s", c.point, took.Round(time.Microsecond))
 	}
-	busy := summarize(busyRec, map[string]adapters.Value{"h": adapters.Uint(42)})
+	busy := summarize(busyRec, map[string]reading.Value{"h": reading.Uint(42)})
 	busy.check(t, "unit 1")
 	if busy.cycles == 0 {
 		t.Error("unit 1 was not polled during the writes")
@@ -224,14 +225,14 @@ func TestRTUWriteWhilePolling(t *testing.T) {
 func TestRTUUnplug(t *testing.T) {
 	bus := startRTUBus(t, line8N1, map[byte]unitRegs{1: {"hr": {"0": {42}}}})
 	_, rec := start(t, rtuConfig(bus.url, 1, 20*time.Millisecond, pt("h", config.HoldingRegister, 0, "uint16")))
-	rec.AwaitCycle(t, "first reading", func(c adapterstest.Cycle) bool { v, _ := c.Value("h"); return c.Err == nil && v == adapters.Uint(42) })
+	rec.AwaitCycle(t, "first reading", func(c adapterstest.Cycle) bool { v, _ := c.Value("h"); return c.Err == nil && v == reading.Uint(42) })
 
 	bus.cable.Stop()
 	c := rec.AwaitCycle(t, "status error", func(c adapterstest.Cycle) bool { return c.Err != nil })
 	t.Logf("status after unplugging: %v", c.Err)
 	bus.srv.command("set 1 hr 0 43")
 	bus.cable.Start()
-	rec.AwaitCycle(t, "reading after replug", func(c adapterstest.Cycle) bool { v, _ := c.Value("h"); return c.Err == nil && v == adapters.Uint(43) })
+	rec.AwaitCycle(t, "reading after replug", func(c adapterstest.Cycle) bool { v, _ := c.Value("h"); return c.Err == nil && v == reading.Uint(43) })
 }
 
 // TestRTUOverTCP reaches two units of the RTU server through a transparent
@@ -246,16 +247,16 @@ func TestRTUOverTCP(t *testing.T) {
 	url := "rtu+tcp://" + addr
 	_, rec1 := start(t, rtuConfig(url, 1, 20*time.Millisecond, pt("h", config.HoldingRegister, 0, "uint16")))
 	a2, rec2 := start(t, rtuConfig(url, 2, time.Hour, pt("h", config.HoldingRegister, 0, "uint16", writable)))
-	rec1.AwaitCycle(t, "unit 1", func(c adapterstest.Cycle) bool { v, _ := c.Value("h"); return c.Err == nil && v == adapters.Uint(11) })
+	rec1.AwaitCycle(t, "unit 1", func(c adapterstest.Cycle) bool { v, _ := c.Value("h"); return c.Err == nil && v == reading.Uint(11) })
 	if c := rec2.NextCycle(t); c.Err != nil {
 		t.Fatalf("unit 2: %v", c.Err)
-	} else if v, _ := c.Value("h"); v != adapters.Uint(22) {
+	} else if v, _ := c.Value("h"); v != reading.Uint(22) {
 		t.Fatalf("unit 2 h = %v, want 22", v)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, rb, err := a2.Write(ctx, "h", adapters.Int(23)); err != nil || rb.Value != adapters.Uint(23) {
+	if _, rb, err := a2.Write(ctx, "h", reading.Int(23)); err != nil || rb.Value != reading.Uint(23) {
 		t.Errorf("write to unit 2: %v, %v", rb.Value, err)
 	}
 	if got := srv.command("get 2 hr 0 1"); got != "values 23" {
@@ -274,7 +275,7 @@ func TestRTUOverTCP(t *testing.T) {
 	t.Logf("status with the converter down: %v", c.Err)
 	srv.command("set 1 hr 0 12")
 	startTCPBridge(t, addr, cable.A)
-	rec1.AwaitCycle(t, "reading after reconnection", func(c adapterstest.Cycle) bool { v, _ := c.Value("h"); return c.Err == nil && v == adapters.Uint(12) })
+	rec1.AwaitCycle(t, "reading after reconnection", func(c adapterstest.Cycle) bool { v, _ := c.Value("h"); return c.Err == nil && v == reading.Uint(12) })
 }
 
 // TestBusRegistry: adapters on one serial device share one link; one with
@@ -383,7 +384,7 @@ type summary struct {
 	maxGap time.Duration
 }
 
-func summarize(rec *adapterstest.Recorder, want map[string]adapters.Value) summary {
+func summarize(rec *adapterstest.Recorder, want map[string]reading.Value) summary {
 	var s summary
 	var last time.Time
 	for _, c := range rec.Cycles() {

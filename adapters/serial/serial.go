@@ -19,6 +19,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fieldgate/fieldgate/internal/reading"
+
 	"github.com/fieldgate/fieldgate/adapters"
 	"github.com/fieldgate/fieldgate/adapters/internal/serialport"
 	"github.com/fieldgate/fieldgate/config"
@@ -75,12 +77,12 @@ type point struct {
 type command struct {
 	p     *point
 	text  []byte
-	value adapters.Value // as the point's type
-	done  chan result    // buffered: the owner never waits for the writer
+	value reading.Value // as the point's type
+	done  chan result   // buffered: the owner never waits for the writer
 }
 
 type result struct {
-	readBack adapters.Reading
+	readBack reading.Reading
 	err      error
 }
 
@@ -176,26 +178,26 @@ func (a *Adapter) Run(ctx context.Context, e adapters.Emitter) error {
 // query mode, the point's value in the answer to one query sent right after
 // the command; in line mode, where the device cannot be asked, the value
 // written, timed now.
-func (a *Adapter) Write(ctx context.Context, name string, v adapters.Value) (adapters.Value, adapters.Reading, error) {
+func (a *Adapter) Write(ctx context.Context, name string, v reading.Value) (reading.Value, reading.Reading, error) {
 	p := a.byName[name]
 	if p == nil {
-		return adapters.Value{}, adapters.Reading{}, fmt.Errorf("serial %q point %q: %w", a.name, name, adapters.ErrNoPoint)
+		return reading.Value{}, reading.Reading{}, fmt.Errorf("serial %q point %q: %w", a.name, name, adapters.ErrNoPoint)
 	}
 	typed, text, err := p.render(v, a.delim)
 	if err != nil {
-		return adapters.Value{}, adapters.Reading{}, fmt.Errorf("serial %q point %q: %w", a.name, name, err)
+		return reading.Value{}, reading.Reading{}, fmt.Errorf("serial %q point %q: %w", a.name, name, err)
 	}
 	c := &command{p: p, text: text, value: typed, done: make(chan result, 1)}
 	select {
 	case a.cmds <- c:
 	case <-ctx.Done():
-		return adapters.Value{}, adapters.Reading{}, fmt.Errorf("serial %q point %q: not written: %w", a.name, name, ctx.Err())
+		return reading.Value{}, reading.Reading{}, fmt.Errorf("serial %q point %q: not written: %w", a.name, name, ctx.Err())
 	}
 	select {
 	case res := <-c.done:
 		return typed, res.readBack, res.err
 	case <-ctx.Done():
-		return typed, adapters.Reading{}, fmt.Errorf("serial %q point %q: outcome unknown: %w", a.name, name, ctx.Err())
+		return typed, reading.Reading{}, fmt.Errorf("serial %q point %q: outcome unknown: %w", a.name, name, ctx.Err())
 	}
 }
 
@@ -273,7 +275,7 @@ func (r *run) poll(ctx context.Context, p *serialport.Port) error {
 // ask sends the request and parses the first line of the answer that matches
 // a point; lines matching nothing (echoes, acknowledgements) are skipped. A
 // late answer to an earlier request is discarded first.
-func (r *run) ask(p *serialport.Port) ([]adapters.Reading, error) {
+func (r *run) ask(p *serialport.Port) ([]reading.Reading, error) {
 	if err := p.ResetInput(); err != nil {
 		return nil, err
 	}
@@ -316,7 +318,7 @@ func (r *run) write(p *serialport.Port, c *command) error {
 		c.done <- result{err: fmt.Errorf("serial %q point %q: written, read-back failed: %w", r.name, c.p.name, err)}
 		return err
 	}
-	var rb *adapters.Reading
+	var rb *reading.Reading
 	others := rs[:0]
 	for _, rd := range rs {
 		if rd.Point == c.p.name {
@@ -340,15 +342,15 @@ func (r *run) write(p *serialport.Port, c *command) error {
 
 // readBack makes the reading returned to the writer, which publishes it; the
 // point's filter counts it as published.
-func (r *run) readBack(p *point, v adapters.Value, t time.Time) adapters.Reading {
+func (r *run) readBack(p *point, v reading.Value, t time.Time) reading.Reading {
 	p.filter.Pass(v, t)
-	return adapters.Reading{Adapter: r.name, Point: p.name, Time: t, Value: v}
+	return reading.Reading{Adapter: r.name, Point: p.name, Time: t, Value: v}
 }
 
 // parse takes the value of every point whose pattern matches the line;
 // matched tells whether any did. Captures that do not parse as the point's
 // type are reported in err, naming point and text; the others still count.
-func (r *run) parse(line string, t time.Time) (rs []adapters.Reading, matched bool, err error) {
+func (r *run) parse(line string, t time.Time) (rs []reading.Reading, matched bool, err error) {
 	r.log.Debug("serial line", "text", line)
 	var errs []error
 	for _, p := range r.points {
@@ -362,14 +364,14 @@ func (r *run) parse(line string, t time.Time) (rs []adapters.Reading, matched bo
 			errs = append(errs, fmt.Errorf("serial %q point %q: %w", r.name, p.name, err))
 			continue
 		}
-		rs = append(rs, adapters.Reading{Adapter: r.name, Point: p.name, Time: t, Value: v})
+		rs = append(rs, reading.Reading{Adapter: r.name, Point: p.name, Time: t, Value: v})
 	}
 	return rs, matched, errors.Join(errs...)
 }
 
 // emit hands over the readings of one line that pass their points' filters,
 // together.
-func (r *run) emit(rs []adapters.Reading) {
+func (r *run) emit(rs []reading.Reading) {
 	out := rs[:0]
 	for _, rd := range rs {
 		if r.byName[rd.Point].filter.Pass(rd.Value, rd.Time) {
@@ -444,29 +446,29 @@ var (
 
 // parse converts a captured text to a value of the point's type; bools are
 // true/false, on/off or 1/0 in any case.
-func parse(typ, s string) (adapters.Value, error) {
+func parse(typ, s string) (reading.Value, error) {
 	s = strings.TrimSpace(s)
 	var err error
 	switch typ {
 	case "float64":
 		var f float64
 		if f, err = strconv.ParseFloat(s, 64); err == nil {
-			return adapters.Float(f), nil
+			return reading.Float(f), nil
 		}
 	case "int64":
 		var i int64
 		if i, err = strconv.ParseInt(s, 10, 64); err == nil {
-			return adapters.Int(i), nil
+			return reading.Int(i), nil
 		}
 	case "bool":
 		var b bool
-		if b, err = adapters.String(s).AsBool(); err == nil {
-			return adapters.Bool(b), nil
+		if b, err = adapters.AsBool(reading.String(s)); err == nil {
+			return reading.Bool(b), nil
 		}
 	case "string":
-		return adapters.String(s), nil
+		return reading.String(s), nil
 	default:
-		return adapters.Value{}, fmt.Errorf("%w %q: want float64, int64, bool or string", errType, typ)
+		return reading.Value{}, fmt.Errorf("%w %q: want float64, int64, bool or string", errType, typ)
 	}
-	return adapters.Value{}, fmt.Errorf("%w %q as %s", errParse, s, typ)
+	return reading.Value{}, fmt.Errorf("%w %q as %s", errParse, s, typ)
 }

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fieldgate/fieldgate/internal/reading"
+
 	"github.com/fieldgate/fieldgate/adapters"
 	"github.com/fieldgate/fieldgate/adapters/adapterstest"
 	"github.com/fieldgate/fieldgate/adapters/internal/serialport"
@@ -27,9 +29,9 @@ const wait = 10 * time.Second
 
 // values maps a batch to point → value, checking that all readings of the
 // batch carry the adapter's name and one time.
-func values(t *testing.T, rs []adapters.Reading) map[string]adapters.Value {
+func values(t *testing.T, rs []reading.Reading) map[string]reading.Value {
 	t.Helper()
-	m := map[string]adapters.Value{}
+	m := map[string]reading.Value{}
 	for _, r := range rs {
 		if r.Adapter != "scale" || !r.Time.Equal(rs[0].Time) || time.Since(r.Time) > time.Minute {
 			t.Errorf("reading %+v: want adapter scale and one recent time per batch", r)
@@ -39,7 +41,7 @@ func values(t *testing.T, rs []adapters.Reading) map[string]adapters.Value {
 	return m
 }
 
-func wantValues(t *testing.T, rs []adapters.Reading, want map[string]adapters.Value) {
+func wantValues(t *testing.T, rs []reading.Reading, want map[string]reading.Value) {
 	t.Helper()
 	if got := values(t, rs); !maps.Equal(got, want) {
 		t.Errorf("readings %v, want %v", got, want)
@@ -108,13 +110,13 @@ func TestLineMode(t *testing.T) {
 	e.AwaitStatus(t, "ok status once open", adapterstest.IsOK)
 
 	send(t, dev, "T=21.5 N=-7 ON=off L=\"a b\"\r\n")
-	wantValues(t, e.NextBatch(t), map[string]adapters.Value{
-		"temp": adapters.Float(21.5), "count": adapters.Int(-7), "on": adapters.Bool(false), "label": adapters.String("a b"),
+	wantValues(t, e.NextBatch(t), map[string]reading.Value{
+		"temp": reading.Float(21.5), "count": reading.Int(-7), "on": reading.Bool(false), "label": reading.String("a b"),
 	})
 
 	// A line matching nothing emits nothing: the next batch is T=22's.
 	send(t, dev, "hello world\nT=22\n")
-	wantValues(t, e.NextBatch(t), map[string]adapters.Value{"temp": adapters.Float(22)})
+	wantValues(t, e.NextBatch(t), map[string]reading.Value{"temp": reading.Float(22)})
 
 	// An unparsable capture is a status error naming point and text.
 	send(t, dev, "N=99999999999999999999\n")
@@ -124,16 +126,16 @@ func TestLineMode(t *testing.T) {
 	}
 	// The other points of a line still count.
 	send(t, dev, "ON=maybe T=1\n")
-	wantValues(t, e.NextBatch(t), map[string]adapters.Value{"temp": adapters.Float(1)})
+	wantValues(t, e.NextBatch(t), map[string]reading.Value{"temp": reading.Float(1)})
 	e.AwaitStatus(t, "parse error for on", func(err error) bool { return err != nil && strings.Contains(err.Error(), "maybe") })
 	send(t, dev, "ON=TRUE\n")
-	wantValues(t, e.NextBatch(t), map[string]adapters.Value{"on": adapters.Bool(true)})
+	wantValues(t, e.NextBatch(t), map[string]reading.Value{"on": reading.Bool(true)})
 	e.AwaitStatus(t, "ok status after a good line", adapterstest.IsOK)
 
 	// on_change with a deadband of 0.5: 1.2 is filtered out.
 	send(t, dev, "W=1.0\nW=1.2\nW=2\n")
-	wantValues(t, e.NextBatch(t), map[string]adapters.Value{"wt": adapters.Float(1)})
-	wantValues(t, e.NextBatch(t), map[string]adapters.Value{"wt": adapters.Float(2)})
+	wantValues(t, e.NextBatch(t), map[string]reading.Value{"wt": reading.Float(1)})
+	wantValues(t, e.NextBatch(t), map[string]reading.Value{"wt": reading.Float(2)})
 
 	// Noise without a delimiter (a wrong baud rate) is a status error, and
 	// the port keeps working.
@@ -142,7 +144,7 @@ func TestLineMode(t *testing.T) {
 		return err != nil && strings.Contains(err.Error(), "without a delimiter")
 	})
 	send(t, dev, "\nT=3\n")
-	wantValues(t, e.NextBatch(t), map[string]adapters.Value{"temp": adapters.Float(3)})
+	wantValues(t, e.NextBatch(t), map[string]reading.Value{"temp": reading.Float(3)})
 	e.AwaitStatus(t, "ok status", adapterstest.IsOK)
 }
 
@@ -221,8 +223,8 @@ func TestQueryMode(t *testing.T) {
 	c.Request, c.Interval = "R\r\n", config.Duration(100*time.Millisecond)
 	w, e := start(t, c)
 
-	wantValues(t, e.NextBatch(t), map[string]adapters.Value{
-		"weight": adapters.Float(12.5), "tare": adapters.Float(0), "state": adapters.String("ok"),
+	wantValues(t, e.NextBatch(t), map[string]reading.Value{
+		"weight": reading.Float(12.5), "tare": reading.Float(0), "state": reading.String("ok"),
 	})
 	e.AwaitStatus(t, "ok status", adapterstest.IsOK)
 
@@ -240,11 +242,11 @@ func TestQueryMode(t *testing.T) {
 	// read-back; the device's ACK line in between is skipped.
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	written, rb, err := w.Write(ctx, "tare", adapters.String("5.25"))
+	written, rb, err := w.Write(ctx, "tare", reading.String("5.25"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if written != adapters.Float(5.25) || rb.Point != "tare" || rb.Adapter != "scale" || rb.Value != adapters.Float(5.25) {
+	if written != reading.Float(5.25) || rb.Point != "tare" || rb.Adapter != "scale" || rb.Value != reading.Float(5.25) {
 		t.Errorf("Write = %v, %+v; want 5.25 read back from the device", written, rb)
 	}
 	got := sc.lines()
@@ -269,19 +271,19 @@ func TestWrites(t *testing.T) {
 
 	for _, c := range []struct {
 		point string
-		v     adapters.Value
+		v     reading.Value
 		want  error
 	}{
-		{"nosuch", adapters.Float(1), adapters.ErrNoPoint},
-		{"temp", adapters.Float(1), adapters.ErrNotWritable},
-		{"label", adapters.String("x\nE1"), adapters.ErrBadValue},
-		{"label", adapters.String("x\r"), adapters.ErrBadValue},
-		{"label", adapters.String("\x1b[2J"), adapters.ErrBadValue},
-		{"label", adapters.String(strings.Repeat("x", 300)), adapters.ErrBadValue},
-		{"sp", adapters.String("abc"), adapters.ErrBadValue},
-		{"sp", adapters.Bool(true), adapters.ErrBadValue},
-		{"count", adapters.Float(1.5), adapters.ErrBadValue},
-		{"on", adapters.String("maybe"), adapters.ErrBadValue},
+		{"nosuch", reading.Float(1), adapters.ErrNoPoint},
+		{"temp", reading.Float(1), adapters.ErrNotWritable},
+		{"label", reading.String("x\nE1"), adapters.ErrBadValue},
+		{"label", reading.String("x\r"), adapters.ErrBadValue},
+		{"label", reading.String("\x1b[2J"), adapters.ErrBadValue},
+		{"label", reading.String(strings.Repeat("x", 300)), adapters.ErrBadValue},
+		{"sp", reading.String("abc"), adapters.ErrBadValue},
+		{"sp", reading.Bool(true), adapters.ErrBadValue},
+		{"count", reading.Float(1.5), adapters.ErrBadValue},
+		{"on", reading.String("maybe"), adapters.ErrBadValue},
 	} {
 		if _, _, err := w.Write(ctx, c.point, c.v); !errors.Is(err, c.want) {
 			t.Errorf("Write(%s, %v) = %v, want %v", c.point, c.v, err, c.want)
@@ -292,15 +294,15 @@ func TestWrites(t *testing.T) {
 	// nothing of the refused ones was written.
 	for _, c := range []struct {
 		point string
-		v     adapters.Value
+		v     reading.Value
 		cmd   string
-		typed adapters.Value
+		typed reading.Value
 	}{
-		{"sp", adapters.Float(21.5), "S21.5\r\n", adapters.Float(21.5)},
-		{"sp", adapters.Int(1000000), "S1000000\r\n", adapters.Float(1e6)},
-		{"count", adapters.String("42"), "C42\n", adapters.Int(42)},
-		{"on", adapters.String("ON"), "Etrue\n", adapters.Bool(true)},
-		{"label", adapters.String("héllo wörld"), "Lhéllo wörld\n", adapters.String("héllo wörld")},
+		{"sp", reading.Float(21.5), "S21.5\r\n", reading.Float(21.5)},
+		{"sp", reading.Int(1000000), "S1000000\r\n", reading.Float(1e6)},
+		{"count", reading.String("42"), "C42\n", reading.Int(42)},
+		{"on", reading.String("ON"), "Etrue\n", reading.Bool(true)},
+		{"label", reading.String("héllo wörld"), "Lhéllo wörld\n", reading.String("héllo wörld")},
 	} {
 		written, rb, err := w.Write(ctx, c.point, c.v)
 		if err != nil {
@@ -326,13 +328,13 @@ func TestUnplug(t *testing.T) {
 	))
 	e.AwaitStatus(t, "ok status once open", adapterstest.IsOK)
 	send(t, dev, "T=1\n")
-	wantValues(t, e.NextBatch(t), map[string]adapters.Value{"temp": adapters.Float(1)})
+	wantValues(t, e.NextBatch(t), map[string]reading.Value{"temp": reading.Float(1)})
 
 	s.Stop()
 	e.AwaitStatus(t, "error status after unplug", adapterstest.IsError)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	if _, _, err := w.Write(ctx, "temp", adapters.Float(2)); err == nil || errors.Is(err, adapters.ErrBadValue) || ctx.Err() != nil {
+	if _, _, err := w.Write(ctx, "temp", reading.Float(2)); err == nil || errors.Is(err, adapters.ErrBadValue) || ctx.Err() != nil {
 		t.Errorf("Write while unplugged = %v, want a prompt port error", err)
 	}
 
@@ -340,8 +342,8 @@ func TestUnplug(t *testing.T) {
 	dev = s.Device()
 	e.AwaitStatus(t, "ok status after replug", adapterstest.IsOK)
 	send(t, dev, "T=3\n")
-	wantValues(t, e.NextBatch(t), map[string]adapters.Value{"temp": adapters.Float(3)})
-	if _, _, err := w.Write(ctx, "temp", adapters.Float(4)); err != nil {
+	wantValues(t, e.NextBatch(t), map[string]reading.Value{"temp": reading.Float(3)})
+	if _, _, err := w.Write(ctx, "temp", reading.Float(4)); err != nil {
 		t.Fatalf("Write after replug: %v", err)
 	}
 	expect(t, dev, "T4\n")

@@ -8,6 +8,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/fieldgate/fieldgate/internal/reading"
+
 	"github.com/fieldgate/fieldgate/adapters"
 )
 
@@ -21,69 +23,69 @@ const maxCommand = 256
 // true/false. Whatever could smuggle a second command or break the framing
 // is refused with adapters.ErrBadValue: the delimiter, CR, LF and any other
 // control character, invalid UTF-8, and commands over maxCommand bytes.
-func (p *point) render(v adapters.Value, delim string) (adapters.Value, []byte, error) {
+func (p *point) render(v reading.Value, delim string) (reading.Value, []byte, error) {
 	if p.format == "" {
-		return adapters.Value{}, nil, adapters.ErrNotWritable
+		return reading.Value{}, nil, adapters.ErrNotWritable
 	}
 	typed, text, err := convert(p.typ, v)
 	if err != nil {
-		return adapters.Value{}, nil, err
+		return reading.Value{}, nil, err
 	}
 	if !utf8.ValidString(text) {
-		return adapters.Value{}, nil, fmt.Errorf("%w: %q is not valid UTF-8", adapters.ErrBadValue, text)
+		return reading.Value{}, nil, fmt.Errorf("%w: %q is not valid UTF-8", adapters.ErrBadValue, text)
 	}
 	for _, c := range text {
 		if unicode.IsControl(c) {
-			return adapters.Value{}, nil, fmt.Errorf("%w: control character %q in %q", adapters.ErrBadValue, c, text)
+			return reading.Value{}, nil, fmt.Errorf("%w: control character %q in %q", adapters.ErrBadValue, c, text)
 		}
 	}
 	if strings.Contains(text, delim) {
-		return adapters.Value{}, nil, fmt.Errorf("%w: %q contains the delimiter %q", adapters.ErrBadValue, text, delim)
+		return reading.Value{}, nil, fmt.Errorf("%w: %q contains the delimiter %q", adapters.ErrBadValue, text, delim)
 	}
 	cmd := strings.ReplaceAll(p.format, "{value}", text)
 	if len(cmd) > maxCommand {
-		return adapters.Value{}, nil, fmt.Errorf("%w: the command would be %d bytes, more than %d", adapters.ErrBadValue, len(cmd), maxCommand)
+		return reading.Value{}, nil, fmt.Errorf("%w: the command would be %d bytes, more than %d", adapters.ErrBadValue, len(cmd), maxCommand)
 	}
 	return typed, []byte(cmd), nil
 }
 
 // convert interprets a command value as a point type and formats it.
-func convert(typ string, v adapters.Value) (adapters.Value, string, error) {
+func convert(typ string, v reading.Value) (reading.Value, string, error) {
 	switch typ {
 	case "float64":
-		f, err := v.AsFloat()
-		return adapters.Float(f), strconv.FormatFloat(f, 'f', -1, 64), err
+		f, err := adapters.AsFloat(v)
+		return reading.Float(f), strconv.FormatFloat(f, 'f', -1, 64), err
 	case "int64":
 		i, err := asInt(v)
-		return adapters.Int(i), strconv.FormatInt(i, 10), err
+		return reading.Int(i), strconv.FormatInt(i, 10), err
 	case "bool":
-		b, err := v.AsBool()
-		return adapters.Bool(b), strconv.FormatBool(b), err
+		b, err := adapters.AsBool(v)
+		return reading.Bool(b), strconv.FormatBool(b), err
 	case "string":
-		if v.Kind() == adapters.KindInvalid {
-			return adapters.Value{}, "", fmt.Errorf("%w: no value", adapters.ErrBadValue)
+		if v.Kind() == reading.KindInvalid {
+			return reading.Value{}, "", fmt.Errorf("%w: no value", adapters.ErrBadValue)
 		}
-		return adapters.String(v.String()), v.String(), nil
+		return reading.String(v.String()), v.String(), nil
 	}
-	return adapters.Value{}, "", fmt.Errorf("%w %q", errType, typ)
+	return reading.Value{}, "", fmt.Errorf("%w %q", errType, typ)
 }
 
 // asInt interprets a command value as an int64: integers that fit, integral
 // floats, and strings holding either.
-func asInt(v adapters.Value) (int64, error) {
+func asInt(v reading.Value) (int64, error) {
 	switch v.Kind() {
-	case adapters.KindInt:
+	case reading.KindInt:
 		return int64(v.Bits()), nil
-	case adapters.KindUint:
+	case reading.KindUint:
 		if v.Bits() <= math.MaxInt64 {
 			return int64(v.Bits()), nil
 		}
-	case adapters.KindString:
+	case reading.KindString:
 		if i, err := strconv.ParseInt(strings.TrimSpace(v.Str()), 10, 64); err == nil {
 			return i, nil
 		}
 	}
-	f, err := v.AsFloat()
+	f, err := adapters.AsFloat(v)
 	if err != nil {
 		return 0, err
 	}

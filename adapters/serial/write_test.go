@@ -8,6 +8,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/fieldgate/fieldgate/internal/reading"
+
 	"github.com/fieldgate/fieldgate/adapters"
 	"github.com/fieldgate/fieldgate/config"
 )
@@ -15,43 +17,43 @@ import (
 func TestRender(t *testing.T) {
 	for _, c := range []struct {
 		typ, format, delim string
-		v                  adapters.Value
+		v                  reading.Value
 		want               string // the command; empty when refused
 		wantErr            error
-		typed              adapters.Value
+		typed              reading.Value
 	}{
-		{"float64", "S{value}\r\n", "\n", adapters.Float(21.5), "S21.5\r\n", nil, adapters.Float(21.5)},
-		{"float64", "S{value}\r\n", "\n", adapters.Float(1e6), "S1000000\r\n", nil, adapters.Float(1e6)},
-		{"float64", "S{value}\r\n", "\n", adapters.Int(-3), "S-3\r\n", nil, adapters.Float(-3)},
-		{"float64", "S{value}\r\n", "\n", adapters.String(" 0.25 "), "S0.25\r\n", nil, adapters.Float(0.25)},
-		{"float64", "S{value}", "\n", adapters.String("abc"), "", adapters.ErrBadValue, adapters.Value{}},
-		{"float64", "S{value}", "\n", adapters.String("NaN"), "", adapters.ErrBadValue, adapters.Value{}},
-		{"float64", "S{value}", "\n", adapters.Bool(true), "", adapters.ErrBadValue, adapters.Value{}},
-		{"int64", "C{value}\n", "\n", adapters.String("42"), "C42\n", nil, adapters.Int(42)},
-		{"int64", "C{value}\n", "\n", adapters.Float(7), "C7\n", nil, adapters.Int(7)},
-		{"int64", "C{value}\n", "\n", adapters.Int(-9223372036854775808), "C-9223372036854775808\n", nil, adapters.Int(-9223372036854775808)},
-		{"int64", "C{value}\n", "\n", adapters.Uint(1 << 63), "", adapters.ErrBadValue, adapters.Value{}},
-		{"int64", "C{value}\n", "\n", adapters.Float(1.5), "", adapters.ErrBadValue, adapters.Value{}},
-		{"int64", "C{value}\n", "\n", adapters.Float(1e19), "", adapters.ErrBadValue, adapters.Value{}},
-		{"int64", "C{value}\n", "\n", adapters.String("2.0"), "C2\n", nil, adapters.Int(2)},
-		{"bool", "E{value}\n", "\n", adapters.String("ON"), "Etrue\n", nil, adapters.Bool(true)},
-		{"bool", "E{value}\n", "\n", adapters.Int(0), "Efalse\n", nil, adapters.Bool(false)},
-		{"bool", "E{value}\n", "\n", adapters.String("maybe"), "", adapters.ErrBadValue, adapters.Value{}},
-		{"string", "L{value}\n", "\n", adapters.String("héllo wörld"), "Lhéllo wörld\n", nil, adapters.String("héllo wörld")},
-		{"string", "L{value}\n", "\n", adapters.Float(2.5), "L2.5\n", nil, adapters.String("2.5")},
-		{"string", "{value}{value}", "\n", adapters.String("{value}"), "{value}{value}", nil, adapters.String("{value}")},
-		{"string", "TARE\r\n", "\n", adapters.String("x"), "TARE\r\n", nil, adapters.String("x")},
-		{"string", "L{value}\n", "\n", adapters.String("a\nb"), "", adapters.ErrBadValue, adapters.Value{}},
-		{"string", "L{value}\n", "\n", adapters.String("a\r"), "", adapters.ErrBadValue, adapters.Value{}},
-		{"string", "L{value}\n", "\n", adapters.String("\x1b[2J"), "", adapters.ErrBadValue, adapters.Value{}},
-		{"string", "L{value}\n", "\n", adapters.String("a\x00"), "", adapters.ErrBadValue, adapters.Value{}},
-		{"string", "L{value}\n", "\n", adapters.String("a\u0085"), "", adapters.ErrBadValue, adapters.Value{}},
-		{"string", "L{value}\n", "\n", adapters.String("\xff"), "", adapters.ErrBadValue, adapters.Value{}},
-		{"string", "L{value};", ";", adapters.String("a;b"), "", adapters.ErrBadValue, adapters.Value{}},
-		{"string", "L{value}\n", "\n", adapters.String(strings.Repeat("x", 254)), "L" + strings.Repeat("x", 254) + "\n", nil, adapters.String(strings.Repeat("x", 254))},
-		{"string", "L{value}\n", "\n", adapters.String(strings.Repeat("x", 255)), "", adapters.ErrBadValue, adapters.Value{}},
-		{"string", "L{value}\n", "\n", adapters.Value{}, "", adapters.ErrBadValue, adapters.Value{}},
-		{"string", "", "\n", adapters.String("x"), "", adapters.ErrNotWritable, adapters.Value{}},
+		{"float64", "S{value}\r\n", "\n", reading.Float(21.5), "S21.5\r\n", nil, reading.Float(21.5)},
+		{"float64", "S{value}\r\n", "\n", reading.Float(1e6), "S1000000\r\n", nil, reading.Float(1e6)},
+		{"float64", "S{value}\r\n", "\n", reading.Int(-3), "S-3\r\n", nil, reading.Float(-3)},
+		{"float64", "S{value}\r\n", "\n", reading.String(" 0.25 "), "S0.25\r\n", nil, reading.Float(0.25)},
+		{"float64", "S{value}", "\n", reading.String("abc"), "", adapters.ErrBadValue, reading.Value{}},
+		{"float64", "S{value}", "\n", reading.String("NaN"), "", adapters.ErrBadValue, reading.Value{}},
+		{"float64", "S{value}", "\n", reading.Bool(true), "", adapters.ErrBadValue, reading.Value{}},
+		{"int64", "C{value}\n", "\n", reading.String("42"), "C42\n", nil, reading.Int(42)},
+		{"int64", "C{value}\n", "\n", reading.Float(7), "C7\n", nil, reading.Int(7)},
+		{"int64", "C{value}\n", "\n", reading.Int(-9223372036854775808), "C-9223372036854775808\n", nil, reading.Int(-9223372036854775808)},
+		{"int64", "C{value}\n", "\n", reading.Uint(1 << 63), "", adapters.ErrBadValue, reading.Value{}},
+		{"int64", "C{value}\n", "\n", reading.Float(1.5), "", adapters.ErrBadValue, reading.Value{}},
+		{"int64", "C{value}\n", "\n", reading.Float(1e19), "", adapters.ErrBadValue, reading.Value{}},
+		{"int64", "C{value}\n", "\n", reading.String("2.0"), "C2\n", nil, reading.Int(2)},
+		{"bool", "E{value}\n", "\n", reading.String("ON"), "Etrue\n", nil, reading.Bool(true)},
+		{"bool", "E{value}\n", "\n", reading.Int(0), "Efalse\n", nil, reading.Bool(false)},
+		{"bool", "E{value}\n", "\n", reading.String("maybe"), "", adapters.ErrBadValue, reading.Value{}},
+		{"string", "L{value}\n", "\n", reading.String("héllo wörld"), "Lhéllo wörld\n", nil, reading.String("héllo wörld")},
+		{"string", "L{value}\n", "\n", reading.Float(2.5), "L2.5\n", nil, reading.String("2.5")},
+		{"string", "{value}{value}", "\n", reading.String("{value}"), "{value}{value}", nil, reading.String("{value}")},
+		{"string", "TARE\r\n", "\n", reading.String("x"), "TARE\r\n", nil, reading.String("x")},
+		{"string", "L{value}\n", "\n", reading.String("a\nb"), "", adapters.ErrBadValue, reading.Value{}},
+		{"string", "L{value}\n", "\n", reading.String("a\r"), "", adapters.ErrBadValue, reading.Value{}},
+		{"string", "L{value}\n", "\n", reading.String("\x1b[2J"), "", adapters.ErrBadValue, reading.Value{}},
+		{"string", "L{value}\n", "\n", reading.String("a\x00"), "", adapters.ErrBadValue, reading.Value{}},
+		{"string", "L{value}\n", "\n", reading.String("a\u0085"), "", adapters.ErrBadValue, reading.Value{}},
+		{"string", "L{value}\n", "\n", reading.String("\xff"), "", adapters.ErrBadValue, reading.Value{}},
+		{"string", "L{value};", ";", reading.String("a;b"), "", adapters.ErrBadValue, reading.Value{}},
+		{"string", "L{value}\n", "\n", reading.String(strings.Repeat("x", 254)), "L" + strings.Repeat("x", 254) + "\n", nil, reading.String(strings.Repeat("x", 254))},
+		{"string", "L{value}\n", "\n", reading.String(strings.Repeat("x", 255)), "", adapters.ErrBadValue, reading.Value{}},
+		{"string", "L{value}\n", "\n", reading.Value{}, "", adapters.ErrBadValue, reading.Value{}},
+		{"string", "", "\n", reading.String("x"), "", adapters.ErrNotWritable, reading.Value{}},
 	} {
 		p := &point{name: "p", typ: c.typ, format: c.format}
 		typed, cmd, err := p.render(c.v, c.delim)
@@ -71,7 +73,7 @@ func FuzzRender(f *testing.F) {
 	}
 	p := &point{name: "p", typ: "string", format: "<{value}>;"}
 	f.Fuzz(func(t *testing.T, s string) {
-		_, cmd, err := p.render(adapters.String(s), ";")
+		_, cmd, err := p.render(reading.String(s), ";")
 		if err != nil {
 			if !errors.Is(err, adapters.ErrBadValue) {
 				t.Fatalf("refusal %v does not wrap ErrBadValue", err)
@@ -88,22 +90,22 @@ func FuzzRender(f *testing.F) {
 func TestParse(t *testing.T) {
 	for _, c := range []struct {
 		typ, s string
-		want   adapters.Value
+		want   reading.Value
 		ok     bool
 	}{
-		{"float64", " -12.5 ", adapters.Float(-12.5), true},
-		{"float64", "1e3", adapters.Float(1000), true},
-		{"float64", "12,5", adapters.Value{}, false},
-		{"int64", "+42", adapters.Int(42), true},
-		{"int64", "99999999999999999999", adapters.Value{}, false},
-		{"int64", "4.0", adapters.Value{}, false},
-		{"bool", "On", adapters.Bool(true), true},
-		{"bool", "FALSE", adapters.Bool(false), true},
-		{"bool", "1", adapters.Bool(true), true},
-		{"bool", "0", adapters.Bool(false), true},
-		{"bool", "yes", adapters.Value{}, false},
-		{"string", " ok \r", adapters.String("ok"), true},
-		{"string", "", adapters.String(""), true},
+		{"float64", " -12.5 ", reading.Float(-12.5), true},
+		{"float64", "1e3", reading.Float(1000), true},
+		{"float64", "12,5", reading.Value{}, false},
+		{"int64", "+42", reading.Int(42), true},
+		{"int64", "99999999999999999999", reading.Value{}, false},
+		{"int64", "4.0", reading.Value{}, false},
+		{"bool", "On", reading.Bool(true), true},
+		{"bool", "FALSE", reading.Bool(false), true},
+		{"bool", "1", reading.Bool(true), true},
+		{"bool", "0", reading.Bool(false), true},
+		{"bool", "yes", reading.Value{}, false},
+		{"string", " ok \r", reading.String("ok"), true},
+		{"string", "", reading.String(""), true},
 	} {
 		v, err := parse(c.typ, c.s)
 		if (err == nil) != c.ok || v != c.want {

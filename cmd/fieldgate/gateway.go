@@ -16,6 +16,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fieldgate/fieldgate/internal/reading"
+	"github.com/fieldgate/fieldgate/internal/statefile"
+
+	"github.com/fieldgate/fieldgate/internal/backoff"
+
 	"github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/fieldgate/fieldgate/adapters"
@@ -45,7 +50,7 @@ type gateway struct {
 
 	ctx       context.Context // parent of every adapter's context
 	maxBuffer int64           // the buffer's size cap, for the metrics
-	stateDir  string          // adapters' state files, beside the buffer it was opened with
+	state     *statefile.Dir  // adapters' state files, beside the buffer; nil if it could not be created
 
 	appendErrors  atomic.Uint64
 	appendFailing atomic.Bool // the last Append failed: readings are being lost
@@ -93,15 +98,15 @@ func runGateway(path string, stderr io.Writer) int {
 	// Adapters' state lives under the buffer's directory: the buffer's lock
 	// keeps a second gateway away from it too. An adapter that cannot write
 	// there reports it on its status; collection still starts.
-	stateDir := filepath.Join(cfg.Buffer.Dir, "state")
-	if err := os.MkdirAll(stateDir, 0o750); err != nil {
+	state, err := statefile.OpenDir(filepath.Join(cfg.Buffer.Dir, "state"))
+	if err != nil {
 		log.Error("cannot create the adapters' state directory", "err", err)
 	}
 
 	adCtx, stopAdapters := context.WithCancel(context.Background())
 	defer stopAdapters()
 	g := &gateway{log: log, level: level, buf: buf, ctx: adCtx, maxBuffer: int64(cfg.Buffer.MaxSize),
-		stateDir: stateDir, cfg: cfg, run: map[string]*runningAdapter{}}
+		state: state, cfg: cfg, run: map[string]*runningAdapter{}}
 	g.bridge = bridge.New(cfg, buf, g, log.With("component", "bridge"))
 
 	sigCtx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -207,7 +212,7 @@ loop:
 func (g *gateway) start(spec config.AdapterSpec) {
 	log := g.log.With("adapter", spec.Name)
 	em := &emitter{name: spec.Name, g: g, log: log}
-	a, err := adapters.New(spec.Kind, spec.Config, adapters.Env{Log: log, StateDir: g.stateDir})
+	a, err := adapters.New(spec.Kind, spec.Config, adapters.Env{Log: log, State: g.state})
 	if err != nil {
 		// Validation passed, so this is a fault the operator must see on
 		// the status topic too; the other adapters carry on.
@@ -225,7 +230,7 @@ func (g *gateway) start(spec config.AdapterSpec) {
 // an error return so one adapter's bug never takes the gateway down.
 func (r *runningAdapter) supervise(ctx context.Context) {
 	defer close(r.done)
-	bo := adapters.NewBackoff(restartFirst, restartMax)
+	bo := backoff.New(restartFirst, restartMax)
 	for {
 		err := r.runOnce(ctx)
 		if ctx.Err() != nil {
@@ -234,7 +239,7 @@ func (r *runningAdapter) supervise(ctx context.Context) {
 		if err == nil {
 			err = errors.New("adapter stopped unexpectedly")
 		}
-		delay := bo.NextBackOff()
+		delay := bo.Next()
 		r.em.log.Error("adapter failed; restarting", "err", err, "in", delay.Round(time.Second))
 		r.em.Status(err)
 		t := time.NewTimer(delay)
@@ -329,22 +334,22 @@ func (g *gateway) reload(path string) {
 
 // Command implements bridge.Commander: it routes a validated command to the
 // adapter, and stores the read-back reading like any other.
-func (g *gateway) Command(ctx context.Context, adapter, point string, v adapters.Value) (adapters.Value, error) {
+func (g *gateway) Command(ctx context.Context, adapter, point string, v reading.Value) (reading.Value, error) {
 	g.mu.Lock()
 	r, ok := g.run[adapter]
 	g.mu.Unlock()
 	if !ok {
-		return adapters.Value{}, fmt.Errorf("adapter %q: %w", adapter, adapters.ErrNoPoint)
+		return reading.Value{}, fmt.Errorf("adapter %q: %w", adapter, adapters.ErrNoPoint)
 	}
 	w, ok := r.a.(adapters.Writer)
 	if !ok {
-		return adapters.Value{}, fmt.Errorf("adapter %q: %w", adapter, adapters.ErrNotWritable)
+		return reading.Value{}, fmt.Errorf("adapter %q: %w", adapter, adapters.ErrNotWritable)
 	}
 	written, back, err := w.Write(ctx, point, v) // the bridge bounds ctx
 	if err != nil {
-		return adapters.Value{}, err
+		return reading.Value{}, err
 	}
-	r.em.Emit([]adapters.Reading{back})
+	r.em.Emit([]reading.Reading{back})
 	return written, nil
 }
 
@@ -359,7 +364,7 @@ type emitter struct {
 }
 
 // Emit implements adapters.Emitter.
-func (e *emitter) Emit(rs []adapters.Reading) {
+func (e *emitter) Emit(rs []reading.Reading) {
 	if len(rs) == 0 {
 		return
 	}

@@ -3,13 +3,12 @@ package serialport
 import (
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
+	"github.com/fieldgate/fieldgate/internal/backoff"
 
-	"github.com/fieldgate/fieldgate/adapters"
 	"github.com/fieldgate/fieldgate/config"
 )
 
-// Back-off between attempts to reopen a port (adapters.NewBackoff): at most
+// Back-off between attempts to reopen a port (backoff.New): at most
 // MinRetry after the first failure, doubling with each failure in a row up
 // to MaxRetry. A USB adapter that comes back is found within MaxRetry; one
 // that stays away costs an open(2) every MaxRetry at most.
@@ -30,7 +29,7 @@ type Keeper struct {
 
 	port     *Port
 	openedAt time.Time
-	backoff  *backoff.ExponentialBackOff
+	backoff  *backoff.Backoff
 	next     time.Time // no open attempt before this
 	err      error     // why the port is not open
 }
@@ -38,7 +37,7 @@ type Keeper struct {
 // NewKeeper returns a Keeper for the device at path; nothing is opened until
 // the first call to Port.
 func NewKeeper(path string, line config.Line) *Keeper {
-	return &Keeper{path: path, line: line, now: time.Now, backoff: adapters.NewBackoff(MinRetry, MaxRetry)}
+	return &Keeper{path: path, line: line, now: time.Now, backoff: backoff.New(MinRetry, MaxRetry)}
 }
 
 // Port returns the open port, opening it if the back-off allows. Before then
@@ -76,7 +75,7 @@ func (k *Keeper) Fault(err error) {
 }
 
 func (k *Keeper) fail(err error) {
-	k.next = k.now().Add(k.backoff.NextBackOff())
+	k.next = k.now().Add(k.backoff.Next())
 	k.err = err
 }
 

@@ -243,3 +243,33 @@ func BenchmarkSave(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "saves/s")
 }
+
+// TestDirFileSetAside: a Dir hands out files by name; a file set aside
+// keeps its bytes as .bad and the next Save starts a fresh one.
+func TestDirFileSetAside(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "state")
+	d, err := OpenDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := d.File("gpio-io.counters", testFormat)
+	if want := filepath.Join(root, "gpio-io.counters"); f.Path() != want {
+		t.Fatalf("Path %q, want %q", f.Path(), want)
+	}
+	save(t, f, "one", "two")
+	before, err := os.ReadFile(f.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := f.SetAside()
+	if err != nil || kept != f.Path()+".bad" {
+		t.Fatalf("SetAside = %q, %v", kept, err)
+	}
+	if b, err := os.ReadFile(kept); err != nil || !bytes.Equal(b, before) {
+		t.Errorf("the set-aside file does not hold the old bytes (%v)", err)
+	}
+	save(t, f, "three")
+	if got, err := reload(t, f.Path(), testFormat); err != nil || got != "three" {
+		t.Errorf("after SetAside and Save: %q, %v; want three", got, err)
+	}
+}

@@ -1,12 +1,24 @@
-package adapters
+// Package reading is fieldgate's vocabulary for what is read from the
+// hardware: a Reading of one point at one time, its Value and the Value's
+// Kind. Adapters produce readings, the buffer stores them (the Kind
+// numbering is part of its on-disk format) and the bridge encodes them; this
+// package imports none of them.
+package reading
 
 import (
 	"encoding/json"
-	"fmt"
 	"math"
 	"strconv"
-	"strings"
+	"time"
 )
+
+// Reading is one value read from one point of one adapter.
+type Reading struct {
+	Adapter string
+	Point   string
+	Time    time.Time // when the hardware was read
+	Value   Value
+}
 
 // Kind is the type of a Value.
 type Kind uint8
@@ -93,51 +105,6 @@ func (v Value) Float64() (float64, bool) {
 		return float64(v.bits), true
 	}
 	return 0, false
-}
-
-// AsBool interprets a command value as a boolean: true/false, the numbers 1
-// and 0, and the strings on/off, true/false, 1/0 in any case.
-func (v Value) AsBool() (bool, error) {
-	switch v.kind {
-	case KindBool:
-		return v.bits != 0, nil
-	case KindInt, KindUint, KindFloat:
-		f, _ := v.Float64()
-		switch f {
-		case 0:
-			return false, nil
-		case 1:
-			return true, nil
-		}
-	case KindString:
-		switch strings.ToLower(strings.TrimSpace(v.str)) {
-		case "on", "true", "1":
-			return true, nil
-		case "off", "false", "0":
-			return false, nil
-		}
-	}
-	return false, fmt.Errorf("%w: %s is not a boolean (use true/false, on/off or 1/0)", ErrBadValue, v)
-}
-
-// AsFloat interprets a command value as a number; numeric strings are
-// accepted because plain-text payloads arrive as strings.
-func (v Value) AsFloat() (float64, error) {
-	if v.kind == KindString {
-		f, err := strconv.ParseFloat(strings.TrimSpace(v.str), 64)
-		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-			return 0, fmt.Errorf("%w: %q is not a number", ErrBadValue, v.str)
-		}
-		return f, nil
-	}
-	if v.kind == KindBool {
-		return 0, fmt.Errorf("%w: %s is not a number", ErrBadValue, v)
-	}
-	f, ok := v.Float64()
-	if !ok || math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, fmt.Errorf("%w: %s is not a number", ErrBadValue, v)
-	}
-	return f, nil
 }
 
 // String formats the value as the "value" payload format does: numbers in

@@ -27,7 +27,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/fieldgate/fieldgate/buffer/internal/durable"
+	"github.com/fieldgate/fieldgate/internal/durable"
 )
 
 // ErrCorrupt says a state file has no valid slot: not a torn write (that
@@ -61,6 +61,41 @@ type File struct {
 // Load or Save.
 func New(path string, format Format) *File {
 	return &File{path: path, format: format}
+}
+
+// Path returns the file's path, for logs.
+func (f *File) Path() string { return f.path }
+
+// SetAside renames an unusable file to its path with ".bad" appended, so
+// whoever diagnoses it later has the evidence, and returns that name; the
+// next Save writes a fresh file.
+func (f *File) SetAside() (string, error) {
+	_ = f.Close()
+	f.slot, f.gen = 0, 0
+	kept := f.path + ".bad"
+	if err := os.Rename(f.path, kept); err != nil {
+		return "", err
+	}
+	return kept, nil
+}
+
+// Dir is a directory of state files lent to the parts of the gateway that
+// keep small state across restarts (a GPIO pulse counter's totals): each
+// asks for its files by name and never sees the path.
+type Dir struct{ path string }
+
+// OpenDir creates the directory at path if needed.
+func OpenDir(path string) (*Dir, error) {
+	if err := os.MkdirAll(path, 0o750); err != nil {
+		return nil, err
+	}
+	return &Dir{path: path}, nil
+}
+
+// File returns the state file name in d; name is a plain file name, which
+// its user makes unique (by putting its own name in it).
+func (d *Dir) File(name string, format Format) *File {
+	return New(filepath.Join(d.path, filepath.Base(name)), format)
 }
 
 // Load returns the payload of the newest valid slot. A file not written yet

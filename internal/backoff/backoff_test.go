@@ -1,13 +1,13 @@
-package adapters
+package backoff
 
 import (
 	"testing"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
+	cb "github.com/cenkalti/backoff/v4"
 )
 
-func TestNewBackoff(t *testing.T) {
+func TestNew(t *testing.T) {
 	const s, ms = time.Second, time.Millisecond
 	tests := []struct {
 		name       string
@@ -21,12 +21,12 @@ func TestNewBackoff(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := NewBackoff(tt.first, tt.max)
+			b := New(tt.first, tt.max)
 			for round := range 2 { // the second after Reset
 				for i, span := range tt.spans {
 					// Many draws per step would only re-test the library's
 					// random numbers: one checks the bounds of the step.
-					if d := b.NextBackOff(); d < span/2 || d > span {
+					if d := b.Next(); d < span/2 || d > span {
 						t.Fatalf("round %d wait %d = %v, want within [%v, %v]", round, i, d, span/2, span)
 					}
 				}
@@ -36,15 +36,15 @@ func TestNewBackoff(t *testing.T) {
 	}
 }
 
-// TestNewBackoffNeverStops: a gateway retries for as long as it runs, here
+// TestNeverStops: a gateway retries for as long as it runs, here
 // a year on the library's clock.
-func TestNewBackoffNeverStops(t *testing.T) {
-	b := NewBackoff(time.Second, 30*time.Second)
+func TestNeverStops(t *testing.T) {
+	b := New(time.Second, 30*time.Second)
 	clock := &fakeClock{t: time.Now()}
-	b.Clock = clock
+	b.b.Clock = clock
 	b.Reset()
 	clock.t = clock.t.Add(365 * 24 * time.Hour)
-	if d := b.NextBackOff(); d == backoff.Stop {
+	if d := b.Next(); d == cb.Stop {
 		t.Fatal("the back-off gave up")
 	}
 }

@@ -11,9 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"sync"
 
+	"github.com/fieldgate/fieldgate/config"
 	"github.com/fieldgate/fieldgate/internal/reading"
 	"github.com/fieldgate/fieldgate/internal/statefile"
 )
@@ -68,46 +68,59 @@ type Env struct {
 	State *statefile.Dir
 }
 
-// Factory builds an adapter from its validated config section (one of the
-// config package's adapter types).
-type Factory func(cfg any, env Env) (Adapter, error)
+// Logger returns env's logger, one that discards if it has none.
+func (e Env) Logger() *slog.Logger {
+	if e.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return e.Log
+}
+
+// build makes an adapter from a config of its kind.
+type build func(cfg config.AdapterConfig, env Env) (Adapter, error)
 
 var (
 	regMu    sync.Mutex
-	registry = map[string]Factory{}
+	registry = map[string]build{}
 )
 
-// Register makes a kind of adapter available; kind is the config section name
-// ("modbus", "serial", "gpio"). It panics on a duplicate, which is a
-// programming error caught at start-up.
-func Register(kind string, f Factory) {
+// Register makes a kind of adapter available: its config table [[kind]],
+// decoded into a C, and its constructor. It is the one line an adapter
+// package's init needs, such as
+//
+//	adapters.Register("modbus", New) // New(*Config, Env) (*Adapter, error)
+//
+// It panics on a duplicate, a programming error caught at start-up.
+func Register[C any, PC interface {
+	*C
+	config.AdapterConfig
+}, A Adapter](kind string, newAdapter func(PC, Env) (A, error)) {
 	regMu.Lock()
 	defer regMu.Unlock()
 	if _, dup := registry[kind]; dup {
 		panic("adapters: duplicate registration of " + kind)
 	}
-	registry[kind] = f
+	config.RegisterKind(kind, func() config.AdapterConfig { return PC(new(C)) })
+	registry[kind] = func(cfg config.AdapterConfig, env Env) (Adapter, error) {
+		c, ok := cfg.(PC)
+		if !ok {
+			return nil, fmt.Errorf("%s: config is %T, want %T", kind, cfg, c)
+		}
+		a, err := newAdapter(c, env)
+		if err != nil {
+			return nil, err
+		}
+		return a, nil
+	}
 }
 
-// New builds an adapter of the given kind.
-func New(kind string, cfg any, env Env) (Adapter, error) {
+// New builds the adapter a config table describes.
+func New(a config.Adapter, env Env) (Adapter, error) {
 	regMu.Lock()
-	f, ok := registry[kind]
+	f, ok := registry[a.Kind]
 	regMu.Unlock()
 	if !ok {
-		return nil, fmt.Errorf("no adapter registered for %q (kinds: %v)", kind, Kinds())
+		return nil, fmt.Errorf("no adapter registered for %q (kinds: %v)", a.Kind, config.Kinds())
 	}
-	return f(cfg, env)
-}
-
-// Kinds lists the registered adapter kinds, sorted.
-func Kinds() []string {
-	regMu.Lock()
-	defer regMu.Unlock()
-	ks := make([]string, 0, len(registry))
-	for k := range registry {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
+	return f(a.Config, env)
 }

@@ -59,7 +59,7 @@ type view struct {
 	units     map[pointKey]string
 	maxAge    time.Duration // command_max_age
 	gatewayID string
-	points    []haPoint // for Home Assistant discovery
+	points    []reading.Point // for Home Assistant discovery
 }
 
 // New prepares a bridge for cfg, which comes from config.Load: the bridge
@@ -80,7 +80,7 @@ func New(cfg *config.Config, log Log, cmd Commander, logger *slog.Logger) *Bridg
 // resolve derives every upstream's settings; it fails without side effects.
 func resolve(cfg *config.Config) ([]*settings, *view, error) {
 	v := &view{units: unitsOf(cfg.Points()), maxAge: cfg.Gateway.CommandMaxAge.D(),
-		gatewayID: cfg.Gateway.ID, points: haPoints(cfg)}
+		gatewayID: cfg.Gateway.ID, points: cfg.Points()}
 	specs := make([]*settings, 0, len(cfg.Upstream))
 	for _, u := range cfg.Upstream {
 		s, err := newSettings(u)

@@ -6,7 +6,6 @@ import (
 	"github.com/fieldgate/fieldgate/internal/reading"
 
 	"github.com/fieldgate/fieldgate/buffer"
-	"github.com/fieldgate/fieldgate/config"
 )
 
 // tsLayout is RFC 3339 with milliseconds; times are converted to UTC first,
@@ -17,11 +16,11 @@ const tsLayout = "2006-01-02T15:04:05.000Z07:00"
 type pointKey struct{ adapter, point string }
 
 // unitsOf indexes the configured units of the points that have one.
-func unitsOf(ps []config.PointInfo) map[pointKey]string {
+func unitsOf(ps []reading.Point) map[pointKey]string {
 	units := map[pointKey]string{}
 	for _, p := range ps {
 		if p.Unit != "" {
-			units[pointKey{p.Adapter, p.Point}] = p.Unit
+			units[pointKey{p.Adapter, p.Name}] = p.Unit
 		}
 	}
 	return units

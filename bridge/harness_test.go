@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/fieldgate/fieldgate/adapters/all" // the adapter kinds the test configs use
+
 	"github.com/fieldgate/fieldgate/buffer"
 	"github.com/fieldgate/fieldgate/config"
 	"github.com/fieldgate/fieldgate/internal/reading"

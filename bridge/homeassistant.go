@@ -13,7 +13,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
-	"github.com/fieldgate/fieldgate/config"
+	"github.com/fieldgate/fieldgate/internal/reading"
 )
 
 const (
@@ -36,33 +36,6 @@ var haRawRange = map[string][2]float64{
 	"uint64":  {0, math.MaxUint64},
 	"float32": {-math.MaxFloat32, math.MaxFloat32},
 	"float64": {-math.MaxFloat64, math.MaxFloat64},
-}
-
-// haPoint is a point as its discovery config describes it.
-type haPoint struct {
-	config.PointInfo
-	scale, offset float64 // value = raw*scale + offset
-}
-
-// haPoints lists cfg's points with their scaling, which bounds the values a
-// writable number can take.
-func haPoints(cfg *config.Config) []haPoint {
-	type linear struct{ scale, offset float64 }
-	lin := map[pointKey]linear{}
-	for _, m := range cfg.Modbus {
-		for _, p := range m.Points {
-			lin[pointKey{m.Name, p.Name}] = linear{*p.Scale, p.Offset}
-		}
-	}
-	var hps []haPoint
-	for _, p := range cfg.Points() {
-		l, ok := lin[pointKey{p.Adapter, p.Point}]
-		if !ok {
-			l.scale = 1
-		}
-		hps = append(hps, haPoint{p, l.scale, l.offset})
-	}
-	return hps
 }
 
 // haConfig is a discovery config payload; keys are set only for the
@@ -115,7 +88,7 @@ var swVersion = sync.OnceValue(func() string {
 })
 
 // haComponent is the Home Assistant entity kind that fits a point.
-func haComponent(p config.PointInfo) string {
+func haComponent(p reading.Point) string {
 	switch {
 	case p.Type == "bool" && p.Writable:
 		return "switch"
@@ -132,19 +105,19 @@ func haComponent(p config.PointInfo) string {
 // haNumberRange is the range and step of a writable number: the type's
 // range scaled, so Home Assistant does not hold commands to its default
 // 1..100. ok is false for an unknown type.
-func haNumberRange(p haPoint) (lo, hi, step float64, ok bool) {
+func haNumberRange(p reading.Point) (lo, hi, step float64, ok bool) {
 	r, ok := haRawRange[p.Type]
 	if !ok {
 		return 0, 0, 0, false
 	}
-	lo, hi = r[0]*p.scale+p.offset, r[1]*p.scale+p.offset
+	lo, hi = r[0]*p.Scale+p.Offset, r[1]*p.Scale+p.Offset
 	if lo > hi {
 		lo, hi = hi, lo
 	}
 	lo, hi = max(lo, -math.MaxFloat64), min(hi, math.MaxFloat64) // JSON has no infinity
 	step = haMinStep
 	if !strings.HasPrefix(p.Type, "float") {
-		step = max(math.Abs(p.scale), haMinStep)
+		step = max(math.Abs(p.Scale), haMinStep)
 	}
 	return lo, hi, step, lo < hi
 }
@@ -168,15 +141,15 @@ func haConfigs(s *settings, v *view) (configs map[string]string, collisions []st
 	}
 	seen := map[string]bool{}
 	for _, p := range v.points {
-		object := p.Adapter + "_" + p.Point
+		object := p.Adapter + "_" + p.Name
 		if seen[object] {
-			collisions = append(collisions, p.Adapter+"/"+p.Point)
+			collisions = append(collisions, p.Adapter+"/"+p.Name)
 			continue
 		}
 		seen[object] = true
-		component := haComponent(p.PointInfo)
+		component := haComponent(p)
 		c := haEntity(s, p, component)
-		c.UniqueID = "fieldgate_" + v.gatewayID + "_" + p.Adapter + "_" + p.Point
+		c.UniqueID = "fieldgate_" + v.gatewayID + "_" + p.Adapter + "_" + p.Name
 		c.Device = dev
 		b, _ := json.Marshal(c) // strings and finite numbers always marshal
 		configs[haDiscoveryPrefix+"/"+component+"/"+v.gatewayID+"/"+object+"/config"] = string(b)
@@ -185,10 +158,10 @@ func haConfigs(s *settings, v *view) (configs map[string]string, collisions []st
 }
 
 // haEntity describes one point as a Home Assistant entity of component.
-func haEntity(s *settings, p haPoint, component string) haConfig {
-	readings := s.prefix + "/" + p.Adapter + "/" + p.Point
+func haEntity(s *settings, p reading.Point, component string) haConfig {
+	readings := s.prefix + "/" + p.Adapter + "/" + p.Name
 	c := haConfig{
-		Name:       p.Adapter + " " + p.Point,
+		Name:       p.Adapter + " " + p.Name,
 		StateTopic: readings,
 		QoS:        1,
 		Availability: []haAvailability{

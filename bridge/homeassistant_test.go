@@ -219,7 +219,7 @@ func TestHANumberRange(t *testing.T) {
 		{"", 1, 0, 0, 0, 0, false},
 	}
 	for _, tt := range tests {
-		p := haPoint{PointInfo: config.PointInfo{Type: tt.typ}, scale: tt.scale, offset: tt.offset}
+		p := reading.Point{Type: tt.typ, Scale: tt.scale, Offset: tt.offset}
 		lo, hi, step, ok := haNumberRange(p)
 		near := func(a, b float64) bool { return a == b || math.Abs(a-b) <= 1e-9*math.Abs(b) }
 		if ok != tt.ok || ok && (!near(lo, tt.lo) || !near(hi, tt.hi) || !near(step, tt.step)) {

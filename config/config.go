@@ -61,7 +61,11 @@ type loader struct {
 	at       map[string]pos               // where each key is, see positions.go
 	defined  map[string]bool              // keys present in the file, so a default never overrides an explicit value
 	reported map[string]bool              // one error per key is enough
+	claims   map[string]claimant          // resources (serial ports, GPIO lines) by their first user
+	adapters []decodedAdapter             // as decoded, in key order
 	errs     Errors
+
+	adapterNodes []node // Config.Adapters' tables
 }
 
 // parse is Load after reading the file, with the machine's environment and
@@ -80,9 +84,20 @@ func parse(file string, data []byte, lookup func(string) (string, bool), readFil
 		at:       locate(string(data)),
 		defined:  map[string]bool{},
 		reported: map[string]bool{},
+		claims:   map[string]claimant{},
 	}
 	c := new(Config)
 	l.decodeTable(node{}, raw, reflect.ValueOf(c).Elem())
+	// File order: each adapter's table header (or inline table) is where
+	// it starts; the decode order of kinds is only alphabetical.
+	slices.SortStableFunc(l.adapters, func(a, b decodedAdapter) int {
+		pa, pb := l.find(a.n.path), l.find(b.n.path)
+		return cmp.Or(cmp.Compare(pa.line, pb.line), cmp.Compare(pa.col, pb.col))
+	})
+	for _, a := range l.adapters {
+		c.Adapters = append(c.Adapters, a.Adapter)
+		l.adapterNodes = append(l.adapterNodes, a.n)
+	}
 	l.check(c)
 	if len(l.errs) > 0 {
 		slices.SortStableFunc(l.errs, func(a, b *Error) int {

@@ -1,4 +1,4 @@
-package config
+package config_test
 
 import (
 	"bytes"
@@ -14,20 +14,24 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/fieldgate/fieldgate/adapters/all"
+	"github.com/fieldgate/fieldgate/adapters/gpio"
+	"github.com/fieldgate/fieldgate/adapters/modbus"
+	"github.com/fieldgate/fieldgate/adapters/serial"
+	"github.com/fieldgate/fieldgate/config"
+	"github.com/fieldgate/fieldgate/internal/reading"
+
 	"github.com/BurntSushi/toml"
 )
 
 // env is the environment the tests load configs with.
-func env(name string) (string, bool) {
-	v, ok := map[string]string{"CLOUD_PASSWORD": "hunter2", "BROKER": "broker.example.com", "EMPTY": "", "TRICKY": "q\"\n[evil]\nx = '"}[name]
-	return v, ok
-}
+var env = config.TestEnv
 
 // load parses src as the file "fieldgate.toml", with files (for
 // password_file) read from dir.
-func load(t *testing.T, dir, src string) (*Config, error) {
+func load(t *testing.T, dir, src string) (*config.Config, error) {
 	t.Helper()
-	return parse("fieldgate.toml", []byte(src), env, func(name string) ([]byte, error) {
+	return config.Parse("fieldgate.toml", []byte(src), env, func(name string) ([]byte, error) {
 		return os.ReadFile(filepath.Join(dir, name))
 	})
 }
@@ -35,7 +39,7 @@ func load(t *testing.T, dir, src string) (*Config, error) {
 // errLines returns each problem of err as its printed line.
 func errLines(t *testing.T, err error) []string {
 	t.Helper()
-	var es Errors
+	var es config.Errors
 	if !errors.As(err, &es) {
 		t.Fatalf("error %v (%T) is not config.Errors", err, err)
 	}
@@ -496,37 +500,41 @@ point = [{ name = "i", line = 1, direction = "input" }, { name = "o", line = 2, 
 	}
 	one, zero, yes, no := 1, 0, true, false
 	scale := 1.0
-	line := Line{BaudRate: 9600, DataBits: 8, Parity: "N", StopBits: 1}
-	want := &Config{
-		Gateway: Gateway{ID: "gw", TopicPrefix: "fieldgate/gw", LogLevel: "info", CommandMaxAge: Duration(30 * time.Second)},
-		Buffer:  Buffer{Dir: "/var/lib/fieldgate", MaxSize: 256 << 20, Fsync: "interval", FsyncInterval: Duration(time.Second)},
-		Upstream: []Upstream{{
+	line := config.Line{BaudRate: 9600, DataBits: 8, Parity: "N", StopBits: 1}
+	want := &config.Config{
+		Gateway: config.Gateway{ID: "gw", TopicPrefix: "fieldgate/gw", LogLevel: "info", CommandMaxAge: config.Duration(30 * time.Second)},
+		Buffer:  config.Buffer{Dir: "/var/lib/fieldgate", MaxSize: 256 << 20, Fsync: "interval", FsyncInterval: config.Duration(time.Second)},
+		Upstream: []config.Upstream{{
 			Name: "cloud", URL: "mqtts://broker:8883", URLs: []string{"mqtts://broker:8883"}, ClientID: "gw-cloud",
-			QoS: &one, Keepalive: Duration(30 * time.Second), ReconnectMax: Duration(10 * time.Second), Commands: &yes,
-			TopicPrefix: "fieldgate/gw", Format: "json", BatchMax: 100, TLS: &TLS{},
+			QoS: &one, Keepalive: config.Duration(30 * time.Second), ReconnectMax: config.Duration(10 * time.Second), Commands: &yes,
+			TopicPrefix: "fieldgate/gw", Format: "json", BatchMax: 100, TLS: &config.TLS{},
 		}, {
 			Name: "local", URLs: []string{"tcp://127.0.0.1:1883"}, ClientID: "gw-local",
-			QoS: &zero, Keepalive: Duration(30 * time.Second), ReconnectMax: Duration(10 * time.Second), Commands: &no,
+			QoS: &zero, Keepalive: config.Duration(30 * time.Second), ReconnectMax: config.Duration(10 * time.Second), Commands: &no,
 			TopicPrefix: "plant/gw", Format: "json", BatchMax: 100,
 		}},
-		Modbus: []Modbus{{
-			Name: "m", URL: "tcp://10.0.0.1:502", UnitID: 1, Interval: Duration(time.Second), Timeout: Duration(time.Second),
-			Line: line, MaxGap: 0,
-			Points: []ModbusPoint{
-				{Name: "c", Table: Coil, Type: "bool", ByteOrder: "ABCD", Scale: &scale},
-				{Name: "r", Table: InputRegister, Address: 7, Type: "uint16", ByteOrder: "ABCD", Scale: &scale},
+		Adapters: []config.Adapter{{
+			Kind: "modbus", Name: "m", Config: &modbus.Config{
+				Name: "m", URL: "tcp://10.0.0.1:502", UnitID: 1, Interval: config.Duration(time.Second), Timeout: config.Duration(time.Second),
+				Line: line, MaxGap: 0,
+				Points: []modbus.PointConfig{
+					{Name: "c", Table: modbus.Coil, Type: "bool", ByteOrder: "ABCD", Scale: &scale},
+					{Name: "r", Table: modbus.InputRegister, Address: 7, Type: "uint16", ByteOrder: "ABCD", Scale: &scale},
+				},
 			},
-		}},
-		Serial: []Serial{{
-			Name: "s", Port: "/dev/ttyS1", Line: line, Mode: "line", Delimiter: "\n", Timeout: Duration(time.Second),
-			Points: []SerialPoint{{Name: "v", Pattern: "(.*)", Type: "float64"}},
-		}},
-		GPIO: []GPIO{{
-			Name: "g", Chip: "gpiochip0",
-			Points: []GPIOPoint{
-				{Name: "i", Line: 1, Direction: "input", Edge: "both", Bias: "as_is"},
-				{Name: "o", Line: 2, Direction: "output", Edge: "none", Bias: "as_is"},
-				{Name: "n", Line: 3, Direction: "input", Edge: "rising", Bias: "as_is", Counter: true},
+		}, {
+			Kind: "serial", Name: "s", Config: &serial.Config{
+				Name: "s", Port: "/dev/ttyS1", Line: line, Mode: "line", Delimiter: "\n", Timeout: config.Duration(time.Second),
+				Points: []serial.PointConfig{{Name: "v", Pattern: "(.*)", Type: "float64"}},
+			},
+		}, {
+			Kind: "gpio", Name: "g", Config: &gpio.Config{
+				Name: "g", Chip: "gpiochip0",
+				Points: []gpio.PointConfig{
+					{Name: "i", Line: 1, Direction: "input", Edge: "both", Bias: "as_is"},
+					{Name: "o", Line: 2, Direction: "output", Edge: "none", Bias: "as_is"},
+					{Name: "n", Line: 3, Direction: "input", Edge: "rising", Bias: "as_is", Counter: true},
+				},
 			},
 		}},
 	}
@@ -540,7 +548,7 @@ point = [{ name = "i", line = 1, direction = "input" }, { name = "o", line = 2, 
 func TestExample(t *testing.T) {
 	const path = "../examples/full.toml"
 	t.Setenv("CLOUD_PASSWORD", "hunter2")
-	c, err := Load(path)
+	c, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -557,9 +565,12 @@ func TestExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	used := map[reflect.Type]map[string]bool{}
-	collectKeys(reflect.TypeFor[Config](), raw, used)
+	collectKeys(reflect.TypeFor[config.Config](), raw, used)
+	for _, a := range c.Adapters { // the adapter kinds' tables, which the Config type does not hold
+		collectKeys(reflect.TypeOf(a.Config), raw[a.Kind], used)
+	}
 	for typ, keys := range used {
-		for k := range fieldIndex(typ) {
+		for k := range config.FieldIndex(typ) {
 			if !keys[k] {
 				t.Errorf("%s: key %q is not in %s", typ.Name(), k, path)
 			}
@@ -578,7 +589,7 @@ func collectKeys(typ reflect.Type, data any, used map[reflect.Type]map[string]bo
 	if typ.Kind() != reflect.Struct {
 		return
 	}
-	tables, _ := asSlice(data)
+	tables, _ := config.AsSlice(data)
 	if m, ok := data.(map[string]any); ok {
 		tables = []any{m}
 	}
@@ -589,7 +600,7 @@ func collectKeys(typ reflect.Type, data any, used map[reflect.Type]map[string]bo
 				used[typ] = map[string]bool{}
 			}
 			used[typ][k] = true
-			if idx, ok := fieldIndex(typ)[k]; ok {
+			if idx, ok := config.FieldIndex(typ)[k]; ok {
 				collectKeys(typ.FieldByIndex(idx).Type, v, used)
 			}
 		}
@@ -598,19 +609,19 @@ func collectKeys(typ reflect.Type, data any, used map[reflect.Type]map[string]bo
 
 func TestAdaptersAndPoints(t *testing.T) {
 	t.Setenv("CLOUD_PASSWORD", "hunter2")
-	c, err := Load("../examples/full.toml")
+	c, err := config.Load("../examples/full.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var kinds []string
-	for _, a := range c.Adapters() {
+	for _, a := range c.Adapters {
 		kinds = append(kinds, a.Kind+" "+a.Name)
 		switch cfg := a.Config.(type) {
-		case *Modbus:
+		case *modbus.Config:
 			if cfg.Name != a.Name {
 				t.Errorf("%s: config of %q", a.Name, cfg.Name)
 			}
-		case *Serial, *GPIO:
+		case *serial.Config, *gpio.Config:
 		default:
 			t.Errorf("%s: config is %T", a.Name, cfg)
 		}
@@ -618,22 +629,21 @@ func TestAdaptersAndPoints(t *testing.T) {
 	if want := []string{"modbus boiler", "modbus meter", "serial scale", "gpio io"}; !reflect.DeepEqual(kinds, want) {
 		t.Errorf("adapters %v, want %v", kinds, want)
 	}
-	c.Adapters()[0].Config.(*Modbus).Interval = Duration(time.Hour)
-	if c.Modbus[0].Interval != Duration(time.Hour) {
-		t.Error("AdapterSpec.Config does not point into the Config")
-	}
 
-	want := []PointInfo{
-		{"boiler", "supply_temp", KindModbus, "float32", "degC", false},
-		{"boiler", "setpoint", KindModbus, "int16", "degC", true},
-		{"boiler", "burner_on", KindModbus, "bool", "", false},
-		{"boiler", "model", KindModbus, "string", "", false},
-		{"boiler", "pump", KindModbus, "bool", "", true},
-		{"meter", "energy", KindModbus, "uint32", "kWh", false},
-		{"scale", "weight", KindSerial, "float64", "kg", true},
-		{"io", "door", KindGPIO, "bool", "", false},
-		{"io", "water", KindGPIO, "uint64", "L", false},
-		{"io", "relay", KindGPIO, "bool", "", true},
+	pt := func(adapter, name, typ, unit string, writable bool, scale float64) reading.Point {
+		return reading.Point{Adapter: adapter, Name: name, Type: typ, Unit: unit, Writable: writable, Scale: scale}
+	}
+	want := []reading.Point{
+		pt("boiler", "supply_temp", "float32", "degC", false, 0.1),
+		pt("boiler", "setpoint", "int16", "degC", true, 0.1),
+		pt("boiler", "burner_on", "bool", "", false, 1),
+		pt("boiler", "model", "string", "", false, 1),
+		pt("boiler", "pump", "bool", "", true, 1),
+		pt("meter", "energy", "uint32", "kWh", false, 1),
+		pt("scale", "weight", "float64", "kg", true, 1),
+		pt("io", "door", "bool", "", false, 1),
+		pt("io", "water", "uint64", "L", false, 1),
+		pt("io", "relay", "bool", "", true, 1),
 	}
 	if got := c.Points(); !reflect.DeepEqual(got, want) {
 		t.Errorf("points\n%v\nwant\n%v", got, want)
@@ -642,7 +652,7 @@ func TestAdaptersAndPoints(t *testing.T) {
 
 func TestSummary(t *testing.T) {
 	t.Setenv("CLOUD_PASSWORD", "hunter2")
-	c, err := Load("../examples/full.toml")
+	c, err := config.Load("../examples/full.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -665,7 +675,7 @@ buffer /var/lib/fieldgate: max 256MiB, fsync interval every 1s
 
 func TestSecretNeverPrints(t *testing.T) {
 	t.Setenv("CLOUD_PASSWORD", "hunter2")
-	c, err := Load("../examples/full.toml")
+	c, err := config.Load("../examples/full.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -724,7 +734,7 @@ func TestLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("GW_ID", "gw-7")
-	c, err := Load(path)
+	c, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -732,16 +742,16 @@ func TestLoad(t *testing.T) {
 		t.Errorf("loaded id %q password %q client id %q", c.Gateway.ID, string(c.Upstream[0].Password), c.Upstream[0].ClientID)
 	}
 
-	if err := os.WriteFile(filepath.Join(dir, "pw"), make([]byte, maxSecretFile+1), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "pw"), make([]byte, config.MaxSecretFile+1), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err = Load(path)
+	_, err = config.Load(path)
 	if got := errLines(t, err); len(got) != 1 || !strings.HasPrefix(got[0], path+":6:1: ") {
 		t.Errorf("oversized password_file: %q", got)
 	}
 
-	_, err = Load(filepath.Join(dir, "nope.toml"))
-	var es Errors
+	_, err = config.Load(filepath.Join(dir, "nope.toml"))
+	var es config.Errors
 	if !errors.Is(err, fs.ErrNotExist) || errors.As(err, &es) {
 		t.Errorf("missing file: %v, want a plain fs.ErrNotExist", err)
 	}
@@ -765,27 +775,11 @@ point = [{ name = "s", table = "holding_register", type = "string", length = 4, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, p := c.Modbus[0], c.Modbus[0].Points[0]
+	m := c.Adapters[0].Config.(*modbus.Config)
+	p := m.Points[0]
 	if c.Gateway.LogLevel != "debug" || c.Buffer.MaxSize != 1<<20 || c.Buffer.Fsync != "always" ||
 		m.UnitID != 0 || m.Parity != "E" || p.ByteOrder != "BADC" || *p.Scale != -2.5 || p.Registers() != 4 {
 		t.Errorf("explicit values not kept: %+v %+v %+v", c.Gateway, c.Buffer, m)
-	}
-}
-
-func TestRegisters(t *testing.T) {
-	for _, tt := range []struct {
-		typ    string
-		length int
-		want   int
-	}{
-		{"bool", 0, 1}, {"int16", 0, 1}, {"uint16", 0, 1},
-		{"int32", 0, 2}, {"uint32", 0, 2}, {"float32", 0, 2},
-		{"int64", 0, 4}, {"uint64", 0, 4}, {"float64", 0, 4},
-		{"string", 10, 10}, {"flaot32", 0, 0},
-	} {
-		if got := (ModbusPoint{Type: tt.typ, Length: tt.length}).Registers(); got != tt.want {
-			t.Errorf("%s: %d registers, want %d", tt.typ, got, tt.want)
-		}
 	}
 }
 

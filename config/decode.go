@@ -73,6 +73,11 @@ func (l *loader) decodeTable(n node, data map[string]any, rv reflect.Value) {
 		v := data[k]
 		idx, ok := fields[k]
 		if !ok {
+			if newConfig, isKind := kindConfig(k); isKind && n.path == "" {
+				l.defined[k] = true
+				l.decodeAdapters(k, v, newConfig)
+				continue
+			}
 			l.errorf(n, k, "unknown key %q", k)
 			continue
 		}
@@ -125,6 +130,33 @@ func (l *loader) decodeValue(n node, k string, v any, rv reflect.Value) {
 	default:
 		l.decodeLeaf(n, k, v, rv)
 	}
+}
+
+// decodeAdapters decodes the array of tables of an adapter kind, each into
+// a fresh config of that kind.
+func (l *loader) decodeAdapters(kind string, v any, newConfig func() AdapterConfig) {
+	items, ok := asSlice(v)
+	if !ok {
+		l.errorf(node{}, kind, "%s: want an array of tables, got %s", kind, describe(v))
+		return
+	}
+	for i, item := range items {
+		m, ok := item.(map[string]any)
+		if !ok {
+			l.errorf(node{}, join(kind, strconv.Itoa(i)), "%s: want tables, got %s", kind, describe(item))
+			continue
+		}
+		n := node{}.elem(kind, i, l.label(m))
+		cfg := newConfig()
+		l.decodeTable(n, m, reflect.ValueOf(cfg).Elem())
+		l.adapters = append(l.adapters, decodedAdapter{Adapter{Kind: kind, Name: cfg.AdapterName(), Config: cfg}, n})
+	}
+}
+
+// decodedAdapter is an adapter table and where it is.
+type decodedAdapter struct {
+	Adapter
+	n node
 }
 
 // label is what an array element is called in errors: its name, if it has one.

@@ -1,4 +1,4 @@
-package config
+package config_test
 
 import (
 	"errors"
@@ -6,6 +6,10 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	_ "github.com/fieldgate/fieldgate/adapters/all"
+	"github.com/fieldgate/fieldgate/adapters/modbus"
+	"github.com/fieldgate/fieldgate/config"
 )
 
 // FuzzLoad feeds the loader arbitrary files: it must never panic, a file it
@@ -38,9 +42,9 @@ func FuzzLoad(f *testing.F) {
 
 	noFiles := func(string) ([]byte, error) { return nil, fs.ErrNotExist }
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := parse("f.toml", data, env, noFiles)
+		c, err := config.Parse("f.toml", data, env, noFiles)
 		if err != nil {
-			var es Errors
+			var es config.Errors
 			if !errors.As(err, &es) || len(es) == 0 {
 				t.Fatalf("error %v is not a non-empty Errors", err)
 			}
@@ -56,7 +60,11 @@ func FuzzLoad(f *testing.F) {
 				t.Fatalf("upstream %q not completed: %+v", u.Name, u)
 			}
 		}
-		for _, m := range c.Modbus {
+		for _, a := range c.Adapters {
+			m, ok := a.Config.(*modbus.Config)
+			if !ok {
+				continue
+			}
 			for _, p := range m.Points {
 				if p.Scale == nil || p.Registers() < 1 || p.Address+p.Registers()-1 > 65535 {
 					t.Fatalf("modbus point %q not completed: %+v", p.Name, p)

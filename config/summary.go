@@ -4,63 +4,15 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/fieldgate/fieldgate/internal/reading"
 )
 
-// AdapterSpec is one configured adapter, ready to hand to adapters.New.
-type AdapterSpec struct {
-	Kind   string // KindModbus, KindSerial or KindGPIO
-	Name   string
-	Config any // *Modbus, *Serial or *GPIO, pointing into the Config
-}
-
-// Adapters lists every adapter: Modbus, then serial, then GPIO, each in file
-// order.
-func (c *Config) Adapters() []AdapterSpec {
-	var as []AdapterSpec
-	for i := range c.Modbus {
-		as = append(as, AdapterSpec{KindModbus, c.Modbus[i].Name, &c.Modbus[i]})
-	}
-	for i := range c.Serial {
-		as = append(as, AdapterSpec{KindSerial, c.Serial[i].Name, &c.Serial[i]})
-	}
-	for i := range c.GPIO {
-		as = append(as, AdapterSpec{KindGPIO, c.GPIO[i].Name, &c.GPIO[i]})
-	}
-	return as
-}
-
-// PointInfo is what the bridge needs to know about a point without importing
-// the adapter that serves it: where commands may go and how readings look.
-type PointInfo struct {
-	Adapter  string
-	Point    string
-	Kind     string // the adapter's kind
-	Type     string // the point's configured type; for GPIO "bool", or "uint64" for a counter
-	Unit     string
-	Writable bool
-}
-
-// Points lists every point in the order of Adapters.
-func (c *Config) Points() []PointInfo {
-	var ps []PointInfo
-	for _, m := range c.Modbus {
-		for _, p := range m.Points {
-			ps = append(ps, PointInfo{m.Name, p.Name, KindModbus, p.Type, p.Unit, p.Writable})
-		}
-	}
-	for _, s := range c.Serial {
-		for _, p := range s.Points {
-			ps = append(ps, PointInfo{s.Name, p.Name, KindSerial, p.Type, p.Unit, p.WriteFormat != ""})
-		}
-	}
-	for _, g := range c.GPIO {
-		for _, p := range g.Points {
-			typ := "bool"
-			if p.Counter {
-				typ = "uint64"
-			}
-			ps = append(ps, PointInfo{g.Name, p.Name, KindGPIO, typ, p.Unit, p.Direction == "output"})
-		}
+// Points lists every point, adapter by adapter in file order.
+func (c *Config) Points() []reading.Point {
+	var ps []reading.Point
+	for _, a := range c.Adapters {
+		ps = append(ps, a.Config.PointInfo()...)
 	}
 	return ps
 }
@@ -78,19 +30,12 @@ func (c *Config) Summary() string {
 	}
 	b.WriteString("\n")
 
-	as := c.Adapters()
-	fmt.Fprintf(&b, "%s, %s:\n", plural(len(as), "adapter"), plural(len(c.Points()), "point"))
-	for _, m := range c.Modbus {
-		fmt.Fprintf(&b, "  modbus %s: %s unit %d, %s every %s\n", m.Name, RedactURL(m.URL), m.UnitID, plural(len(m.Points), "point"), m.Interval)
-	}
-	for _, s := range c.Serial {
-		fmt.Fprintf(&b, "  serial %s: %s %d baud, %s mode, %s\n", s.Name, s.Port, s.BaudRate, s.Mode, plural(len(s.Points), "point"))
-	}
-	for _, gp := range c.GPIO {
-		fmt.Fprintf(&b, "  gpio %s: %s, %s\n", gp.Name, gp.Chip, plural(len(gp.Points), "point"))
+	fmt.Fprintf(&b, "%s, %s:\n", Count(len(c.Adapters), "adapter"), Count(len(c.Points()), "point"))
+	for _, a := range c.Adapters {
+		fmt.Fprintf(&b, "  %s %s: %s\n", a.Kind, a.Name, a.Config.Summary())
 	}
 
-	fmt.Fprintf(&b, "%s:\n", plural(len(c.Upstream), "upstream"))
+	fmt.Fprintf(&b, "%s:\n", Count(len(c.Upstream), "upstream"))
 	for _, u := range c.Upstream {
 		urls := make([]string, len(u.URLs))
 		for i, s := range u.URLs {
@@ -109,13 +54,6 @@ func (c *Config) Summary() string {
 		b.WriteString("\n")
 	}
 	return b.String()
-}
-
-func plural(n int, what string) string {
-	if n == 1 {
-		return "1 " + what
-	}
-	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // RedactURL hides a password given in a URL's user information, so a URL

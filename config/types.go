@@ -13,9 +13,9 @@ type Config struct {
 	Gateway  Gateway    `toml:"gateway"`
 	Buffer   Buffer     `toml:"buffer"`
 	Upstream []Upstream `toml:"upstream"`
-	Modbus   []Modbus   `toml:"modbus"`
-	Serial   []Serial   `toml:"serial"`
-	GPIO     []GPIO     `toml:"gpio"`
+	// Adapters are the tables of the registered adapter kinds ([[modbus]],
+	// [[serial]], [[gpio]], …), in file order.
+	Adapters []Adapter `toml:"-"`
 }
 
 // Gateway holds the [gateway] table.
@@ -75,93 +75,11 @@ type Line struct {
 	StopBits int    `toml:"stop_bits"` // 1 | 2; default 1
 }
 
-// Modbus is one [[modbus]] device (one unit id at one address).
-type Modbus struct {
-	Name     string   `toml:"name"`
-	URL      string   `toml:"url"`      // tcp://host:port | rtu:///dev/ttyUSB0 | rtu+tcp://host:port
-	UnitID   int      `toml:"unit_id"`  // default 1; 0-247, up to 255 over tcp://
-	Interval Duration `toml:"interval"` // default 1s
-	Timeout  Duration `toml:"timeout"`  // default 1s
-	Line
-	MaxGap int           `toml:"max_gap"` // default 10; 0 merges only adjacent points
-	Points []ModbusPoint `toml:"point"`
-}
-
-// Modbus register tables.
-const (
-	Coil            = "coil"
-	DiscreteInput   = "discrete_input"
-	InputRegister   = "input_register"
-	HoldingRegister = "holding_register"
-)
-
-// ModbusPoint is one [[modbus.point]].
-type ModbusPoint struct {
-	Name             string   `toml:"name"`
-	Table            string   `toml:"table"`
-	Address          int      `toml:"address"`
-	Type             string   `toml:"type"`       // default: bool for coils and discrete inputs, uint16 for registers
-	ByteOrder        string   `toml:"byte_order"` // default ABCD
-	Scale            *float64 `toml:"scale"`      // default 1
-	Offset           float64  `toml:"offset"`
-	Bit              *int     `toml:"bit"`    // nil: not a bit of a register
-	Length           int      `toml:"length"` // string only: registers
-	Unit             string   `toml:"unit"`
-	Writable         bool     `toml:"writable"`
-	MinWriteInterval Duration `toml:"min_write_interval"`
-	Change
-}
-
 // Change holds the on-change publishing settings a point may carry.
 type Change struct {
 	OnChange  bool     `toml:"on_change"`
 	Deadband  float64  `toml:"deadband"`
 	Heartbeat Duration `toml:"heartbeat"`
-}
-
-// Serial is one [[serial]] line-protocol instrument.
-type Serial struct {
-	Name string `toml:"name"`
-	Port string `toml:"port"`
-	Line
-	Mode      string        `toml:"mode"` // line | query; default line
-	Request   string        `toml:"request"`
-	Interval  Duration      `toml:"interval"`  // query mode; required there
-	Delimiter string        `toml:"delimiter"` // default "\n"
-	Timeout   Duration      `toml:"timeout"`   // default 1s
-	Points    []SerialPoint `toml:"point"`
-}
-
-// SerialPoint is one [[serial.point]].
-type SerialPoint struct {
-	Name        string `toml:"name"`
-	Pattern     string `toml:"pattern"`
-	Type        string `toml:"type"` // float64 | int64 | bool | string; default float64
-	WriteFormat string `toml:"write_format"`
-	Unit        string `toml:"unit"`
-	Change
-}
-
-// GPIO is one [[gpio]] chip.
-type GPIO struct {
-	Name   string      `toml:"name"`
-	Chip   string      `toml:"chip"` // name (gpiochip0) or label (pinctrl-rp1)
-	Points []GPIOPoint `toml:"point"`
-}
-
-// GPIOPoint is one [[gpio.point]] line.
-type GPIOPoint struct {
-	Name      string   `toml:"name"`
-	Line      int      `toml:"line"`
-	Direction string   `toml:"direction"` // input | output
-	Edge      string   `toml:"edge"`      // none | rising | falling | both; default both for inputs (rising for counters), none for outputs
-	Debounce  Duration `toml:"debounce"`
-	Bias      string   `toml:"bias"` // as_is | disabled | pull_up | pull_down; default as_is
-	ActiveLow bool     `toml:"active_low"`
-	Interval  Duration `toml:"interval"`
-	Initial   bool     `toml:"initial"`
-	Counter   bool     `toml:"counter"` // inputs: publish the persisted count of rising edges instead of the level
-	Unit      string   `toml:"unit"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("250ms").

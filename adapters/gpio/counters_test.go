@@ -18,7 +18,6 @@ import (
 
 	"github.com/fieldgate/fieldgate/adapters"
 	"github.com/fieldgate/fieldgate/adapters/adapterstest"
-	"github.com/fieldgate/fieldgate/config"
 	"github.com/fieldgate/fieldgate/internal/statefile"
 )
 
@@ -269,9 +268,9 @@ type event struct {
 
 // handler builds an adapter with the one point pt on a chip that is never
 // opened, and returns the edge handler gpiocdev would call for it.
-func handler(t *testing.T, pt config.GPIOPoint, env adapters.Env, e adapters.Emitter) (*Adapter, func(event)) {
+func handler(t *testing.T, pt PointConfig, env adapters.Env, e adapters.Emitter) (*Adapter, func(event)) {
 	t.Helper()
-	a, err := New(&config.GPIO{Name: "io", Chip: "gpiochip0", Points: []config.GPIOPoint{pt}}, env)
+	a, err := New(&Config{Name: "io", Chip: "gpiochip0", Points: []PointConfig{pt}}, env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +291,7 @@ func handler(t *testing.T, pt config.GPIOPoint, env adapters.Env, e adapters.Emi
 func TestPersistBeforeEmit(t *testing.T) {
 	dir := t.TempDir()
 	e := &diskEmitter{t: t, path: filepath.Join(dir, "gpio-io.counters")}
-	_, edge := handler(t, config.GPIOPoint{Name: "water", Counter: true}, adapters.Env{State: stateDir(t, dir)}, e)
+	_, edge := handler(t, PointConfig{Name: "water", Counter: true}, adapters.Env{State: stateDir(t, dir)}, e)
 	for i := range uint32(20) {
 		edge(event{true, i + 1})
 	}
@@ -308,24 +307,24 @@ func TestCountEvents(t *testing.T) {
 	U, B := reading.Uint, reading.Bool
 	tests := []struct {
 		name    string
-		point   config.GPIOPoint
+		point   PointConfig
 		events  []event
 		want    []reading.Value
 		wantLog string // in the log; "" for nothing logged
 	}{
-		{"rising", config.GPIOPoint{Counter: true},
+		{"rising", PointConfig{Counter: true},
 			[]event{{true, 1}, {true, 2}, {true, 3}}, []reading.Value{U(1), U(2), U(3)}, ""},
-		{"rising, events dropped", config.GPIOPoint{Counter: true, Edge: "rising"},
+		{"rising, events dropped", PointConfig{Counter: true, Edge: "rising"},
 			[]event{{true, 1}, {true, 4}, {true, 5}}, []reading.Value{U(1), U(4), U(5)}, "level=WARN msg=\"gpio edge events lost (kernel buffer overflow); counted"},
-		{"rising, events dropped before the first", config.GPIOPoint{Counter: true},
+		{"rising, events dropped before the first", PointConfig{Counter: true},
 			[]event{{true, 3}}, []reading.Value{U(3)}, "lost=2"},
-		{"both counts rising edges", config.GPIOPoint{Counter: true, Edge: "both"},
+		{"both counts rising edges", PointConfig{Counter: true, Edge: "both"},
 			[]event{{true, 1}, {false, 2}, {true, 3}, {false, 4}}, []reading.Value{U(1), U(2)}, ""},
-		{"both, events dropped", config.GPIOPoint{Counter: true, Edge: "both"},
+		{"both, events dropped", PointConfig{Counter: true, Edge: "both"},
 			[]event{{true, 1}, {false, 2}, {true, 5}, {false, 7}}, []reading.Value{U(1), U(2)}, "level=ERROR msg=\"gpio edge events lost (kernel buffer overflow); the counter misses"},
-		{"no sequence numbers", config.GPIOPoint{Counter: true},
+		{"no sequence numbers", PointConfig{Counter: true},
 			[]event{{true, 0}, {true, 0}}, []reading.Value{U(1), U(2)}, ""},
-		{"level", config.GPIOPoint{},
+		{"level", PointConfig{},
 			[]event{{true, 1}, {false, 3}}, []reading.Value{B(true), B(false)}, "level=WARN msg=\"gpio edge events lost (kernel buffer overflow)\" point=door lost=1"},
 	}
 	for _, tt := range tests {
@@ -387,7 +386,7 @@ func TestCounterNotPersisted(t *testing.T) {
 	}
 	log, lb := newLog()
 	rec := &adapterstest.Recorder{}
-	_, edge := handler(t, config.GPIOPoint{Name: "water", Counter: true}, adapters.Env{Log: log, State: state}, rec)
+	_, edge := handler(t, PointConfig{Name: "water", Counter: true}, adapters.Env{Log: log, State: state}, rec)
 	for i := range uint32(2) {
 		edge(event{true, i + 1})
 		if err := rec.NextStatus(t); !errors.Is(err, syscall.ENOTDIR) || !strings.Contains(err.Error(), `gpio "io" point "water": total`) {
@@ -420,7 +419,7 @@ func TestCounterNotPersisted(t *testing.T) {
 }
 
 func TestCounterNeedsStateDir(t *testing.T) {
-	cfg := &config.GPIO{Name: "io", Chip: "gpiochip0", Points: []config.GPIOPoint{{Name: "water", Counter: true}}}
+	cfg := &Config{Name: "io", Chip: "gpiochip0", Points: []PointConfig{{Name: "water", Counter: true}}}
 	if _, err := New(cfg, adapters.Env{}); err == nil || !strings.Contains(err.Error(), "state directory") {
 		t.Errorf("New without a state directory = %v, want a refusal", err)
 	}

@@ -105,21 +105,12 @@ import (
 	"github.com/fieldgate/fieldgate/internal/backoff"
 
 	"github.com/fieldgate/fieldgate/adapters"
-	"github.com/fieldgate/fieldgate/config"
 )
 
-func init() {
-	adapters.Register("gpio", func(cfg any, env adapters.Env) (adapters.Adapter, error) {
-		c, ok := cfg.(*config.GPIO)
-		if !ok {
-			return nil, fmt.Errorf("gpio: config is %T, want *config.GPIO", cfg)
-		}
-		return New(c, env)
-	})
-}
+func init() { adapters.Register("gpio", New) }
 
-// Option adjusts an Adapter for tests and unusual systems.
-type Option func(*options)
+// option adjusts an Adapter for tests.
+type option func(*options)
 
 type options struct {
 	devDir   string
@@ -128,18 +119,35 @@ type options struct {
 	retryMax time.Duration
 }
 
-// WithDevDir looks for chips in dir instead of /dev. The device nodes there
+// withDevDir looks for chips in dir instead of /dev. The device nodes there
 // must carry the kernel's names (gpiochipN): the library checks them against
 // /sys/bus/gpio.
-func WithDevDir(dir string) Option { return func(o *options) { o.devDir = dir } }
+func withDevDir(dir string) option { return func(o *options) { o.devDir = dir } }
 
-// WithProbe sets how often held lines are read to notice a vanished chip.
-func WithProbe(every time.Duration) Option { return func(o *options) { o.probe = every } }
+// withProbe sets how often held lines are read to notice a vanished chip.
+func withProbe(every time.Duration) option { return func(o *options) { o.probe = every } }
 
-// WithRetry sets the back-off between attempts to open the chip, as
+// withRetry sets the back-off between attempts to open the chip, as
 // backoff.New(first, limit) paces it.
-func WithRetry(first, limit time.Duration) Option {
+func withRetry(first, limit time.Duration) option {
 	return func(o *options) { o.retryMin, o.retryMax = first, limit }
+}
+
+// apply adjusts a new adapter, before Run.
+func (a *Adapter) apply(opts ...option) error {
+	o := a.opt
+	for _, opt := range opts {
+		opt(&o)
+	}
+	var err error
+	if o.devDir, err = filepath.Abs(o.devDir); err != nil {
+		return fmt.Errorf("gpio %q: dev dir: %w", a.name, err)
+	}
+	if o.probe <= 0 || o.retryMin <= 0 || o.retryMax < o.retryMin {
+		return fmt.Errorf("gpio %q: probe and retry periods must be positive, the retry limit no less than the first", a.name)
+	}
+	a.opt = o
+	return nil
 }
 
 // Adapter serves one [[gpio]] section: one chip and its points.
@@ -160,27 +168,14 @@ type Adapter struct {
 
 // New checks cfg and builds the adapter; it touches no hardware and no file
 // until Run. Counter points need env.State.
-func New(cfg *config.GPIO, env adapters.Env, opts ...Option) (*Adapter, error) {
+func New(cfg *Config, env adapters.Env) (*Adapter, error) {
 	points, err := parsePoints(cfg)
 	if err != nil {
 		return nil, err
 	}
-	o := options{devDir: "/dev", probe: time.Second, retryMin: time.Second, retryMax: 30 * time.Second}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if o.devDir, err = filepath.Abs(o.devDir); err != nil {
-		return nil, fmt.Errorf("gpio %q: dev dir: %w", cfg.Name, err)
-	}
-	if o.probe <= 0 || o.retryMin <= 0 || o.retryMax < o.retryMin {
-		return nil, fmt.Errorf("gpio %q: probe and retry periods must be positive, the retry limit no less than the first", cfg.Name)
-	}
-	log := env.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	a := &Adapter{name: cfg.Name, chip: cfg.Chip, points: points,
-		byName: make(map[string]*point, len(points)), log: log, opt: o}
+		byName: make(map[string]*point, len(points)), log: env.Logger(),
+		opt: options{devDir: "/dev", probe: time.Second, retryMin: time.Second, retryMax: 30 * time.Second}}
 	for _, p := range points {
 		a.byName[p.name] = p
 		if p.counter {

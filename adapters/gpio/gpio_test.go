@@ -22,30 +22,30 @@ func dur(d time.Duration) config.Duration { return config.Duration(d) }
 func TestParsePoints(t *testing.T) {
 	tests := []struct {
 		name  string
-		point config.GPIOPoint
+		point PointConfig
 		want  string // substring of the error; "" for valid
 	}{
-		{"defaults", config.GPIOPoint{Name: "door", Line: 17}, ""},
-		{"full input", config.GPIOPoint{Name: "door", Line: 17, Direction: "input", Edge: "falling",
+		{"defaults", PointConfig{Name: "door", Line: 17}, ""},
+		{"full input", PointConfig{Name: "door", Line: 17, Direction: "input", Edge: "falling",
 			Debounce: dur(20 * time.Millisecond), Bias: "pull_up", ActiveLow: true, Interval: dur(time.Second)}, ""},
-		{"output", config.GPIOPoint{Name: "relay", Line: 5, Direction: "output", Initial: true, Bias: "disabled"}, ""},
-		{"output edge none", config.GPIOPoint{Name: "relay", Line: 5, Direction: "output", Edge: "none"}, ""},
-		{"bad direction", config.GPIOPoint{Name: "p", Direction: "in"}, `unknown direction "in"`},
-		{"bad edge", config.GPIOPoint{Name: "p", Edge: "bth"}, `unknown edge "bth"`},
-		{"bad bias", config.GPIOPoint{Name: "p", Bias: "pullup"}, `unknown bias "pullup"`},
-		{"negative line", config.GPIOPoint{Name: "p", Line: -1}, "negative"},
-		{"negative debounce", config.GPIOPoint{Name: "p", Debounce: dur(-time.Second)}, "negative"},
-		{"initial on input", config.GPIOPoint{Name: "p", Initial: true}, "outputs only"},
-		{"edge on output", config.GPIOPoint{Name: "p", Direction: "output", Edge: "both"}, "inputs only"},
-		{"interval on output", config.GPIOPoint{Name: "p", Direction: "output", Interval: dur(time.Second)}, "inputs only"},
-		{"counter", config.GPIOPoint{Name: "water", Line: 4, Counter: true, Edge: "both", ActiveLow: true, Interval: dur(time.Minute)}, ""},
-		{"counter on output", config.GPIOPoint{Name: "p", Direction: "output", Counter: true}, "inputs only"},
-		{"counter on falling edges", config.GPIOPoint{Name: "p", Counter: true, Edge: "falling"}, "edge must be rising or both"},
-		{"counter without edges", config.GPIOPoint{Name: "p", Counter: true, Edge: "none"}, "edge must be rising or both"},
+		{"output", PointConfig{Name: "relay", Line: 5, Direction: "output", Initial: true, Bias: "disabled"}, ""},
+		{"output edge none", PointConfig{Name: "relay", Line: 5, Direction: "output", Edge: "none"}, ""},
+		{"bad direction", PointConfig{Name: "p", Direction: "in"}, `unknown direction "in"`},
+		{"bad edge", PointConfig{Name: "p", Edge: "bth"}, `unknown edge "bth"`},
+		{"bad bias", PointConfig{Name: "p", Bias: "pullup"}, `unknown bias "pullup"`},
+		{"negative line", PointConfig{Name: "p", Line: -1}, "negative"},
+		{"negative debounce", PointConfig{Name: "p", Debounce: dur(-time.Second)}, "negative"},
+		{"initial on input", PointConfig{Name: "p", Initial: true}, "outputs only"},
+		{"edge on output", PointConfig{Name: "p", Direction: "output", Edge: "both"}, "inputs only"},
+		{"interval on output", PointConfig{Name: "p", Direction: "output", Interval: dur(time.Second)}, "inputs only"},
+		{"counter", PointConfig{Name: "water", Line: 4, Counter: true, Edge: "both", ActiveLow: true, Interval: dur(time.Minute)}, ""},
+		{"counter on output", PointConfig{Name: "p", Direction: "output", Counter: true}, "inputs only"},
+		{"counter on falling edges", PointConfig{Name: "p", Counter: true, Edge: "falling"}, "edge must be rising or both"},
+		{"counter without edges", PointConfig{Name: "p", Counter: true, Edge: "none"}, "edge must be rising or both"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ps, err := parsePoints(&config.GPIO{Name: "io", Chip: "gpiochip0", Points: []config.GPIOPoint{tt.point}})
+			ps, err := parsePoints(&Config{Name: "io", Chip: "gpiochip0", Points: []PointConfig{tt.point}})
 			if tt.want == "" {
 				if err != nil {
 					t.Fatalf("unexpected error: %v", err)
@@ -63,7 +63,7 @@ func TestParsePoints(t *testing.T) {
 }
 
 func TestParsePointsReportsEveryProblem(t *testing.T) {
-	_, err := parsePoints(&config.GPIO{Name: "io", Points: []config.GPIOPoint{
+	_, err := parsePoints(&Config{Name: "io", Points: []PointConfig{
 		{Name: "a", Line: 1, Edge: "up"},
 		{Name: "a", Line: 1},
 	}})
@@ -75,7 +75,7 @@ func TestParsePointsReportsEveryProblem(t *testing.T) {
 }
 
 func TestParsePointsDefaults(t *testing.T) {
-	ps, err := parsePoints(&config.GPIO{Name: "io", Chip: "gpiochip0", Points: []config.GPIOPoint{
+	ps, err := parsePoints(&Config{Name: "io", Chip: "gpiochip0", Points: []PointConfig{
 		{Name: "door", Line: 3},
 		{Name: "water", Line: 4, Counter: true},
 	}})
@@ -148,17 +148,34 @@ func TestNextBeat(t *testing.T) {
 	}
 }
 
-func TestNewRejectsBadOptions(t *testing.T) {
-	cfg := &config.GPIO{Name: "io", Chip: "gpiochip0", Points: []config.GPIOPoint{{Name: "door"}}}
-	for _, opt := range []Option{WithProbe(0), WithRetry(0, time.Second), WithRetry(time.Second, time.Millisecond)} {
-		if _, err := New(cfg, adapters.Env{}, opt); err == nil {
-			t.Error("New accepted a non-positive probe or retry period")
+func TestApplyRejectsBadOptions(t *testing.T) {
+	cfg := &Config{Name: "io", Chip: "gpiochip0", Points: []PointConfig{{Name: "door"}}}
+	for _, opt := range []option{withProbe(0), withRetry(0, time.Second), withRetry(time.Second, time.Millisecond)} {
+		a, err := New(cfg, adapters.Env{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.apply(opt); err == nil {
+			t.Error("apply accepted a non-positive probe or retry period")
 		}
 	}
 }
 
+// newWith is New with test options applied.
+func newWith(t testing.TB, cfg *Config, env adapters.Env, opts ...option) *Adapter {
+	t.Helper()
+	a, err := New(cfg, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.apply(opts...); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
 func TestWriteRefusals(t *testing.T) {
-	a, err := New(&config.GPIO{Name: "io", Chip: "gpiochip0", Points: []config.GPIOPoint{
+	a, err := New(&Config{Name: "io", Chip: "gpiochip0", Points: []PointConfig{
 		{Name: "door", Line: 1},
 		{Name: "relay", Line: 2, Direction: "output"},
 	}}, adapters.Env{})
@@ -184,15 +201,15 @@ func TestWriteRefusals(t *testing.T) {
 }
 
 func TestRegistered(t *testing.T) {
-	cfg := &config.GPIO{Name: "io", Chip: "gpiochip0", Points: []config.GPIOPoint{{Name: "door"}}}
-	a, err := adapters.New("gpio", cfg, adapters.Env{})
+	cfg := &Config{Name: "io", Chip: "gpiochip0", Points: []PointConfig{{Name: "door"}}}
+	a, err := adapters.New(config.Adapter{Kind: "gpio", Name: "io", Config: cfg}, adapters.Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := a.(adapters.Writer); !ok || a.Name() != "io" {
 		t.Errorf("adapters.New(gpio) = %T named %q, want a Writer named io", a, a.Name())
 	}
-	if _, err := adapters.New("gpio", config.GPIO{}, adapters.Env{}); err == nil {
+	if _, err := adapters.New(config.Adapter{Kind: "gpio", Config: &otherConfig{}}, adapters.Env{}); err == nil {
 		t.Error("the factory accepted a config of the wrong type")
 	}
 }
@@ -200,11 +217,8 @@ func TestRegistered(t *testing.T) {
 // TestMissingChip runs against an empty device directory, which every host
 // has: the adapter reports the missing chip, keeps retrying, and stops.
 func TestMissingChip(t *testing.T) {
-	a, err := New(&config.GPIO{Name: "io", Chip: "pinctrl-rp1", Points: []config.GPIOPoint{{Name: "door"}}}, adapters.Env{},
-		WithDevDir(t.TempDir()), WithRetry(10*time.Millisecond, 20*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := newWith(t, &Config{Name: "io", Chip: "pinctrl-rp1", Points: []PointConfig{{Name: "door"}}}, adapters.Env{},
+		withDevDir(t.TempDir()), withRetry(10*time.Millisecond, 20*time.Millisecond))
 	rec := &adapterstest.Recorder{}
 	adapterstest.Run(t, a, rec)
 	for range 3 { // the first failure and two retries
@@ -224,3 +238,6 @@ func monotonicNow(t *testing.T) time.Duration {
 	}
 	return time.Duration(ts.Nano())
 }
+
+// otherConfig is an adapter config of another kind.
+type otherConfig struct{ Config }

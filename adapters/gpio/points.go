@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/warthog618/go-gpiocdev"
-
-	"github.com/fieldgate/fieldgate/config"
 )
 
 // point is one configured line, checked and translated to gpiocdev terms.
@@ -48,7 +46,7 @@ var (
 
 // parsePoints checks a [[gpio]] section's points and reports every problem,
 // each naming the adapter and the point.
-func parsePoints(cfg *config.GPIO) ([]*point, error) {
+func parsePoints(cfg *Config) ([]*point, error) {
 	var errs []error
 	fail := func(name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("gpio %q point %q: %s", cfg.Name, name, fmt.Sprintf(format, args...)))

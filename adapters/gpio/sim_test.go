@@ -29,7 +29,6 @@ import (
 
 	"github.com/fieldgate/fieldgate/adapters"
 	"github.com/fieldgate/fieldgate/adapters/adapterstest"
-	"github.com/fieldgate/fieldgate/config"
 )
 
 // vmExitMarker precedes the exit code on the console; test/gpiovm waits for it.
@@ -88,13 +87,13 @@ func newSimLabelled(t *testing.T, n int, label string) *gpiosim.Chip {
 
 // start runs an adapter for chip with points, fast probe and retry, and
 // waits until it reports the chip open.
-func start(t *testing.T, chip string, points []config.GPIOPoint, opts ...Option) (*Adapter, *adapterstest.Recorder, func()) {
+func start(t *testing.T, chip string, points []PointConfig, opts ...option) (*Adapter, *adapterstest.Recorder, func()) {
 	t.Helper()
 	return startIn(t, "", chip, points, opts...)
 }
 
 // startIn is start with a state directory, for counters.
-func startIn(t *testing.T, sdir, chip string, points []config.GPIOPoint, opts ...Option) (*Adapter, *adapterstest.Recorder, func()) {
+func startIn(t *testing.T, sdir, chip string, points []PointConfig, opts ...option) (*Adapter, *adapterstest.Recorder, func()) {
 	t.Helper()
 	a, rec, stop := startFailing(t, sdir, chip, points, opts...)
 	if err := rec.NextStatus(t); err != nil {
@@ -104,17 +103,14 @@ func startIn(t *testing.T, sdir, chip string, points []config.GPIOPoint, opts ..
 }
 
 // startFailing runs an adapter without waiting for its first status.
-func startFailing(t *testing.T, sdir, chip string, points []config.GPIOPoint, opts ...Option) (*Adapter, *adapterstest.Recorder, func()) {
+func startFailing(t *testing.T, sdir, chip string, points []PointConfig, opts ...option) (*Adapter, *adapterstest.Recorder, func()) {
 	t.Helper()
-	opts = append([]Option{WithProbe(50 * time.Millisecond), WithRetry(50*time.Millisecond, 200*time.Millisecond)}, opts...)
+	opts = append([]option{withProbe(50 * time.Millisecond), withRetry(50*time.Millisecond, 200*time.Millisecond)}, opts...)
 	var env adapters.Env
 	if sdir != "" {
 		env.State = stateDir(t, sdir)
 	}
-	a, err := New(&config.GPIO{Name: "io", Chip: chip, Points: points}, env, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := newWith(t, &Config{Name: "io", Chip: chip, Points: points}, env, opts...)
 	rec := &adapterstest.Recorder{}
 	stop := adapterstest.Run(t, a, rec)
 	return a, rec, stop
@@ -152,7 +148,7 @@ func TestEdges(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.edge, func(t *testing.T) {
 			c, label := newSim(t, 4)
-			_, rec, _ := start(t, label, []config.GPIOPoint{{Name: "door", Line: 2, Edge: tt.edge}})
+			_, rec, _ := start(t, label, []PointConfig{{Name: "door", Line: 2, Edge: tt.edge}})
 			expect(t, rec, "door", false) // the level when opened
 			begin := time.Now()
 			for i, pull := range []int{1, 0, 1} {
@@ -179,7 +175,7 @@ func TestEdges(t *testing.T) {
 func TestEdgeLatency(t *testing.T) {
 	const n = 50
 	c, label := newSim(t, 1)
-	_, rec, _ := start(t, label, []config.GPIOPoint{{Name: "door", Line: 0}})
+	_, rec, _ := start(t, label, []PointConfig{{Name: "door", Line: 0}})
 	expect(t, rec, "door", false)
 	total := make([]time.Duration, n)  // pull write to Emit
 	kernel := make([]time.Duration, n) // kernel timestamp to Emit
@@ -207,7 +203,7 @@ func TestEdgeLatency(t *testing.T) {
 func TestDebounce(t *testing.T) {
 	const debounce = 500 * time.Millisecond // long enough that a stalled test cannot bounce slower than it
 	c, label := newSim(t, 1)
-	_, rec, _ := start(t, label, []config.GPIOPoint{{Name: "float", Line: 0, Debounce: dur(debounce)}})
+	_, rec, _ := start(t, label, []PointConfig{{Name: "float", Line: 0, Debounce: dur(debounce)}})
 	expect(t, rec, "float", false)
 	// Chatter, settling high; last is taken just before the last bounce.
 	var last time.Time
@@ -248,7 +244,7 @@ func TestBias(t *testing.T) {
 			if err := c.SetPull(1, tt.simPull); err != nil {
 				t.Fatal(err)
 			}
-			_, rec, _ := start(t, label, []config.GPIOPoint{{Name: "sw", Line: 1, Edge: "none", Bias: tt.bias}})
+			_, rec, _ := start(t, label, []PointConfig{{Name: "sw", Line: 1, Edge: "none", Bias: tt.bias}})
 			expect(t, rec, "sw", tt.want)
 			if p, err := c.Pull(1); err != nil || p != tt.wantSim {
 				t.Errorf("simulator pull %d (%v), want %d", p, err, tt.wantSim)
@@ -262,7 +258,7 @@ func TestActiveLow(t *testing.T) {
 	if err := c.Pullup(0); err != nil { // contact open, line pulled high: inactive
 		t.Fatal(err)
 	}
-	a, rec, _ := start(t, label, []config.GPIOPoint{
+	a, rec, _ := start(t, label, []PointConfig{
 		{Name: "door", Line: 0, Edge: "rising", ActiveLow: true},
 		{Name: "beacon", Line: 1, Direction: "output", ActiveLow: true, Initial: true},
 	})
@@ -286,7 +282,7 @@ func TestActiveLow(t *testing.T) {
 func TestHeartbeat(t *testing.T) {
 	const interval = 100 * time.Millisecond
 	c, label := newSim(t, 1)
-	_, rec, _ := start(t, label, []config.GPIOPoint{{Name: "tank", Line: 0, Edge: "none", Interval: dur(interval)}})
+	_, rec, _ := start(t, label, []PointConfig{{Name: "tank", Line: 0, Edge: "none", Interval: dur(interval)}})
 	opened, _ := expect(t, rec, "tank", false)
 	beats := 0
 	// beat waits for the next heartbeat: the k-th is due k intervals after
@@ -325,7 +321,7 @@ func TestHeartbeat(t *testing.T) {
 
 func TestOutputs(t *testing.T) {
 	c, label := newSim(t, 3)
-	a, rec, _ := start(t, label, []config.GPIOPoint{
+	a, rec, _ := start(t, label, []PointConfig{
 		{Name: "relay", Line: 0, Direction: "output", Initial: true},
 		{Name: "pump", Line: 1, Direction: "output"},
 		{Name: "door", Line: 2},
@@ -375,8 +371,8 @@ func TestLineInUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, rec, _ := startFailing(t, "", label, []config.GPIOPoint{{Name: "free", Line: 1}, {Name: "taken", Line: 3}},
-		WithRetry(2*time.Second, 2*time.Second)) // no retry, at least 1 s away, holds line 1 while it is checked below
+	_, rec, _ := startFailing(t, "", label, []PointConfig{{Name: "free", Line: 1}, {Name: "taken", Line: 3}},
+		withRetry(2*time.Second, 2*time.Second)) // no retry, at least 1 s away, holds line 1 while it is checked below
 	err = rec.NextStatus(t)
 	if !errors.Is(err, syscall.EBUSY) {
 		t.Fatalf("status %v, want EBUSY", err)
@@ -413,7 +409,7 @@ func lineUsed(t *testing.T, c *gpiosim.Chip, offset int) bool {
 
 func TestLineOutOfRange(t *testing.T) {
 	_, label := newSim(t, 8)
-	_, rec, _ := startFailing(t, "", label, []config.GPIOPoint{{Name: "far", Line: 40}})
+	_, rec, _ := startFailing(t, "", label, []PointConfig{{Name: "far", Line: 40}})
 	err := rec.NextStatus(t)
 	if !errors.Is(err, gpiocdev.ErrInvalidOffset) || !strings.Contains(err.Error(), "has 8 lines") {
 		t.Fatalf("status %v, want invalid offset on an 8-line chip", err)
@@ -430,7 +426,7 @@ func TestChipVanishes(t *testing.T) {
 	}
 	t.Cleanup(sim.Close) // in case the test fails before closing it
 	first := sim.Chips[0].ChipName()
-	a, rec, _ := start(t, label, []config.GPIOPoint{
+	a, rec, _ := start(t, label, []PointConfig{
 		{Name: "door", Line: 0},
 		{Name: "relay", Line: 1, Direction: "output"},
 	})
@@ -479,7 +475,7 @@ func TestDevDir(t *testing.T) {
 	}
 	for _, chip := range []string{c.ChipName(), label} {
 		t.Run(chip, func(t *testing.T) {
-			_, rec, _ := start(t, chip, []config.GPIOPoint{{Name: "door", Line: 1}}, WithDevDir(dir))
+			_, rec, _ := start(t, chip, []PointConfig{{Name: "door", Line: 1}}, withDevDir(dir))
 			expect(t, rec, "door", false)
 		})
 	}
@@ -487,7 +483,7 @@ func TestDevDir(t *testing.T) {
 
 func TestReleaseOnStop(t *testing.T) {
 	c, label := newSim(t, 2)
-	_, rec, stop := start(t, label, []config.GPIOPoint{
+	_, rec, stop := start(t, label, []PointConfig{
 		{Name: "door", Line: 0},
 		{Name: "relay", Line: 1, Direction: "output", Initial: true},
 	})
@@ -554,7 +550,7 @@ func TestCounter(t *testing.T) {
 		t.Run(tt.edge, func(t *testing.T) {
 			c, label := newSim(t, 2)
 			dir := t.TempDir()
-			_, rec, _ := startIn(t, dir, label, []config.GPIOPoint{{Name: "water", Line: 1, Counter: true, Edge: tt.edge}})
+			_, rec, _ := startIn(t, dir, label, []PointConfig{{Name: "water", Line: 1, Counter: true, Edge: tt.edge}})
 			if x, _ := rec.NextReading(t); x.Value != reading.Uint(0) {
 				t.Fatalf("opening reading %v, want the total 0", x.Value)
 			}
@@ -611,11 +607,8 @@ func TestCounterOverflow(t *testing.T) {
 			c, label := newSim(t, 1)
 			dir := t.TempDir()
 			log, lb := newLog()
-			a, err := New(&config.GPIO{Name: "io", Chip: label, Points: []config.GPIOPoint{{Name: "water", Line: 0, Counter: true, Edge: tt.edge}}},
-				adapters.Env{Log: log, State: stateDir(t, dir)}, WithProbe(50*time.Millisecond))
-			if err != nil {
-				t.Fatal(err)
-			}
+			a := newWith(t, &Config{Name: "io", Chip: label, Points: []PointConfig{{Name: "water", Line: 0, Counter: true, Edge: tt.edge}}},
+				adapters.Env{Log: log, State: stateDir(t, dir)}, withProbe(50*time.Millisecond))
 			e := &heldEmitter{entered: make(chan struct{}, 1), release: make(chan struct{})}
 			var once sync.Once
 			release := func() { once.Do(func() { close(e.release) }) }
@@ -657,7 +650,7 @@ func TestCounterOverflow(t *testing.T) {
 func TestCounterContinues(t *testing.T) {
 	c, label := newSim(t, 1)
 	dir := t.TempDir()
-	points := []config.GPIOPoint{{Name: "energy", Line: 0, Counter: true}}
+	points := []PointConfig{{Name: "energy", Line: 0, Counter: true}}
 	_, rec, stop := startIn(t, dir, label, points)
 	pulse(t, c, 0, 25, 1)
 	awaitCount(t, rec, "energy", 0, 25)
@@ -681,7 +674,7 @@ func TestCounterActiveLow(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	_, rec, _ := startIn(t, dir, label, []config.GPIOPoint{
+	_, rec, _ := startIn(t, dir, label, []PointConfig{
 		{Name: "water", Line: 0, Counter: true, ActiveLow: true, Interval: dur(100 * time.Millisecond)}})
 	pulse(t, c, 0, 3, 0)
 	awaitCount(t, rec, "water", 0, 3)

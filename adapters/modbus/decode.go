@@ -11,7 +11,6 @@ import (
 	"github.com/fieldgate/fieldgate/internal/reading"
 
 	"github.com/fieldgate/fieldgate/adapters"
-	"github.com/fieldgate/fieldgate/config"
 )
 
 // dataType is a point's type as named in the config.
@@ -118,7 +117,7 @@ type codec struct {
 }
 
 // newCodec checks a point's type, byte order, bit and scale.
-func newCodec(pc config.ModbusPoint) (codec, error) {
+func newCodec(pc PointConfig) (codec, error) {
 	typ, ok := parseType(pc.Type)
 	if !ok {
 		return codec{}, fmt.Errorf("unknown type %q", pc.Type)

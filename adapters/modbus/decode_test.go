@@ -11,7 +11,6 @@ import (
 	"github.com/fieldgate/fieldgate/internal/reading"
 
 	"github.com/fieldgate/fieldgate/adapters"
-	"github.com/fieldgate/fieldgate/config"
 )
 
 // codecCase is one point layout with known registers and the value they
@@ -152,16 +151,16 @@ func codecCases() []codecCase {
 }
 
 // point is the case's config, as the loader leaves it.
-func (c codecCase) point() config.ModbusPoint {
+func (c codecCase) point() PointConfig {
 	one := 1.0
-	p := config.ModbusPoint{Name: c.name, Type: c.typ, ByteOrder: c.order, Length: c.length, Scale: &one}
+	p := PointConfig{Name: c.name, Type: c.typ, ByteOrder: c.order, Length: c.length, Scale: &one}
 	if c.bit >= 0 {
 		p.Bit = &c.bit
 	}
 	return p
 }
 
-func mustCodec(t testing.TB, p config.ModbusPoint) codec {
+func mustCodec(t testing.TB, p PointConfig) codec {
 	t.Helper()
 	cd, err := newCodec(p)
 	if err != nil {
@@ -252,7 +251,7 @@ func TestScale(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			cd := mustCodec(t, config.ModbusPoint{Type: c.typ, ByteOrder: "ABCD", Scale: &c.scale, Offset: c.offset})
+			cd := mustCodec(t, PointConfig{Type: c.typ, ByteOrder: "ABCD", Scale: &c.scale, Offset: c.offset})
 			if got := cd.decode(regsToWire(c.regs)); got != c.want {
 				t.Errorf("decode = %v (%s), want %v (%s)", got, got.Kind(), c.want, c.want.Kind())
 			}
@@ -310,7 +309,7 @@ func TestEncode(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			cd := mustCodec(t, config.ModbusPoint{Type: c.typ, ByteOrder: c.order, Length: c.length, Scale: &c.scale, Offset: c.offset})
+			cd := mustCodec(t, PointConfig{Type: c.typ, ByteOrder: c.order, Length: c.length, Scale: &c.scale, Offset: c.offset})
 			wire, err := cd.encode(c.v)
 			if c.err != "" {
 				if !errors.Is(err, adapters.ErrBadValue) {
@@ -343,7 +342,7 @@ func FuzzDecodeEncode(f *testing.F) {
 	f.Add("string", "BADC", []byte("hi there"))
 	f.Add("bool", "BADC", []byte{0, 2})
 	f.Fuzz(func(t *testing.T, typ, order string, wire []byte) {
-		cd, err := newCodec(config.ModbusPoint{Type: typ, ByteOrder: order, Length: len(wire) / 2})
+		cd, err := newCodec(PointConfig{Type: typ, ByteOrder: order, Length: len(wire) / 2})
 		if err != nil || len(wire) != 2*cd.regs {
 			return
 		}

@@ -54,7 +54,7 @@ type endpoint struct {
 
 // newEndpoint parses a config URL. Socket transports reconnect with the
 // back-off the adapter passes to dial; serial ports with serialport.Keeper's.
-func newEndpoint(cfg *config.Modbus) (endpoint, error) {
+func newEndpoint(cfg *Config) (endpoint, error) {
 	rawURL := cfg.URL
 	u, err := url.Parse(rawURL)
 	if err != nil {

@@ -15,18 +15,9 @@ import (
 	"github.com/goburrow/modbus"
 
 	"github.com/fieldgate/fieldgate/adapters"
-	"github.com/fieldgate/fieldgate/config"
 )
 
-func init() {
-	adapters.Register("modbus", func(cfg any, env adapters.Env) (adapters.Adapter, error) {
-		c, ok := cfg.(*config.Modbus)
-		if !ok {
-			return nil, fmt.Errorf("modbus: config is %T, want *config.Modbus", cfg)
-		}
-		return New(c, env.Log)
-	})
-}
+func init() { adapters.Register("modbus", New) }
 
 // table is one of the four Modbus data tables.
 type table uint8
@@ -39,8 +30,8 @@ const (
 )
 
 var tableNames = [...]string{
-	coils: config.Coil, discreteInputs: config.DiscreteInput,
-	inputRegisters: config.InputRegister, holdingRegisters: config.HoldingRegister,
+	coils: Coil, discreteInputs: DiscreteInput,
+	inputRegisters: InputRegister, holdingRegisters: HoldingRegister,
 }
 
 func (t table) String() string { return tableNames[t] }
@@ -141,10 +132,8 @@ type Adapter struct {
 // New builds an adapter from a loaded config section (defaults filled in).
 // It re-checks what decoding relies on, so a config that bypassed the loader
 // fails here rather than at the first poll.
-func New(cfg *config.Modbus, log *slog.Logger) (*Adapter, error) {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+func New(cfg *Config, env adapters.Env) (*Adapter, error) {
+	log := env.Logger()
 	wrap := func(err error) error { return fmt.Errorf("modbus %q: %w", cfg.Name, err) }
 	if cfg.UnitID < 0 || cfg.UnitID > 255 {
 		return nil, wrap(fmt.Errorf("unit_id %d is not 0–255", cfg.UnitID))
@@ -205,7 +194,7 @@ func planTable(t table, ps []*point, maxGap int) []readPlan {
 	return out
 }
 
-func newPoint(pc config.ModbusPoint) (*point, error) {
+func newPoint(pc PointConfig) (*point, error) {
 	p := &point{name: pc.Name, addr: pc.Address, writable: pc.Writable, minWrite: pc.MinWriteInterval.D()}
 	p.filter = adapters.ChangeFilter{OnChange: pc.OnChange, Deadband: pc.Deadband, Heartbeat: pc.Heartbeat.D()}
 	for t, n := range tableNames {

@@ -47,14 +47,14 @@ func TestDecodeThroughServer(t *testing.T) {
 // and input registers, plus 20 coils and 20 discrete inputs, for a
 // transport test to poll in one cycle. seed is told what the server must
 // hold (bits as 0 and 1); check asserts the cycle's readings.
-func decodeFixture(seed func(table string, addr int, vals []uint16)) ([]config.ModbusPoint, func(*testing.T, adapterstest.Cycle)) {
-	var points []config.ModbusPoint
+func decodeFixture(seed func(table string, addr int, vals []uint16)) ([]PointConfig, func(*testing.T, adapterstest.Cycle)) {
+	var points []PointConfig
 	next := map[string]int{}
 	cases := codecCases()
 	for i, c := range cases {
-		tbl := config.HoldingRegister
+		tbl := HoldingRegister
 		if i%2 == 1 {
-			tbl = config.InputRegister
+			tbl = InputRegister
 		}
 		addr := next[tbl]
 		next[tbl] += len(c.regs)
@@ -70,11 +70,11 @@ func decodeFixture(seed func(table string, addr int, vals []uint16)) ([]config.M
 		return []uint16{0}
 	}
 	for i := range 20 {
-		seed(config.Coil, 100+i, bit(i%3 == 0))
-		seed(config.DiscreteInput, i, bit(i%4 == 1))
+		seed(Coil, 100+i, bit(i%3 == 0))
+		seed(DiscreteInput, i, bit(i%4 == 1))
 		points = append(points,
-			pt(fmt.Sprintf("coil%d", i), config.Coil, 100+i, "bool"),
-			pt(fmt.Sprintf("input%d", i), config.DiscreteInput, i, "bool"))
+			pt(fmt.Sprintf("coil%d", i), Coil, 100+i, "bool"),
+			pt(fmt.Sprintf("input%d", i), DiscreteInput, i, "bool"))
 	}
 	before := time.Now()
 	check := func(t *testing.T, c adapterstest.Cycle) {
@@ -112,38 +112,38 @@ func TestCoalescingAtServer(t *testing.T) {
 	dev := modbussim.NewBank()
 	srv := serve(t, dev, "127.0.0.1:0").Addr
 	tp := newTap(t, srv)
-	bit := func(n int) func(*config.ModbusPoint) { return func(p *config.ModbusPoint) { p.Bit = &n } }
-	str := func(n int) func(*config.ModbusPoint) { return func(p *config.ModbusPoint) { p.Length = n } }
+	bit := func(n int) func(*PointConfig) { return func(p *PointConfig) { p.Bit = &n } }
+	str := func(n int) func(*PointConfig) { return func(p *PointConfig) { p.Length = n } }
 
-	points := []config.ModbusPoint{
+	points := []PointConfig{
 		// Holding: [0, 18) merges a gap of exactly max_gap (7 → 17); 29 is
 		// max_gap+1 away and starts a request, shared by two bits.
-		pt("h0", config.HoldingRegister, 0, "uint16"),
-		pt("h1", config.HoldingRegister, 1, "uint16"),
-		pt("h5", config.HoldingRegister, 5, "float32"),
-		pt("h17", config.HoldingRegister, 17, "uint16"),
-		pt("h29", config.HoldingRegister, 29, "uint16"),
-		pt("h29b3", config.HoldingRegister, 29, "bool", bit(3)),
-		pt("h29b4", config.HoldingRegister, 29, "bool", bit(4)),
+		pt("h0", HoldingRegister, 0, "uint16"),
+		pt("h1", HoldingRegister, 1, "uint16"),
+		pt("h5", HoldingRegister, 5, "float32"),
+		pt("h17", HoldingRegister, 17, "uint16"),
+		pt("h29", HoldingRegister, 29, "uint16"),
+		pt("h29b3", HoldingRegister, 29, "bool", bit(3)),
+		pt("h29b4", HoldingRegister, 29, "bool", bit(4)),
 		// Input: [0, 125) exactly fills one request, 125 starts the next;
 		// 322 would straddle the 125 limit of the request at 200.
-		pt("i0", config.InputRegister, 0, "string", str(100)),
-		pt("i100", config.InputRegister, 100, "float64"),
-		pt("i104", config.InputRegister, 104, "uint16"),
-		pt("i105", config.InputRegister, 105, "string", str(20)),
-		pt("i125", config.InputRegister, 125, "uint16"),
-		pt("i200", config.InputRegister, 200, "string", str(120)),
-		pt("i322", config.InputRegister, 322, "int64"),
+		pt("i0", InputRegister, 0, "string", str(100)),
+		pt("i100", InputRegister, 100, "float64"),
+		pt("i104", InputRegister, 104, "uint16"),
+		pt("i105", InputRegister, 105, "string", str(20)),
+		pt("i125", InputRegister, 125, "uint16"),
+		pt("i200", InputRegister, 200, "string", str(120)),
+		pt("i322", InputRegister, 322, "int64"),
 		// Discrete inputs: one request.
-		pt("d0", config.DiscreteInput, 0, "bool"),
-		pt("d5", config.DiscreteInput, 5, "bool"),
+		pt("d0", DiscreteInput, 0, "bool"),
+		pt("d5", DiscreteInput, 5, "bool"),
 	}
 	// Coils every 10 bits up to 1999 fill exactly 2000 bits; 2000 is one
 	// more request.
 	for a := 0; a < 2000; a += 10 {
-		points = append(points, pt(fmt.Sprintf("c%d", a), config.Coil, a, "bool"))
+		points = append(points, pt(fmt.Sprintf("c%d", a), Coil, a, "bool"))
 	}
-	points = append(points, pt("c1999", config.Coil, 1999, "bool"), pt("c2000", config.Coil, 2000, "bool"))
+	points = append(points, pt("c1999", Coil, 1999, "bool"), pt("c2000", Coil, 2000, "bool"))
 	dev.SetCoil(1999, true)
 	dev.SetHolding(29, 1<<4)
 
@@ -175,9 +175,9 @@ func TestExceptionThenRecovery(t *testing.T) {
 	tp := newTap(t, srv)
 	dev.SetHolding(0, 11)
 	dev.SetInput(0, 22)
-	dev.SetTableFault(config.HoldingRegister, sim.ErrIllegalDataAddress)
+	dev.SetTableFault(HoldingRegister, sim.ErrIllegalDataAddress)
 	_, rec := start(t, deviceConfig(tp.url(), 10*time.Millisecond,
-		pt("h", config.HoldingRegister, 0, "uint16"), pt("i", config.InputRegister, 0, "uint16")))
+		pt("h", HoldingRegister, 0, "uint16"), pt("i", InputRegister, 0, "uint16")))
 
 	c := rec.NextCycle(t)
 	var exc *gmb.ModbusError
@@ -194,7 +194,7 @@ func TestExceptionThenRecovery(t *testing.T) {
 		t.Error("reading emitted for the failed request")
 	}
 
-	dev.SetTableFault(config.HoldingRegister, nil)
+	dev.SetTableFault(HoldingRegister, nil)
 	c = rec.AwaitCycle(t, "status ok", func(c adapterstest.Cycle) bool { return c.Err == nil })
 	if v, _ := c.Value("h"); v != reading.Uint(11) {
 		t.Errorf("h = %v after recovery, want 11", v)
@@ -212,7 +212,7 @@ func TestServerRestart(t *testing.T) {
 	srv := serve(t, dev, "127.0.0.1:0")
 	addr := srv.Addr
 	dev.SetHolding(3, 1)
-	_, rec := start(t, deviceConfig("tcp://"+addr, 10*time.Millisecond, pt("h", config.HoldingRegister, 3, "uint16")))
+	_, rec := start(t, deviceConfig("tcp://"+addr, 10*time.Millisecond, pt("h", HoldingRegister, 3, "uint16")))
 
 	rec.AwaitCycle(t, "first reading", func(c adapterstest.Cycle) bool { v, _ := c.Value("h"); return c.Err == nil && v == reading.Uint(1) })
 	if err := srv.Stop(); err != nil {
@@ -234,7 +234,7 @@ func TestTimeoutReconnects(t *testing.T) {
 	srv := serve(t, dev, "127.0.0.1:0").Addr
 	tp := newTap(t, srv)
 	dev.SetHolding(0, 5)
-	cfg := deviceConfig(tp.url(), 10*time.Millisecond, pt("h", config.HoldingRegister, 0, "uint16"))
+	cfg := deviceConfig(tp.url(), 10*time.Millisecond, pt("h", HoldingRegister, 0, "uint16"))
 	cfg.Timeout = config.Duration(100 * time.Millisecond)
 	_, rec := start(t, cfg)
 	rec.AwaitCycle(t, "status ok", func(c adapterstest.Cycle) bool { return c.Err == nil })
@@ -258,15 +258,15 @@ func TestWrites(t *testing.T) {
 	dev := modbussim.NewBank()
 	srv := serve(t, dev, "127.0.0.1:0").Addr
 	tp := newTap(t, srv)
-	points := []config.ModbusPoint{
-		pt("valve", config.Coil, 3, "bool", writable),
-		pt("setpoint", config.HoldingRegister, 10, "uint16", writable),
-		pt("temp", config.HoldingRegister, 11, "int16", writable, scaled(0.1)),
-		pt("enable", config.HoldingRegister, 12, "bool", writable),
-		pt("flow", config.HoldingRegister, 20, "float32", writable, func(p *config.ModbusPoint) { p.ByteOrder = "CDAB" }),
-		pt("total", config.HoldingRegister, 30, "uint64", writable),
-		pt("offset", config.HoldingRegister, 34, "int32", writable, scaled(0.01), func(p *config.ModbusPoint) { p.Offset = -50 }),
-		pt("label", config.HoldingRegister, 40, "string", writable, func(p *config.ModbusPoint) { p.Length = 4 }),
+	points := []PointConfig{
+		pt("valve", Coil, 3, "bool", writable),
+		pt("setpoint", HoldingRegister, 10, "uint16", writable),
+		pt("temp", HoldingRegister, 11, "int16", writable, scaled(0.1)),
+		pt("enable", HoldingRegister, 12, "bool", writable),
+		pt("flow", HoldingRegister, 20, "float32", writable, func(p *PointConfig) { p.ByteOrder = "CDAB" }),
+		pt("total", HoldingRegister, 30, "uint64", writable),
+		pt("offset", HoldingRegister, 34, "int32", writable, scaled(0.01), func(p *PointConfig) { p.Offset = -50 }),
+		pt("label", HoldingRegister, 40, "string", writable, func(p *PointConfig) { p.Length = 4 }),
 	}
 	a, rec := start(t, deviceConfig(tp.url(), 5*time.Millisecond, points...))
 	rec.NextCycle(t)
@@ -336,14 +336,14 @@ func TestWriteRefusals(t *testing.T) {
 	srv := serve(t, dev, "127.0.0.1:0").Addr
 	tp := newTap(t, srv)
 	three := 3
-	hourly := func(p *config.ModbusPoint) { p.MinWriteInterval = config.Duration(time.Hour) }
-	points := []config.ModbusPoint{
-		pt("input", config.InputRegister, 0, "uint16", writable),
-		pt("discrete", config.DiscreteInput, 0, "bool", writable),
-		pt("locked", config.HoldingRegister, 0, "uint16"),
-		pt("flag", config.HoldingRegister, 1, "bool", writable, func(p *config.ModbusPoint) { p.Bit = &three }),
-		pt("temp", config.HoldingRegister, 2, "int16", writable, scaled(0.1), hourly),
-		pt("valve", config.Coil, 0, "bool", writable, hourly),
+	hourly := func(p *PointConfig) { p.MinWriteInterval = config.Duration(time.Hour) }
+	points := []PointConfig{
+		pt("input", InputRegister, 0, "uint16", writable),
+		pt("discrete", DiscreteInput, 0, "bool", writable),
+		pt("locked", HoldingRegister, 0, "uint16"),
+		pt("flag", HoldingRegister, 1, "bool", writable, func(p *PointConfig) { p.Bit = &three }),
+		pt("temp", HoldingRegister, 2, "int16", writable, scaled(0.1), hourly),
+		pt("valve", Coil, 0, "bool", writable, hourly),
 	}
 	a, rec := start(t, deviceConfig(tp.url(), time.Hour, points...))
 	rec.NextCycle(t) // the only poll cycle
@@ -399,8 +399,8 @@ func TestOnChange(t *testing.T) {
 	srv := serve(t, dev, "127.0.0.1:0").Addr
 	dev.SetHolding(0, 4, 9)
 	_, rec := start(t, deviceConfig("tcp://"+srv, 5*time.Millisecond,
-		pt("steady", config.HoldingRegister, 0, "uint16", func(p *config.ModbusPoint) { p.OnChange = true }),
-		pt("always", config.HoldingRegister, 1, "uint16")))
+		pt("steady", HoldingRegister, 0, "uint16", func(p *PointConfig) { p.OnChange = true }),
+		pt("always", HoldingRegister, 1, "uint16")))
 
 	c := rec.NextCycle(t)
 	if v, _ := c.Value("steady"); v != reading.Uint(4) {
@@ -426,7 +426,7 @@ func TestWriteFeedsOnChange(t *testing.T) {
 	srv := serve(t, dev, "127.0.0.1:0").Addr
 	dev.SetHolding(0, 4)
 	a, rec := start(t, deviceConfig("tcp://"+srv, 5*time.Millisecond,
-		pt("sp", config.HoldingRegister, 0, "uint16", writable, func(p *config.ModbusPoint) { p.OnChange = true })))
+		pt("sp", HoldingRegister, 0, "uint16", writable, func(p *PointConfig) { p.OnChange = true })))
 	rec.AwaitCycle(t, "first reading", func(c adapterstest.Cycle) bool { v, _ := c.Value("sp"); return v == reading.Uint(4) })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -448,7 +448,7 @@ func TestWriteFeedsOnChange(t *testing.T) {
 func TestRunLifecycle(t *testing.T) {
 	dev := modbussim.NewBank()
 	srv := serve(t, dev, "127.0.0.1:0").Addr
-	a, err := New(deviceConfig("tcp://"+srv, time.Hour, pt("h", config.HoldingRegister, 0, "uint16", writable)), nil)
+	a, err := New(deviceConfig("tcp://"+srv, time.Hour, pt("h", HoldingRegister, 0, "uint16", writable)), adapters.Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -482,67 +482,67 @@ func TestRunLifecycle(t *testing.T) {
 }
 
 func TestNewRejects(t *testing.T) {
-	bit := func(n int) func(*config.ModbusPoint) { return func(p *config.ModbusPoint) { p.Bit = &n } }
+	bit := func(n int) func(*PointConfig) { return func(p *PointConfig) { p.Bit = &n } }
 	cases := []struct {
 		name string
-		edit func(*config.Modbus)
+		edit func(*Config)
 	}{
-		{"url scheme", func(c *config.Modbus) { c.URL = "udp://127.0.0.1:502" }},
-		{"url path", func(c *config.Modbus) { c.URL = "tcp://127.0.0.1:502/x" }},
-		{"unit id", func(c *config.Modbus) { c.UnitID = 256 }},
-		{"interval", func(c *config.Modbus) { c.Interval = 0 }},
-		{"table", func(c *config.Modbus) { c.Points[0].Table = "holding" }},
-		{"type", func(c *config.Modbus) { c.Points[0].Type = "flaot32" }},
-		{"byte order", func(c *config.Modbus) { c.Points[0].ByteOrder = "ABDC" }},
-		{"scale 0", func(c *config.Modbus) { zero := 0.0; c.Points[0].Scale = &zero }},
-		{"coil of int16", func(c *config.Modbus) { c.Points[0].Table = config.Coil; c.Points[0].Type = "int16" }},
-		{"string without length", func(c *config.Modbus) { c.Points[0].Type = "string" }},
-		{"string over 125", func(c *config.Modbus) { c.Points[0].Type = "string"; c.Points[0].Length = 126 }},
-		{"past 65535", func(c *config.Modbus) { c.Points[0].Address = 65535; c.Points[0].Type = "int32" }},
-		{"bit of int16", func(c *config.Modbus) { bit(3)(&c.Points[0]) }},
-		{"bit 16", func(c *config.Modbus) { c.Points[0].Type = "bool"; bit(16)(&c.Points[0]) }},
-		{"bit of coil", func(c *config.Modbus) {
-			c.Points[0].Table = config.Coil
+		{"url scheme", func(c *Config) { c.URL = "udp://127.0.0.1:502" }},
+		{"url path", func(c *Config) { c.URL = "tcp://127.0.0.1:502/x" }},
+		{"unit id", func(c *Config) { c.UnitID = 256 }},
+		{"interval", func(c *Config) { c.Interval = 0 }},
+		{"table", func(c *Config) { c.Points[0].Table = "holding" }},
+		{"type", func(c *Config) { c.Points[0].Type = "flaot32" }},
+		{"byte order", func(c *Config) { c.Points[0].ByteOrder = "ABDC" }},
+		{"scale 0", func(c *Config) { zero := 0.0; c.Points[0].Scale = &zero }},
+		{"coil of int16", func(c *Config) { c.Points[0].Table = Coil; c.Points[0].Type = "int16" }},
+		{"string without length", func(c *Config) { c.Points[0].Type = "string" }},
+		{"string over 125", func(c *Config) { c.Points[0].Type = "string"; c.Points[0].Length = 126 }},
+		{"past 65535", func(c *Config) { c.Points[0].Address = 65535; c.Points[0].Type = "int32" }},
+		{"bit of int16", func(c *Config) { bit(3)(&c.Points[0]) }},
+		{"bit 16", func(c *Config) { c.Points[0].Type = "bool"; bit(16)(&c.Points[0]) }},
+		{"bit of coil", func(c *Config) {
+			c.Points[0].Table = Coil
 			c.Points[0].Type = "bool"
 			bit(1)(&c.Points[0])
 		}},
-		{"duplicate", func(c *config.Modbus) { c.Points = append(c.Points, c.Points[0]) }},
-		{"rtu host", func(c *config.Modbus) { c.URL, c.Line = "rtu://dev/ttyUSB0", line8N1 }},
-		{"rtu broadcast unit", func(c *config.Modbus) { c.URL, c.Line, c.UnitID = "rtu:///dev/ttyUSB0", line8N1, 0 }},
-		{"rtu unit 248", func(c *config.Modbus) { c.URL, c.Line, c.UnitID = "rtu:///dev/ttyUSB0", line8N1, 248 }},
-		{"rtu line", func(c *config.Modbus) { c.URL = "rtu:///dev/ttyUSB0" }},
-		{"rtu+tcp path", func(c *config.Modbus) { c.URL = "rtu+tcp://127.0.0.1:502/x" }},
-		{"rtu+tcp broadcast unit", func(c *config.Modbus) { c.URL, c.UnitID = "rtu+tcp://127.0.0.1:502", 0 }},
+		{"duplicate", func(c *Config) { c.Points = append(c.Points, c.Points[0]) }},
+		{"rtu host", func(c *Config) { c.URL, c.Line = "rtu://dev/ttyUSB0", line8N1 }},
+		{"rtu broadcast unit", func(c *Config) { c.URL, c.Line, c.UnitID = "rtu:///dev/ttyUSB0", line8N1, 0 }},
+		{"rtu unit 248", func(c *Config) { c.URL, c.Line, c.UnitID = "rtu:///dev/ttyUSB0", line8N1, 248 }},
+		{"rtu line", func(c *Config) { c.URL = "rtu:///dev/ttyUSB0" }},
+		{"rtu+tcp path", func(c *Config) { c.URL = "rtu+tcp://127.0.0.1:502/x" }},
+		{"rtu+tcp broadcast unit", func(c *Config) { c.URL, c.UnitID = "rtu+tcp://127.0.0.1:502", 0 }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			cfg := deviceConfig("tcp://127.0.0.1:502", time.Second, pt("p", config.HoldingRegister, 0, "int16"))
-			if _, err := New(cfg, nil); err != nil {
+			cfg := deviceConfig("tcp://127.0.0.1:502", time.Second, pt("p", HoldingRegister, 0, "int16"))
+			if _, err := New(cfg, adapters.Env{}); err != nil {
 				t.Fatalf("valid config refused: %v", err)
 			}
 			c.edit(cfg)
-			_, err := New(cfg, nil)
+			_, err := New(cfg, adapters.Env{})
 			if err == nil || !strings.Contains(err.Error(), `modbus "dev"`) {
 				t.Errorf("New = %v, want an error naming the adapter", err)
 			}
 		})
 	}
 	for _, url := range []string{"rtu:///dev/ttyUSB0", "rtu+tcp://127.0.0.1:4001", "rtu+tcp://converter"} {
-		if _, err := New(rtuConfig(url, 247, time.Second), nil); err != nil {
+		if _, err := New(rtuConfig(url, 247, time.Second), adapters.Env{}); err != nil {
 			t.Errorf("%s refused: %v", url, err)
 		}
 	}
 }
 
 func TestRegistered(t *testing.T) {
-	a, err := adapters.New("modbus", deviceConfig("tcp://127.0.0.1:502", time.Second), adapters.Env{})
+	a, err := adapters.New(config.Adapter{Kind: "modbus", Name: "dev", Config: deviceConfig("tcp://127.0.0.1:502", time.Second)}, adapters.Env{})
 	if err != nil || a.Name() != "dev" {
 		t.Fatalf("adapters.New = %v, %v", a, err)
 	}
 	if _, ok := a.(adapters.Writer); !ok {
 		t.Error("the modbus adapter is not a Writer")
 	}
-	if _, err := adapters.New("modbus", config.Modbus{}, adapters.Env{}); err == nil {
+	if _, err := adapters.New(config.Adapter{Kind: "modbus", Config: &otherConfig{}}, adapters.Env{}); err == nil {
 		t.Error("a config of the wrong type was accepted")
 	}
 }
@@ -551,15 +551,15 @@ func TestRegistered(t *testing.T) {
 // and 100 coils from a real server over loopback.
 func BenchmarkPollCycle(b *testing.B) {
 	srv := serve(b, modbussim.NewBank(), "127.0.0.1:0").Addr
-	var points []config.ModbusPoint
+	var points []PointConfig
 	for i := range 100 {
-		points = append(points, pt(fmt.Sprintf("f%d", i), config.HoldingRegister, 2*i, "float32"))
-		points = append(points, pt(fmt.Sprintf("c%d", i), config.Coil, 3*i, "bool"))
+		points = append(points, pt(fmt.Sprintf("f%d", i), HoldingRegister, 2*i, "float32"))
+		points = append(points, pt(fmt.Sprintf("c%d", i), Coil, 3*i, "bool"))
 	}
 	for i := range 40 {
-		points = append(points, pt(fmt.Sprintf("i%d", i), config.InputRegister, 5*i, "int16", scaled(0.1)))
+		points = append(points, pt(fmt.Sprintf("i%d", i), InputRegister, 5*i, "int16", scaled(0.1)))
 	}
-	a, err := New(deviceConfig("tcp://"+srv, time.Second, points...), nil)
+	a, err := New(deviceConfig("tcp://"+srv, time.Second, points...), adapters.Env{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -579,3 +579,6 @@ func BenchmarkPollCycle(b *testing.B) {
 	b.ReportMetric(float64(len(a.plan)), "requests/cycle")
 	b.ReportMetric(float64(len(points)), "points/cycle")
 }
+
+// otherConfig is an adapter config of another kind.
+type otherConfig struct{ Config }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fieldgate/fieldgate/adapters"
 	"github.com/fieldgate/fieldgate/internal/reading"
 
 	"github.com/fieldgate/fieldgate/adapters/adapterstest"
@@ -47,19 +48,19 @@ func soakDuration(t *testing.T) time.Duration {
 // soakUnit is what TestRTUTwoUnitsSoak's unit u serves: ten holding
 // registers, an int32 input and a coil, three requests a cycle, with values
 // that tell the units apart.
-func soakUnit(u byte) (unitRegs, []config.ModbusPoint, map[string]reading.Value) {
+func soakUnit(u byte) (unitRegs, []PointConfig, map[string]reading.Value) {
 	regs := unitRegs{}
-	var points []config.ModbusPoint
+	var points []PointConfig
 	want := map[string]reading.Value{}
 	for i := range 10 {
 		name := fmt.Sprintf("h%d", i)
-		regs.seed(config.HoldingRegister, i, []uint16{uint16(100*int(u) + i)})
-		points = append(points, pt(name, config.HoldingRegister, i, "uint16"))
+		regs.seed(HoldingRegister, i, []uint16{uint16(100*int(u) + i)})
+		points = append(points, pt(name, HoldingRegister, i, "uint16"))
 		want[name] = reading.Uint(uint64(100*int(u) + i))
 	}
-	regs.seed(config.InputRegister, 0, []uint16{0, uint16(u)})
-	regs.seed(config.Coil, 7, []uint16{uint16(u % 2)})
-	points = append(points, pt("i", config.InputRegister, 0, "int32"), pt("c", config.Coil, 7, "bool"))
+	regs.seed(InputRegister, 0, []uint16{0, uint16(u)})
+	regs.seed(Coil, 7, []uint16{uint16(u % 2)})
+	points = append(points, pt("i", InputRegister, 0, "int32"), pt("c", Coil, 7, "bool"))
 	want["i"], want["c"] = reading.Int(int64(u)), reading.Bool(u%2 == 1)
 	return regs, points, want
 }
@@ -70,7 +71,7 @@ func soakUnit(u byte) (unitRegs, []config.ModbusPoint, map[string]reading.Value)
 func TestRTUTwoUnitsSoak(t *testing.T) {
 	d := soakDuration(t)
 	units := map[byte]unitRegs{}
-	points := map[byte][]config.ModbusPoint{}
+	points := map[byte][]PointConfig{}
 	wants := map[byte]map[string]reading.Value{}
 	for _, u := range []byte{1, 2} {
 		units[u], points[u], wants[u] = soakUnit(u)
@@ -100,8 +101,8 @@ func TestRTUTwoUnitsSoak(t *testing.T) {
 func TestRTUDeadUnit(t *testing.T) {
 	bus := startRTUBus(t, line8N1, map[byte]unitRegs{1: {"hr": {"0": {42}}}})
 	const interval, deadTimeout = 100 * time.Millisecond, 250 * time.Millisecond
-	_, liveRec := start(t, rtuConfig(bus.url, 1, interval, pt("h", config.HoldingRegister, 0, "uint16")))
-	cfg := rtuConfig(bus.url, 7, interval, pt("a", config.HoldingRegister, 0, "uint16"), pt("b", config.InputRegister, 0, "uint16"))
+	_, liveRec := start(t, rtuConfig(bus.url, 1, interval, pt("h", HoldingRegister, 0, "uint16")))
+	cfg := rtuConfig(bus.url, 7, interval, pt("a", HoldingRegister, 0, "uint16"), pt("b", InputRegister, 0, "uint16"))
 	cfg.Timeout = config.Duration(deadTimeout)
 	_, deadRec := start(t, cfg)
 	for range 8 { // some 3 s, each cycle costing the dead unit's timeout; all are checked below
@@ -131,7 +132,7 @@ func TestRTUDeadUnit(t *testing.T) {
 // another every 100 ms: round-robin keeps the second on its interval.
 func TestRTUFairness(t *testing.T) {
 	units := map[byte]unitRegs{}
-	points := map[byte][]config.ModbusPoint{}
+	points := map[byte][]PointConfig{}
 	wants := map[byte]map[string]reading.Value{}
 	for _, u := range []byte{1, 2} {
 		units[u], points[u], wants[u] = soakUnit(u)
@@ -155,7 +156,7 @@ func TestRTUFairness(t *testing.T) {
 // the same open port.
 func TestRTUBadCRC(t *testing.T) {
 	bus := startRTUBus(t, line8N1, map[byte]unitRegs{1: {"hr": {"0": {42}}}})
-	_, rec := start(t, rtuConfig(bus.url, 1, 20*time.Millisecond, pt("h", config.HoldingRegister, 0, "uint16")))
+	_, rec := start(t, rtuConfig(bus.url, 1, 20*time.Millisecond, pt("h", HoldingRegister, 0, "uint16")))
 	rec.AwaitCycle(t, "status ok", func(c adapterstest.Cycle) bool { return c.Err == nil })
 
 	bus.srv.command("corrupt 1")
@@ -178,10 +179,10 @@ func TestRTUBadCRC(t *testing.T) {
 // back, and unit 1 never sees an error.
 func TestRTUWriteWhilePolling(t *testing.T) {
 	bus := startRTUBus(t, line8N1, map[byte]unitRegs{1: {"hr": {"0": {42}}}, 2: {}})
-	_, busyRec := start(t, rtuConfig(bus.url, 1, time.Millisecond, pt("h", config.HoldingRegister, 0, "uint16")))
+	_, busyRec := start(t, rtuConfig(bus.url, 1, time.Millisecond, pt("h", HoldingRegister, 0, "uint16")))
 	a, rec := start(t, rtuConfig(bus.url, 2, time.Hour,
-		pt("temp", config.HoldingRegister, 5, "int16", writable, scaled(0.1)),
-		pt("valve", config.Coil, 3, "bool", writable)))
+		pt("temp", HoldingRegister, 5, "int16", writable, scaled(0.1)),
+		pt("valve", Coil, 3, "bool", writable)))
 	rec.NextCycle(t)
 
 	cases := []struct {
@@ -224,7 +225,7 @@ func TestRTUWriteWhilePolling(t *testing.T) {
 // error, and polling resumes without a restart.
 func TestRTUUnplug(t *testing.T) {
 	bus := startRTUBus(t, line8N1, map[byte]unitRegs{1: {"hr": {"0": {42}}}})
-	_, rec := start(t, rtuConfig(bus.url, 1, 20*time.Millisecond, pt("h", config.HoldingRegister, 0, "uint16")))
+	_, rec := start(t, rtuConfig(bus.url, 1, 20*time.Millisecond, pt("h", HoldingRegister, 0, "uint16")))
 	rec.AwaitCycle(t, "first reading", func(c adapterstest.Cycle) bool { v, _ := c.Value("h"); return c.Err == nil && v == reading.Uint(42) })
 
 	bus.cable.Stop()
@@ -245,8 +246,8 @@ func TestRTUOverTCP(t *testing.T) {
 	addr := peers.FreeAddr(t)
 	bridge := startTCPBridge(t, addr, cable.A)
 	url := "rtu+tcp://" + addr
-	_, rec1 := start(t, rtuConfig(url, 1, 20*time.Millisecond, pt("h", config.HoldingRegister, 0, "uint16")))
-	a2, rec2 := start(t, rtuConfig(url, 2, time.Hour, pt("h", config.HoldingRegister, 0, "uint16", writable)))
+	_, rec1 := start(t, rtuConfig(url, 1, 20*time.Millisecond, pt("h", HoldingRegister, 0, "uint16")))
+	a2, rec2 := start(t, rtuConfig(url, 2, time.Hour, pt("h", HoldingRegister, 0, "uint16", writable)))
 	rec1.AwaitCycle(t, "unit 1", func(c adapterstest.Cycle) bool { v, _ := c.Value("h"); return c.Err == nil && v == reading.Uint(11) })
 	if c := rec2.NextCycle(t); c.Err != nil {
 		t.Fatalf("unit 2: %v", c.Err)
@@ -284,12 +285,12 @@ func TestRTUOverTCP(t *testing.T) {
 func TestBusRegistry(t *testing.T) {
 	cable := peers.StartSocat(t, t.TempDir())
 	url := "rtu://" + cable.A
-	attach := func(unit int, edit func(*config.Modbus)) (*member, error) {
+	attach := func(unit int, edit func(*Config)) (*member, error) {
 		cfg := rtuConfig(url, unit, time.Second)
 		if edit != nil {
 			edit(cfg)
 		}
-		a, err := New(cfg, nil)
+		a, err := New(cfg, adapters.Env{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -306,7 +307,7 @@ func TestBusRegistry(t *testing.T) {
 	if m1.l != m2.l {
 		t.Fatal("two units on one device got two links")
 	}
-	if _, err := attach(3, func(c *config.Modbus) { c.Parity = "E" }); err == nil || !strings.Contains(err.Error(), "line settings") {
+	if _, err := attach(3, func(c *Config) { c.Parity = "E" }); err == nil || !strings.Contains(err.Error(), "line settings") {
 		t.Errorf("attach with other line settings: %v", err)
 	}
 	m1.detach()
@@ -325,7 +326,7 @@ func TestBusRegistry(t *testing.T) {
 	default:
 		t.Fatal("the last detach did not wait for the owner goroutine")
 	}
-	m3, err := attach(3, func(c *config.Modbus) { c.Parity = "E" })
+	m3, err := attach(3, func(c *Config) { c.Parity = "E" })
 	if err != nil {
 		t.Fatalf("attach after the bus closed: %v", err)
 	}
@@ -442,9 +443,9 @@ func BenchmarkRTUBus(b *testing.B) {
 			var members []*member
 			var as []*Adapter
 			for u := 1; u <= 2; u++ {
-				cfg := rtuConfig(bus.url, u, time.Second, pt("h", config.HoldingRegister, 0, "uint16"))
+				cfg := rtuConfig(bus.url, u, time.Second, pt("h", HoldingRegister, 0, "uint16"))
 				cfg.Line = line
-				a, err := New(cfg, nil)
+				a, err := New(cfg, adapters.Env{})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -32,7 +32,7 @@ var line8N1 = config.Line{BaudRate: 9600, DataBits: 8, Parity: "N", StopBits: 1}
 
 // pymodbus tables by config table name.
 var rtuTables = map[string]string{
-	config.Coil: "co", config.DiscreteInput: "di", config.HoldingRegister: "hr", config.InputRegister: "ir",
+	Coil: "co", DiscreteInput: "di", HoldingRegister: "hr", InputRegister: "ir",
 }
 
 // unitRegs is what one unit serves: pymodbus table → address → values.
@@ -176,7 +176,7 @@ func startTCPBridge(t testing.TB, addr, port string) *peers.Process {
 }
 
 // rtuConfig is an adapter config for unit on the bus at url, 9600 8N1.
-func rtuConfig(url string, unit int, interval time.Duration, points ...config.ModbusPoint) *config.Modbus {
+func rtuConfig(url string, unit int, interval time.Duration, points ...PointConfig) *Config {
 	cfg := deviceConfig(url, interval, points...)
 	cfg.Name, cfg.UnitID, cfg.Line = fmt.Sprintf("unit%d", unit), unit, line8N1
 	return cfg

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fieldgate/fieldgate/adapters"
 	"github.com/fieldgate/fieldgate/adapters/adapterstest"
 	"github.com/fieldgate/fieldgate/config"
 	"github.com/fieldgate/fieldgate/test/modbussim"
@@ -138,9 +139,9 @@ func (tp *tap) connections() int {
 
 // start runs an adapter for cfg until the test ends, with reconnection
 // back-off shortened to keep the tests quick.
-func start(t *testing.T, cfg *config.Modbus) (*Adapter, *adapterstest.Recorder) {
+func start(t *testing.T, cfg *Config) (*Adapter, *adapterstest.Recorder) {
 	t.Helper()
-	a, err := New(cfg, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	a, err := New(cfg, adapters.Env{Log: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,25 +151,25 @@ func start(t *testing.T, cfg *config.Modbus) (*Adapter, *adapterstest.Recorder) 
 	return a, rec
 }
 
-func deviceConfig(url string, interval time.Duration, points ...config.ModbusPoint) *config.Modbus {
-	return &config.Modbus{
+func deviceConfig(url string, interval time.Duration, points ...PointConfig) *Config {
+	return &Config{
 		Name: "dev", URL: url, UnitID: 1, MaxGap: 10, Points: points,
 		Interval: config.Duration(interval), Timeout: config.Duration(time.Second),
 	}
 }
 
 // pt is a point with the defaults the loader fills in.
-func pt(name, table string, addr int, typ string, opts ...func(*config.ModbusPoint)) config.ModbusPoint {
+func pt(name, table string, addr int, typ string, opts ...func(*PointConfig)) PointConfig {
 	one := 1.0
-	p := config.ModbusPoint{Name: name, Table: table, Address: addr, Type: typ, ByteOrder: "ABCD", Scale: &one}
+	p := PointConfig{Name: name, Table: table, Address: addr, Type: typ, ByteOrder: "ABCD", Scale: &one}
 	for _, o := range opts {
 		o(&p)
 	}
 	return p
 }
 
-func writable(p *config.ModbusPoint) { p.Writable = true }
+func writable(p *PointConfig) { p.Writable = true }
 
-func scaled(scale float64) func(*config.ModbusPoint) {
-	return func(p *config.ModbusPoint) { p.Scale = &scale }
+func scaled(scale float64) func(*PointConfig) {
+	return func(p *PointConfig) { p.Scale = &scale }
 }

@@ -26,15 +26,7 @@ import (
 	"github.com/fieldgate/fieldgate/config"
 )
 
-func init() {
-	adapters.Register("serial", func(cfg any, env adapters.Env) (adapters.Adapter, error) {
-		c, ok := cfg.(*config.Serial)
-		if !ok {
-			return nil, fmt.Errorf("serial adapter: config is %T, want *config.Serial", cfg)
-		}
-		return New(c, env.Log)
-	})
-}
+func init() { adapters.Register("serial", New) }
 
 const (
 	// pollSlice bounds each read in line mode, so commands wait at most
@@ -87,11 +79,9 @@ type result struct {
 }
 
 // New builds the adapter from its config section, as filled in by
-// config.Load; it rejects what would fail at run time. A nil log discards.
-func New(c *config.Serial, log *slog.Logger) (*Adapter, error) {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+// config.Load; it rejects what would fail at run time.
+func New(c *Config, env adapters.Env) (*Adapter, error) {
+	log := env.Logger()
 	a := &Adapter{
 		name:     c.Name,
 		port:     c.Port,

@@ -19,7 +19,7 @@ import (
 	"github.com/fieldgate/fieldgate/adapters"
 	"github.com/fieldgate/fieldgate/adapters/adapterstest"
 	"github.com/fieldgate/fieldgate/adapters/internal/serialport"
-	_ "github.com/fieldgate/fieldgate/adapters/serial" // registers "serial"
+	"github.com/fieldgate/fieldgate/adapters/serial"
 	"github.com/fieldgate/fieldgate/config"
 	"github.com/fieldgate/fieldgate/test/peers"
 )
@@ -48,8 +48,8 @@ func wantValues(t *testing.T, rs []reading.Reading, want map[string]reading.Valu
 	}
 }
 
-func newConfig(port, mode string, points ...config.SerialPoint) *config.Serial {
-	return &config.Serial{
+func newConfig(port, mode string, points ...serial.PointConfig) *serial.Config {
+	return &serial.Config{
 		Name: "scale", Port: port, Mode: mode, Delimiter: "\n",
 		Line:    config.Line{BaudRate: 9600, DataBits: 8, Parity: "N", StopBits: 1},
 		Timeout: config.Duration(time.Second),
@@ -59,10 +59,10 @@ func newConfig(port, mode string, points ...config.SerialPoint) *config.Serial {
 
 // start builds the adapter through the registry and runs it until the test
 // ends, checking that Run returns nil promptly on cancellation.
-func start(t *testing.T, c *config.Serial) (adapters.Writer, *adapterstest.Recorder) {
+func start(t *testing.T, c *serial.Config) (adapters.Writer, *adapterstest.Recorder) {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a, err := adapters.New("serial", c, adapters.Env{Log: log})
+	a, err := adapters.New(config.Adapter{Kind: "serial", Name: c.Name, Config: c}, adapters.Env{Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,11 +100,11 @@ func TestLineMode(t *testing.T) {
 	s := peers.StartSocat(t, t.TempDir())
 	dev := s.Device()
 	_, e := start(t, newConfig(s.A, "line",
-		config.SerialPoint{Name: "temp", Pattern: `T=(-?[0-9.]+)`, Type: "float64"},
-		config.SerialPoint{Name: "count", Pattern: `\bN=(\S+)`, Type: "int64"},
-		config.SerialPoint{Name: "on", Pattern: `ON=(\w+)`, Type: "bool"},
-		config.SerialPoint{Name: "label", Pattern: `L="([^"]*)"`, Type: "string"},
-		config.SerialPoint{Name: "wt", Pattern: `W=([0-9.]+)`, Type: "float64",
+		serial.PointConfig{Name: "temp", Pattern: `T=(-?[0-9.]+)`, Type: "float64"},
+		serial.PointConfig{Name: "count", Pattern: `\bN=(\S+)`, Type: "int64"},
+		serial.PointConfig{Name: "on", Pattern: `ON=(\w+)`, Type: "bool"},
+		serial.PointConfig{Name: "label", Pattern: `L="([^"]*)"`, Type: "string"},
+		serial.PointConfig{Name: "wt", Pattern: `W=([0-9.]+)`, Type: "float64",
 			Change: config.Change{OnChange: true, Deadband: 0.5}},
 	))
 	e.AwaitStatus(t, "ok status once open", adapterstest.IsOK)
@@ -215,10 +215,10 @@ func TestQueryMode(t *testing.T) {
 	s := peers.StartSocat(t, t.TempDir())
 	sc := startScale(t, s.Device())
 	c := newConfig(s.A, "query",
-		config.SerialPoint{Name: "weight", Pattern: `W:\s*([-0-9.]+)`, Type: "float64"},
-		config.SerialPoint{Name: "tare", Pattern: `T:\s*([-0-9.]+)`, Type: "float64", WriteFormat: "T{value}\r\n",
+		serial.PointConfig{Name: "weight", Pattern: `W:\s*([-0-9.]+)`, Type: "float64"},
+		serial.PointConfig{Name: "tare", Pattern: `T:\s*([-0-9.]+)`, Type: "float64", WriteFormat: "T{value}\r\n",
 			Change: config.Change{OnChange: true}},
-		config.SerialPoint{Name: "state", Pattern: `S:\s*(\w+)`, Type: "string"},
+		serial.PointConfig{Name: "state", Pattern: `S:\s*(\w+)`, Type: "string"},
 	)
 	c.Request, c.Interval = "R\r\n", config.Duration(100*time.Millisecond)
 	w, e := start(t, c)
@@ -259,11 +259,11 @@ func TestWrites(t *testing.T) {
 	s := peers.StartSocat(t, t.TempDir())
 	dev := s.Device()
 	w, e := start(t, newConfig(s.A, "line",
-		config.SerialPoint{Name: "temp", Pattern: `T=(.*)`, Type: "float64"},
-		config.SerialPoint{Name: "sp", Pattern: `SP=(.*)`, Type: "float64", WriteFormat: "S{value}\r\n"},
-		config.SerialPoint{Name: "count", Pattern: `C=(.*)`, Type: "int64", WriteFormat: "C{value}\n"},
-		config.SerialPoint{Name: "on", Pattern: `ON=(.*)`, Type: "bool", WriteFormat: "E{value}\n"},
-		config.SerialPoint{Name: "label", Pattern: `L=(.*)`, Type: "string", WriteFormat: "L{value}\n"},
+		serial.PointConfig{Name: "temp", Pattern: `T=(.*)`, Type: "float64"},
+		serial.PointConfig{Name: "sp", Pattern: `SP=(.*)`, Type: "float64", WriteFormat: "S{value}\r\n"},
+		serial.PointConfig{Name: "count", Pattern: `C=(.*)`, Type: "int64", WriteFormat: "C{value}\n"},
+		serial.PointConfig{Name: "on", Pattern: `ON=(.*)`, Type: "bool", WriteFormat: "E{value}\n"},
+		serial.PointConfig{Name: "label", Pattern: `L=(.*)`, Type: "string", WriteFormat: "L{value}\n"},
 	))
 	e.AwaitStatus(t, "ok status once open", adapterstest.IsOK)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
@@ -324,7 +324,7 @@ func TestUnplug(t *testing.T) {
 	s := peers.StartSocat(t, t.TempDir())
 	dev := s.Device()
 	w, e := start(t, newConfig(s.A, "line",
-		config.SerialPoint{Name: "temp", Pattern: `T=(\S+)`, Type: "float64", WriteFormat: "T{value}\n"},
+		serial.PointConfig{Name: "temp", Pattern: `T=(\S+)`, Type: "float64", WriteFormat: "T{value}\n"},
 	))
 	e.AwaitStatus(t, "ok status once open", adapterstest.IsOK)
 	send(t, dev, "T=1\n")

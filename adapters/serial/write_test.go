@@ -118,35 +118,35 @@ func TestParse(t *testing.T) {
 }
 
 func TestNewRejects(t *testing.T) {
-	good := func() *config.Serial {
-		return &config.Serial{
+	good := func() *Config {
+		return &Config{
 			Name: "scale", Port: "/dev/ttyUSB1", Mode: "line", Delimiter: "\n",
 			Line:    config.Line{BaudRate: 9600, DataBits: 8, Parity: "N", StopBits: 1},
 			Timeout: config.Duration(1e9),
-			Points:  []config.SerialPoint{{Name: "w", Pattern: `W:(\S+)`, Type: "float64"}},
+			Points:  []PointConfig{{Name: "w", Pattern: `W:(\S+)`, Type: "float64"}},
 		}
 	}
-	if _, err := New(good(), slog.Default()); err != nil {
+	if _, err := New(good(), adapters.Env{Log: slog.Default()}); err != nil {
 		t.Fatalf("good config: %v", err)
 	}
-	for name, mod := range map[string]func(*config.Serial){
-		"no port":       func(c *config.Serial) { c.Port = "" },
-		"bad parity":    func(c *config.Serial) { c.Parity = "X" },
-		"bad mode":      func(c *config.Serial) { c.Mode = "stream" },
-		"query no req":  func(c *config.Serial) { c.Mode, c.Interval = "query", config.Duration(1e9) },
-		"query no ivl":  func(c *config.Serial) { c.Mode, c.Request = "query", "R\n" },
-		"no delimiter":  func(c *config.Serial) { c.Delimiter = "" },
-		"no timeout":    func(c *config.Serial) { c.Timeout = 0 },
-		"bad regexp":    func(c *config.Serial) { c.Points[0].Pattern = `W:(` },
-		"no group":      func(c *config.Serial) { c.Points[0].Pattern = `W:\S+` },
-		"bad type":      func(c *config.Serial) { c.Points[0].Type = "float32" },
-		"empty type":    func(c *config.Serial) { c.Points[0].Type = "" },
-		"two problems":  func(c *config.Serial) { c.Port, c.Points[0].Type = "", "x" },
-		"nameless mode": func(c *config.Serial) { c.Mode = "" },
+	for name, mod := range map[string]func(*Config){
+		"no port":       func(c *Config) { c.Port = "" },
+		"bad parity":    func(c *Config) { c.Parity = "X" },
+		"bad mode":      func(c *Config) { c.Mode = "stream" },
+		"query no req":  func(c *Config) { c.Mode, c.Interval = "query", config.Duration(1e9) },
+		"query no ivl":  func(c *Config) { c.Mode, c.Request = "query", "R\n" },
+		"no delimiter":  func(c *Config) { c.Delimiter = "" },
+		"no timeout":    func(c *Config) { c.Timeout = 0 },
+		"bad regexp":    func(c *Config) { c.Points[0].Pattern = `W:(` },
+		"no group":      func(c *Config) { c.Points[0].Pattern = `W:\S+` },
+		"bad type":      func(c *Config) { c.Points[0].Type = "float32" },
+		"empty type":    func(c *Config) { c.Points[0].Type = "" },
+		"two problems":  func(c *Config) { c.Port, c.Points[0].Type = "", "x" },
+		"nameless mode": func(c *Config) { c.Mode = "" },
 	} {
 		c := good()
 		mod(c)
-		if _, err := New(c, slog.Default()); err == nil || !strings.HasPrefix(err.Error(), `serial "scale": `) {
+		if _, err := New(c, adapters.Env{Log: slog.Default()}); err == nil || !strings.HasPrefix(err.Error(), `serial "scale": `) {
 			t.Errorf("%s: New = %v, want an error naming the adapter", name, err)
 		}
 	}

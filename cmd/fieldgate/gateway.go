@@ -62,7 +62,7 @@ type gateway struct {
 
 // runningAdapter is one adapter goroutine and how to stop it.
 type runningAdapter struct {
-	spec   config.AdapterSpec
+	spec   config.Adapter
 	a      adapters.Adapter
 	em     *emitter
 	cancel context.CancelFunc
@@ -120,7 +120,7 @@ func runGateway(path string, stderr io.Writer) int {
 	bridgeDone := make(chan error, 1)
 	go func() { bridgeDone <- g.bridge.Run(brCtx) }()
 
-	specs := cfg.Adapters()
+	specs := cfg.Adapters
 	g.mu.Lock()
 	for _, spec := range specs {
 		g.start(spec)
@@ -209,10 +209,10 @@ loop:
 }
 
 // start launches one adapter under supervision; g.mu must be held.
-func (g *gateway) start(spec config.AdapterSpec) {
+func (g *gateway) start(spec config.Adapter) {
 	log := g.log.With("adapter", spec.Name)
 	em := &emitter{name: spec.Name, g: g, log: log}
-	a, err := adapters.New(spec.Kind, spec.Config, adapters.Env{Log: log, State: g.state})
+	a, err := adapters.New(spec, adapters.Env{Log: log, State: g.state})
 	if err != nil {
 		// Validation passed, so this is a fault the operator must see on
 		// the status topic too; the other adapters carry on.
@@ -292,8 +292,8 @@ func (g *gateway) reload(path string) {
 	}
 	g.level.Set(logLevel(cfg.Gateway.LogLevel))
 
-	want := map[string]config.AdapterSpec{}
-	for _, s := range cfg.Adapters() {
+	want := map[string]config.Adapter{}
+	for _, s := range cfg.Adapters {
 		want[s.Name] = s
 	}
 	// Changed and removed adapters leave the table first, so commands to
@@ -321,7 +321,7 @@ func (g *gateway) reload(path string) {
 		}
 	}
 	g.mu.Lock()
-	for _, s := range cfg.Adapters() {
+	for _, s := range cfg.Adapters {
 		if _, ok := want[s.Name]; ok {
 			g.start(s)
 		}

@@ -13,10 +13,8 @@ import (
 
 	"github.com/fieldgate/fieldgate/config"
 
-	// Adapter kinds register themselves with the adapters package.
-	_ "github.com/fieldgate/fieldgate/adapters/gpio"
-	_ "github.com/fieldgate/fieldgate/adapters/modbus"
-	_ "github.com/fieldgate/fieldgate/adapters/serial"
+	// Every adapter kind, registered with the adapters package.
+	_ "github.com/fieldgate/fieldgate/adapters/all"
 )
 
 // Set by the linker (see Makefile).

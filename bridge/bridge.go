@@ -18,9 +18,9 @@ import (
 	"github.com/fieldgate/fieldgate/config"
 )
 
-// Log is the part of the disk buffer the bridge reads; *buffer.Buffer
+// Buffer is the part of the disk buffer the bridge reads; *buffer.Buffer
 // implements it.
-type Log interface {
+type Buffer interface {
 	// Read returns up to max readings of upstream's stream from seq from on
 	// (from the oldest kept if from was evicted).
 	Read(upstream string, from uint64, max int) ([]buffer.Entry, error)
@@ -35,19 +35,19 @@ type Log interface {
 // Bridge runs one publisher per upstream. Its methods are safe for
 // concurrent use.
 type Bridge struct {
-	log    Log
+	buf    Buffer
 	cmd    Commander
 	logger *slog.Logger
 	status *statusBoard
 	view   atomic.Pointer[view]
 
-	mu       sync.Mutex
-	specs    []*settings
-	cfgErr   error // the config New was given is unusable; Run reports it
-	running  bool
-	stopping bool
-	runners  map[string]*runner
-	wg       sync.WaitGroup
+	mu        sync.Mutex
+	specs     []*settings
+	cfgErr    error // the config New was given is unusable; Run reports it
+	running   bool
+	stopping  bool
+	upstreams map[string]*upstream
+	wg        sync.WaitGroup
 	// discovered holds, per upstream, the Home Assistant discovery
 	// topics its broker may hold (see discovery.held).
 	discovered map[string]map[string]string
@@ -65,11 +65,11 @@ type view struct {
 // New prepares a bridge for cfg, which comes from config.Load: the bridge
 // relies on its defaults and checks. Nothing connects before Run. cmd may be
 // nil when no upstream takes commands: commands are then refused.
-func New(cfg *config.Config, log Log, cmd Commander, logger *slog.Logger) *Bridge {
+func New(cfg *config.Config, buf Buffer, cmd Commander, logger *slog.Logger) *Bridge {
 	if cmd == nil {
 		cmd = noCommands{}
 	}
-	b := &Bridge{log: log, cmd: cmd, logger: logger, status: newStatusBoard(), runners: map[string]*runner{},
+	b := &Bridge{buf: buf, cmd: cmd, logger: logger, status: newStatusBoard(), upstreams: map[string]*upstream{},
 		discovered: map[string]map[string]string{}}
 	specs, v, err := resolve(cfg)
 	b.specs, b.cfgErr = specs, err
@@ -114,12 +114,12 @@ func (b *Bridge) Run(ctx context.Context) error {
 	<-ctx.Done()
 	b.mu.Lock()
 	b.stopping = true
-	rs := make([]*runner, 0, len(b.runners))
-	for _, r := range b.runners {
-		rs = append(rs, r)
+	us := make([]*upstream, 0, len(b.upstreams))
+	for _, u := range b.upstreams {
+		us = append(us, u)
 	}
 	b.mu.Unlock()
-	stopAll(rs)
+	stopAll(us)
 	b.wg.Wait()
 	return nil
 }
@@ -146,15 +146,15 @@ func (b *Bridge) Reload(cfg *config.Config) error {
 	for _, s := range specs {
 		start[s.name] = s
 	}
-	var stop []*runner
-	for name, r := range b.runners {
-		if s, ok := start[name]; ok && reflect.DeepEqual(s, r.s) {
+	var stop []*upstream
+	for name, u := range b.upstreams {
+		if s, ok := start[name]; ok && reflect.DeepEqual(s, u.s) {
 			delete(start, name)
-			r.disco.poke()
+			u.disco.resync()
 			continue
 		}
-		stop = append(stop, r)
-		delete(b.runners, name)
+		stop = append(stop, u)
+		delete(b.upstreams, name)
 	}
 	stopAll(stop)
 	for _, s := range specs {
@@ -183,35 +183,35 @@ type UpstreamState struct {
 // Upstreams reports the running upstreams, sorted by name.
 func (b *Bridge) Upstreams() []UpstreamState {
 	b.mu.Lock()
-	out := make([]UpstreamState, 0, len(b.runners))
-	for name, r := range b.runners {
-		out = append(out, UpstreamState{Name: name, Connected: r.online.Load()})
+	out := make([]UpstreamState, 0, len(b.upstreams))
+	for name, u := range b.upstreams {
+		out = append(out, UpstreamState{Name: name, Connected: u.conn.online.Load()})
 	}
 	b.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
-// startLocked starts one upstream's publisher; b.mu must be held.
+// startLocked starts one upstream; b.mu must be held.
 func (b *Bridge) startLocked(s *settings) {
 	held := b.discovered[s.name]
 	if held == nil {
 		held = map[string]string{}
 		b.discovered[s.name] = held
 	}
-	r := newRunner(b, s, held)
-	b.runners[s.name] = r
-	b.wg.Go(r.run)
+	u := newUpstream(b, s, held)
+	b.upstreams[s.name] = u
+	b.wg.Go(u.run)
 }
 
-// stopAll asks every runner to stop, then waits for all of them, so their
+// stopAll asks every upstream to stop, then waits for all of them, so their
 // bounded stops overlap.
-func stopAll(rs []*runner) {
-	for _, r := range rs {
-		r.stop()
+func stopAll(us []*upstream) {
+	for _, u := range us {
+		u.stop()
 	}
-	for _, r := range rs {
-		<-r.done
+	for _, u := range us {
+		<-u.done
 	}
 }
 

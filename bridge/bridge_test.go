@@ -45,7 +45,7 @@ func TestDelivery(t *testing.T) {
 			t.Run(br.name+"/"+tc.name, func(t *testing.T) {
 				url := br.start(t)
 				obs := peers.Observe(t, url, "fg/gw/#")
-				up := upstream("cloud", url, tc.opts...)
+				up := upstreamCfg("cloud", url, tc.opts...)
 				cfg := testConfig(t, up)
 				g := startGateway(t, cfg, nil)
 				s, err := newSettings(cfg.Upstream[0])
@@ -204,7 +204,7 @@ func TestLinkLoss(t *testing.T) {
 				url, seen, outage, back = p.URL(), obs.Inbox, p.Cut, func() {}
 			}
 			opts := append([]func(*config.Upstream){reconnectMax(reconnect)}, tc.opts...)
-			g := startGateway(t, testConfig(t, upstream("cloud", url, opts...)), nil)
+			g := startGateway(t, testConfig(t, upstreamCfg("cloud", url, opts...)), nil)
 			prefix := "fg/gw"
 
 			const cycles = 1500
@@ -275,7 +275,7 @@ func TestUpstreamIsolation(t *testing.T) {
 	live := peers.StartMochi(t)
 	dead := peers.StartMochi(t)
 	dead.Stop()
-	g := startGateway(t, testConfig(t, upstream("live", live.URL()), upstream("dead", dead.URL())), nil)
+	g := startGateway(t, testConfig(t, upstreamCfg("live", live.URL()), upstreamCfg("dead", dead.URL())), nil)
 
 	first, _ := g.emit(cycle(0)...)
 	var last uint64
@@ -318,7 +318,7 @@ func TestBirthWillStatus(t *testing.T) {
 	m := peers.StartMosquitto(t, peers.MosquittoOptions{})
 	p := peers.StartProxy(t, fmt.Sprintf("127.0.0.1:%d", m.Port))
 	obs := peers.Observe(t, m.URL(), "fg/gw/status", "fg/gw/+/status")
-	g := startGateway(t, testConfig(t, upstream("cloud", p.URL())), nil)
+	g := startGateway(t, testConfig(t, upstreamCfg("cloud", p.URL())), nil)
 	status := func(n int, payload string) {
 		t.Helper()
 		obs.Await(t, wait, fmt.Sprintf("status message %d = %s", n, payload), func(ms []peers.Message) bool {
@@ -411,7 +411,7 @@ func TestCommands(t *testing.T) {
 	// the broker at subscription: it must be refused.
 	obs.Publish(t, "fg/gw/boiler/retained/set", 1, true, `{"value":1,"id":"ret"}`)
 	cmd := &commander{}
-	g := startGateway(t, testConfig(t, upstream("cloud", m.URL())), cmd)
+	g := startGateway(t, testConfig(t, upstreamCfg("cloud", m.URL())), cmd)
 	g.logs.Await(t, wait, "subscribed to commands", "upstream=cloud")
 
 	now := time.Now().UTC()
@@ -462,7 +462,7 @@ func TestCommandsBusy(t *testing.T) {
 	m := peers.StartMochi(t)
 	obs := peers.Observe(t, m.URL(), "fg/gw/+/+/set/result")
 	cmd := &commander{block: make(chan struct{})}
-	g := startGateway(t, testConfig(t, upstream("cloud", m.URL())), cmd)
+	g := startGateway(t, testConfig(t, upstreamCfg("cloud", m.URL())), cmd)
 	g.logs.Await(t, wait, "subscribed to commands", "upstream=cloud")
 
 	const n = commandQueue + 8
@@ -497,8 +497,8 @@ func TestPasswordNotLogged(t *testing.T) {
 	const secret, urlSecret = "s3cr3t-Pa55", "url-s3cr3t"
 	withPassword := func(u *config.Upstream) { u.Username, u.Password = "gw", secret }
 	g := startGateway(t, testConfig(t,
-		upstream("cloud", m.URL(), withPassword),
-		upstream("inurl", "mqtt://gw:"+urlSecret+"@"+m.Addr),
+		upstreamCfg("cloud", m.URL(), withPassword),
+		upstreamCfg("inurl", "mqtt://gw:"+urlSecret+"@"+m.Addr),
 	), nil)
 	g.logs.Await(t, wait, "connected", "upstream=cloud")
 	g.logs.Await(t, wait, "connected", "upstream=inurl")
@@ -532,10 +532,10 @@ func TestTLS(t *testing.T) {
 		return func(u *config.Upstream) { u.TLS = &c }
 	}
 	g := startGateway(t, testConfig(t,
-		upstream("good", m.TLSURL(), withTLS(config.TLS{CAFile: ca.CertFile, CertFile: cliCert, KeyFile: cliKey})),
-		upstream("badca", m.TLSURL(), withTLS(config.TLS{CAFile: other.CertFile, CertFile: cliCert, KeyFile: cliKey})),
-		upstream("nocert", m.TLSURL(), withTLS(config.TLS{CAFile: ca.CertFile, ServerName: "localhost"})),
-		upstream("insecure", m.TLSURL(), withTLS(config.TLS{CertFile: cliCert, KeyFile: cliKey, InsecureSkipVerify: true})),
+		upstreamCfg("good", m.TLSURL(), withTLS(config.TLS{CAFile: ca.CertFile, CertFile: cliCert, KeyFile: cliKey})),
+		upstreamCfg("badca", m.TLSURL(), withTLS(config.TLS{CAFile: other.CertFile, CertFile: cliCert, KeyFile: cliKey})),
+		upstreamCfg("nocert", m.TLSURL(), withTLS(config.TLS{CAFile: ca.CertFile, ServerName: "localhost"})),
+		upstreamCfg("insecure", m.TLSURL(), withTLS(config.TLS{CertFile: cliCert, KeyFile: cliKey, InsecureSkipVerify: true})),
 	), nil)
 
 	_, last := g.emit(cycle(0)...)
@@ -559,14 +559,14 @@ func TestReload(t *testing.T) {
 	m := peers.StartMochi(t)
 	obs := peers.Observe(t, m.URL(), "fg/A/#")
 	prefix := func(p string) func(*config.Upstream) { return func(u *config.Upstream) { u.TopicPrefix = p } }
-	v1 := testConfig(t, upstream("A", m.URL(), prefix("fg/A")), upstream("B", m.URL(), prefix("fg/B")), upstream("D", m.URL(), prefix("fg/D")))
+	v1 := testConfig(t, upstreamCfg("A", m.URL(), prefix("fg/A")), upstreamCfg("B", m.URL(), prefix("fg/B")), upstreamCfg("D", m.URL(), prefix("fg/D")))
 	g := startGateway(t, v1, nil)
 	for _, u := range []string{"A", "B", "D"} {
 		g.logs.Await(t, wait, "connected", "upstream="+u)
 	}
 
 	kelvin := strings.Replace(testAdapters, `unit = "degC"`, `unit = "K"`, 1)
-	v2 := mustLoad(t, kelvin, upstream("A", m.URL(), prefix("fg/A")), upstream("B", m.URL(), prefix("fg/B"), qos(2)), upstream("C", m.URL(), prefix("fg/C")))
+	v2 := mustLoad(t, kelvin, upstreamCfg("A", m.URL(), prefix("fg/A")), upstreamCfg("B", m.URL(), prefix("fg/B"), qos(2)), upstreamCfg("C", m.URL(), prefix("fg/C")))
 	if err := g.buf.SetUpstreams([]string{"A", "B", "C"}); err != nil { // as the gateway does
 		t.Fatal(err)
 	}
@@ -586,7 +586,7 @@ func TestReload(t *testing.T) {
 		t.Errorf("after the reload: %s, want the new unit", got)
 	}
 	m.Received.AwaitMessage(t, wait, "fg/D/status", func(p []byte) bool { return string(p) == "offline" })
-	bad := testConfig(t, upstream("x", m.URL()))
+	bad := testConfig(t, upstreamCfg("x", m.URL()))
 	bad.Upstream[0].URLs = []string{"gopher://x"} // past config.Load, which refuses it
 	if err := g.b.Reload(bad); err == nil {
 		t.Error("a bad config was accepted")
@@ -598,7 +598,7 @@ func TestReload(t *testing.T) {
 // upstream says offline.
 func TestStopBounded(t *testing.T) {
 	m := peers.StartMochi(t)
-	g := startGateway(t, testConfig(t, upstream("ok", m.URL()), upstream("stuck", "mqtt://"+peers.Silent(t))), nil)
+	g := startGateway(t, testConfig(t, upstreamCfg("ok", m.URL()), upstreamCfg("stuck", "mqtt://"+peers.Silent(t))), nil)
 	g.logs.Await(t, wait, "connected", "upstream=ok")
 	_, last := g.emit(cycle(0)...)
 	g.awaitCursor("ok", last+1)

@@ -122,7 +122,7 @@ func TestResultPayload(t *testing.T) {
 func TestExecute(t *testing.T) {
 	cmd := &commander{}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &runner{b: &Bridge{cmd: cmd}, logger: slog.New(slog.DiscardHandler), ctx: ctx, cancel: cancel,
+	r := &commandWorker{cmd: cmd, logger: slog.New(slog.DiscardHandler), ctx: ctx,
 		jobs: make(chan job, 2), results: make(chan result, 2)}
 	now := time.Now()
 	r.jobs <- job{"boiler", "temp", Command{Value: reading.Int(1), ID: "stale"}, now.Add(-time.Second)}

@@ -6,6 +6,14 @@
 // its own reconnect back-off, so a dead broker never holds up another
 // upstream or the adapters: they only ever append to the disk buffer.
 //
+// An upstream (upstream.go) is made of parts that share only its
+// connection: conn (conn.go) dials and holds the paho client; the
+// publisher (publisher.go) delivers readings by the rules below, through
+// the encoder of the upstream's payload format (one file per format,
+// format_*.go); the commandWorker (commandworker.go) serves commands; the
+// statusPublisher (status.go) and discovery (homeassistant.go) keep
+// adapter statuses and Home Assistant configs on the broker.
+//
 // # Delivery
 //
 // The publisher reads the buffer from the upstream's cursor, publishes in seq

@@ -219,9 +219,9 @@ func tomlValue(v reflect.Value) string {
 	return fmt.Sprint(v.Interface()) // bool, int
 }
 
-// upstream is an [[upstream]] with the fastest reconnects config allows,
+// upstreamCfg is an [[upstream]] with the fastest reconnects config allows,
 // modified by opts.
-func upstream(name, url string, opts ...func(*config.Upstream)) config.Upstream {
+func upstreamCfg(name, url string, opts ...func(*config.Upstream)) config.Upstream {
 	u := config.Upstream{Name: name, URL: url, ReconnectMax: config.Duration(time.Second)}
 	for _, o := range opts {
 		o(&u)

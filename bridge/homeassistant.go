@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"maps"
 	"math"
 	"runtime/debug"
@@ -215,30 +216,36 @@ func haEntity(s *settings, p reading.Point, component string) haConfig {
 // broker never holds up readings, and its publishes bypass the buffer: a
 // config is state, of which only the latest matters.
 type discovery struct {
-	r     *runner
-	kick  chan struct{} // capacity 1: a connect or a reload
+	s      *settings
+	logger *slog.Logger
+	ctx    context.Context // the upstream's: ends at its stop
+	conn   *conn
+	views  *atomic.Pointer[view] // the live config: the points
+
+	wake  chan struct{} // capacity 1: a connect or a reload
 	conns atomic.Uint64 // connections made so far
 
 	// held maps each config topic the broker may hold to the payload it
-	// holds, "" when unknown. It belongs to the upstream, not the runner:
-	// the next runner of the upstream, started when a reload changes its
-	// settings, takes it over and clears what it no longer wants. Runners
-	// of one upstream never overlap (Reload waits for the old one to stop
-	// before starting the new one), so one goroutine uses it at a time.
-	held map[string]string
-	conn uint64 // the connection held was last brought up to date on
+	// holds, "" when unknown. It belongs to the upstream's name, not to this
+	// incarnation: the upstream's next one, started when a reload changes its
+	// settings, takes it over and clears what it no longer wants. They
+	// never overlap (Reload waits for the old one to stop before starting
+	// the new one), so one goroutine uses it at a time.
+	held     map[string]string
+	heldConn uint64 // the connection held was last brought up to date on
 }
 
-// newDiscovery returns r's discovery, or nil when r has nothing to publish
+// newDiscovery returns u's discovery, or nil when u has nothing to publish
 // and nothing to clear.
-func newDiscovery(r *runner, held map[string]string) *discovery {
-	if r.s.discovery && r.s.format == formatBatch {
-		r.logger.Warn("homeassistant: no discovery configs for format batch, which has no topic per point")
+func newDiscovery(u *upstream, held map[string]string) *discovery {
+	if u.s.discovery && u.s.format == formatBatch {
+		u.logger.Warn("homeassistant: no discovery configs for format batch, which has no topic per point")
 	}
-	if !r.s.discovery && len(held) == 0 {
+	if !u.s.discovery && len(held) == 0 {
 		return nil
 	}
-	return &discovery{r: r, kick: make(chan struct{}, 1), held: held}
+	return &discovery{s: u.s, logger: u.logger, ctx: u.ctx, conn: u.conn, views: &u.b.view,
+		wake: make(chan struct{}, 1), held: held}
 }
 
 // connected is called at each new connection.
@@ -247,16 +254,16 @@ func (d *discovery) connected() {
 		return
 	}
 	d.conns.Add(1)
-	d.poke()
+	d.resync()
 }
 
-// poke asks for the configs to be brought up to date, without blocking.
-func (d *discovery) poke() {
+// resync asks for the configs to be brought up to date, without blocking.
+func (d *discovery) resync() {
 	if d == nil {
 		return
 	}
 	select {
-	case d.kick <- struct{}{}:
+	case d.wake <- struct{}{}:
 	default:
 	}
 }
@@ -264,9 +271,9 @@ func (d *discovery) poke() {
 func (d *discovery) run() {
 	for {
 		select {
-		case <-d.r.ctx.Done():
+		case <-d.ctx.Done():
 			return
-		case <-d.kick:
+		case <-d.wake:
 			d.sync()
 		}
 	}
@@ -276,12 +283,12 @@ func (d *discovery) run() {
 // hold, then waits, for a bounded time, for the broker to confirm.
 func (d *discovery) sync() {
 	conn := d.conns.Load()
-	if conn == 0 || !d.r.client.IsConnectionOpen() {
+	if conn == 0 || !d.conn.isOpen() {
 		return // the next connect brings everything up to date
 	}
-	want, collisions := haConfigs(d.r.s, d.r.b.view.Load())
+	want, collisions := haConfigs(d.s, d.views.Load())
 	if len(collisions) > 0 {
-		d.r.logger.Warn("homeassistant: points left out: their ids collide with another point's", "points", collisions)
+		d.logger.Warn("homeassistant: points left out: their ids collide with another point's", "points", collisions)
 	}
 	type pub struct {
 		topic, payload string
@@ -289,7 +296,7 @@ func (d *discovery) sync() {
 	}
 	var pubs []pub
 	for _, topic := range slices.Sorted(maps.Keys(want)) {
-		if conn != d.conn || d.held[topic] != want[topic] {
+		if conn != d.heldConn || d.held[topic] != want[topic] {
 			pubs = append(pubs, pub{topic: topic, payload: want[topic]})
 		}
 	}
@@ -301,18 +308,18 @@ func (d *discovery) sync() {
 	for _, p := range pubs {
 		d.held[p.topic] = "" // unknown until confirmed
 	}
-	d.conn = conn
+	d.heldConn = conn
 	if len(pubs) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(d.r.ctx, haTimeout)
+	ctx, cancel := context.WithTimeout(d.ctx, haTimeout)
 	defer cancel()
 	for i := range pubs {
 		if ctx.Err() != nil {
 			pubs = pubs[:i]
 			break
 		}
-		pubs[i].tok = d.r.client.Publish(pubs[i].topic, 1, true, pubs[i].payload)
+		pubs[i].tok = d.conn.publish(pubs[i].topic, 1, true, pubs[i].payload)
 	}
 	published, cleared, failed := 0, 0, len(pubs)
 	for _, p := range pubs {
@@ -334,13 +341,13 @@ func (d *discovery) sync() {
 		}
 	}
 	switch {
-	case d.r.ctx.Err() != nil: // stopping
+	case d.ctx.Err() != nil: // stopping
 	case failed > 0:
-		d.r.logger.Warn("homeassistant: discovery configs not confirmed; sent again at the next connect or reload",
+		d.logger.Warn("homeassistant: discovery configs not confirmed; sent again at the next connect or reload",
 			"published", published, "cleared", cleared, "unconfirmed", failed)
 	case cleared > 0:
-		d.r.logger.Info("homeassistant: discovery configs", "published", published, "cleared", cleared)
+		d.logger.Info("homeassistant: discovery configs", "published", published, "cleared", cleared)
 	default:
-		d.r.logger.Debug("homeassistant: discovery configs", "published", published)
+		d.logger.Debug("homeassistant: discovery configs", "published", published)
 	}
 }

@@ -148,7 +148,7 @@ func TestHAConfigs(t *testing.T) {
 		return haConfigs(specs[0], v)
 	}
 	t.Run("json", func(t *testing.T) {
-		got, _ := configsOf(t, haTestConfig(t, upstream("cloud", "mqtt://x:1883", homeassistant)))
+		got, _ := configsOf(t, haTestConfig(t, upstreamCfg("cloud", "mqtt://x:1883", homeassistant)))
 		if len(got) != len(haWantJSON) {
 			t.Errorf("%d configs, want %d: %v", len(got), len(haWantJSON), got)
 		}
@@ -157,7 +157,7 @@ func TestHAConfigs(t *testing.T) {
 		}
 	})
 	t.Run("value", func(t *testing.T) {
-		got, _ := configsOf(t, haTestConfig(t, upstream("cloud", "mqtt://x:1883", homeassistant, format(formatValue))))
+		got, _ := configsOf(t, haTestConfig(t, upstreamCfg("cloud", "mqtt://x:1883", homeassistant, format(formatValue))))
 		if len(got) != len(haWantJSON) {
 			t.Errorf("%d configs, want %d", len(got), len(haWantJSON))
 		}
@@ -169,12 +169,12 @@ func TestHAConfigs(t *testing.T) {
 		}
 	})
 	t.Run("batch", func(t *testing.T) {
-		if got, _ := configsOf(t, haTestConfig(t, upstream("cloud", "mqtt://x:1883", homeassistant, format(formatBatch)))); len(got) != 0 {
+		if got, _ := configsOf(t, haTestConfig(t, upstreamCfg("cloud", "mqtt://x:1883", homeassistant, format(formatBatch)))); len(got) != 0 {
 			t.Errorf("batch format: %v, want no configs", got)
 		}
 	})
 	t.Run("off", func(t *testing.T) {
-		if got, _ := configsOf(t, haTestConfig(t, upstream("cloud", "mqtt://x:1883"))); len(got) != 0 {
+		if got, _ := configsOf(t, haTestConfig(t, upstreamCfg("cloud", "mqtt://x:1883"))); len(got) != 0 {
 			t.Errorf("homeassistant off: %v, want no configs", got)
 		}
 	})
@@ -188,7 +188,7 @@ point = [{ name = "c", line = 1, direction = "input" }]
 name = "a"
 chip = "gpiochip0"
 point = [{ name = "b_c", line = 2, direction = "input" }]
-`, upstream("cloud", "mqtt://x:1883", homeassistant))
+`, upstreamCfg("cloud", "mqtt://x:1883", homeassistant))
 		got, collisions := configsOf(t, cfg)
 		const topic = "homeassistant/binary_sensor/gw/a_b_c/config"
 		if _, ok := got[topic]; !ok || len(got) != 1 {
@@ -267,14 +267,14 @@ func TestHADiscovery(t *testing.T) {
 	for _, br := range brokers {
 		t.Run(br.name, func(t *testing.T) {
 			url := br.start(t)
-			g := startGateway(t, haTestConfig(t, upstream("cloud", url, homeassistant)), nil)
+			g := startGateway(t, haTestConfig(t, upstreamCfg("cloud", url, homeassistant)), nil)
 			g.logs.Await(t, wait, "upstream=cloud", "homeassistant: discovery configs", "published=8")
 			checkRetained(t, url)
 		})
 	}
 	t.Run("reconnect", func(t *testing.T) {
 		m := peers.StartMochi(t)
-		g := startGateway(t, haTestConfig(t, upstream("cloud", m.URL(), homeassistant)), nil)
+		g := startGateway(t, haTestConfig(t, upstreamCfg("cloud", m.URL(), homeassistant)), nil)
 		for _, ms := range awaitHA(t, m, haTopics(haWantJSON), 1, false) {
 			if strings.HasPrefix(ms.Topic, "homeassistant/") && (ms.QoS != 1 || !ms.Retained) {
 				t.Errorf("%s: want QoS 1, retained", ms)
@@ -320,7 +320,7 @@ func checkRetained(t *testing.T, url string) {
 // every config.
 func TestHAReload(t *testing.T) {
 	m := peers.StartMochi(t)
-	v1 := haTestConfig(t, upstream("cloud", m.URL(), homeassistant))
+	v1 := haTestConfig(t, upstreamCfg("cloud", m.URL(), homeassistant))
 	g := startGateway(t, v1, nil)
 	all := haTopics(haWantJSON)
 	awaitHA(t, m, all, 1, false)
@@ -330,7 +330,7 @@ func TestHAReload(t *testing.T) {
 		haAlarm, `  { name = "flow", table = "input_register", address = 4, type = "float32", unit = "l/min" },`,
 		`name = "temp", table = "input_register", type = "float32", unit = "degC"`, `name = "temp", table = "input_register", type = "float32", unit = "K"`,
 	).Replace(haAdapters)
-	v2 := mustLoad(t, adapters2, upstream("cloud", m.URL(), homeassistant))
+	v2 := mustLoad(t, adapters2, upstreamCfg("cloud", m.URL(), homeassistant))
 	if err := g.b.Reload(v2); err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +354,7 @@ func TestHAReload(t *testing.T) {
 		}
 	}
 
-	v3 := mustLoad(t, adapters2, upstream("cloud", m.URL()))
+	v3 := mustLoad(t, adapters2, upstreamCfg("cloud", m.URL()))
 	if err := g.b.Reload(v3); err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +371,7 @@ func TestHAReload(t *testing.T) {
 // and says why once, not at every connect.
 func TestHABatch(t *testing.T) {
 	m := peers.StartMochi(t)
-	g := startGateway(t, haTestConfig(t, upstream("cloud", m.URL(), homeassistant, format(formatBatch))), nil)
+	g := startGateway(t, haTestConfig(t, upstreamCfg("cloud", m.URL(), homeassistant, format(formatBatch))), nil)
 	g.logs.Await(t, wait, "level=WARN", "upstream=cloud", "homeassistant: no discovery configs for format batch")
 	g.logs.Await(t, wait, "connected", "upstream=cloud")
 	m.Stop()

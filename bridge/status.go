@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"context"
 	"sync"
 	"time"
 
@@ -83,9 +84,9 @@ func (b *statusBoard) unwatch(w chan struct{}) {
 	delete(b.watchers, w)
 }
 
-// newer calls fn, outside the lock, for each status newer than what sent
-// records, and records it as sent.
-func (b *statusBoard) newer(sent map[string]uint64, fn func(adapter string, payload []byte)) {
+// newer calls fn, outside the lock, for each status newer than the version
+// published records, and records it as published.
+func (b *statusBoard) newer(published map[string]uint64, fn func(adapter string, payload []byte)) {
 	type item struct {
 		adapter string
 		payload []byte
@@ -93,8 +94,8 @@ func (b *statusBoard) newer(sent map[string]uint64, fn func(adapter string, payl
 	var todo []item
 	b.mu.Lock()
 	for a, st := range b.adapters {
-		if st.version > sent[a] {
-			sent[a] = st.version
+		if st.version > published[a] {
+			published[a] = st.version
 			todo = append(todo, item{a, st.payload})
 		}
 	}
@@ -102,4 +103,64 @@ func (b *statusBoard) newer(sent map[string]uint64, fn func(adapter string, payl
 	for _, it := range todo {
 		fn(it.adapter, it.payload)
 	}
+}
+
+// statusPublisher keeps one upstream's broker holding every adapter's
+// status: all of them at each new link, then each change.
+type statusPublisher struct {
+	board   *statusBoard
+	conn    *conn
+	ctx     context.Context // the upstream's: ends at its stop
+	changed chan struct{}   // capacity 1: the board changed
+
+	mu        sync.Mutex
+	linked    bool              // between connected and disconnected: `online` went out first
+	published map[string]uint64 // status versions published on the current link
+}
+
+func newStatusPublisher(u *upstream) *statusPublisher {
+	p := &statusPublisher{board: u.b.status, conn: u.conn, ctx: u.ctx, changed: make(chan struct{}, 1),
+		published: map[string]uint64{}}
+	p.board.watch(p.changed)
+	return p
+}
+
+// run publishes changes until the upstream stops.
+func (p *statusPublisher) run() {
+	defer p.board.unwatch(p.changed)
+	for {
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-p.changed:
+			p.mu.Lock()
+			if p.linked {
+				p.publishLocked()
+			}
+			p.mu.Unlock()
+		}
+	}
+}
+
+// connected publishes every status on a new link, after `online` and
+// before its readings.
+func (p *statusPublisher) connected() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.linked = true
+	clear(p.published)
+	p.publishLocked()
+}
+
+// disconnected notes that the link is gone: changes wait for the next.
+func (p *statusPublisher) disconnected() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.linked = false
+}
+
+func (p *statusPublisher) publishLocked() {
+	p.board.newer(p.published, func(adapter string, payload []byte) {
+		p.conn.publish(p.conn.s.adapterStatusTopic(adapter), 1, true, payload)
+	})
 }

@@ -60,10 +60,10 @@ func TestEncode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			enc := newEncoder(&tt.s, units)
+			enc := newEncoder(&tt.s)
 			var got []msg
 			for rest := es; len(rest) > 0; {
-				m, n := enc.next(rest)
+				m, n := enc.encode(rest, units)
 				rest = rest[n:]
 				got = append(got, msg{m.topic, string(m.payload), m.retain, m.first, m.last})
 				if tt.s.format != formatValue && !json.Valid(m.payload) {
@@ -82,60 +82,17 @@ func TestEncode(t *testing.T) {
 	}
 }
 
-func TestStatusPayload(t *testing.T) {
-	b := newStatusBoard()
-	w := make(chan struct{}, 1)
-	b.watch(w)
-	t0 := time.Date(2026, 11, 21, 23, 0, 0, 0, time.UTC)
-	steps := []struct {
-		err     error
-		changed bool
-		want    string
-	}{
-		{nil, true, `{"state":"ok"}`},
-		{nil, false, `{"state":"ok"}`},
-		{errString("timeout"), true, `{"state":"error","error":"timeout","since":"2026-11-21T23:00:02Z"}`},
-		{errString("timeout"), false, `{"state":"error","error":"timeout","since":"2026-11-21T23:00:02Z"}`},
-		{errString("exception \"2\""), true, `{"state":"error","error":"exception \"2\"","since":"2026-11-21T23:00:02Z"}`},
-		{nil, true, `{"state":"ok"}`},
-	}
-	sent := map[string]uint64{}
-	for i, s := range steps {
-		if got := b.set("boiler", s.err, t0.Add(time.Duration(i)*time.Second)); got != s.changed {
-			t.Fatalf("step %d: changed = %v, want %v", i, got, s.changed)
-		}
-		select {
-		case <-w:
-			if !s.changed {
-				t.Fatalf("step %d: watcher signalled without a change", i)
-			}
-		default:
-			if s.changed {
-				t.Fatalf("step %d: watcher not signalled", i)
-			}
-		}
-		var got []string
-		b.newer(sent, func(a string, p []byte) { got = append(got, a+" "+string(p)) })
-		if s.changed && (len(got) != 1 || got[0] != "boiler "+s.want) || !s.changed && len(got) != 0 {
-			t.Fatalf("step %d: published %q, want %s", i, got, s.want)
-		}
-	}
-}
-
-type errString string
-
-func (e errString) Error() string { return string(e) }
-
 // BenchmarkEncodeJSON measures the per-reading hot path: one reading with a
 // unit to a "json" payload.
 func BenchmarkEncodeJSON(b *testing.B) {
 	s := &settings{prefix: "fieldgate/pi-gw-01", format: formatJSON}
-	enc := newEncoder(s, map[pointKey]string{{"boiler", "supply_temp"}: "degC"})
+	enc := newEncoder(s)
+	units := map[pointKey]string{{"boiler", "supply_temp"}: "degC"}
 	es := []buffer.Entry{entry(1042, "boiler", "supply_temp", reading.Float(21.5))}
 	b.ReportAllocs()
 	var size int
 	for b.Loop() {
-		m, _ := enc.next(es)
+		m, _ := enc.encode(es, units)
 		size = len(m.payload)
 	}
 	b.ReportMetric(float64(size), "bytes/msg")

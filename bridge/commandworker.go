@@ -1,0 +1,169 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/fieldgate/fieldgate/internal/reading"
+)
+
+const (
+	subackTimeout  = 10 * time.Second
+	resultTimeout  = 5 * time.Second
+	commandTimeout = 10 * time.Second
+	commandQueue   = 16
+)
+
+// commandWorker serves one upstream's commands (see the package doc): paho's
+// handler checks each and queues it, one goroutine carries them out in
+// arrival order, and another publishes their results.
+type commandWorker struct {
+	s      *settings
+	logger *slog.Logger
+	ctx    context.Context // the upstream's: ends at its stop
+	conn   *conn
+	cmd    Commander
+	views  *atomic.Pointer[view] // the live config, for command_max_age
+	wg     *sync.WaitGroup       // the upstream's, for the SUBACK watchers
+
+	jobs    chan job
+	results chan result
+}
+
+type job struct {
+	adapter, point string
+	cmd            Command
+	expires        time.Time // command_max_age after its ts, or after its arrival if sooner
+}
+
+func newCommandWorker(u *upstream) *commandWorker {
+	return &commandWorker{s: u.s, logger: u.logger, ctx: u.ctx, conn: u.conn, cmd: u.b.cmd, views: &u.b.view, wg: &u.wg,
+		jobs: make(chan job, commandQueue), results: make(chan result, 2*commandQueue)}
+}
+
+// subscribe renews the command subscription on a new link; a watcher logs
+// how the broker answered.
+func (w *commandWorker) subscribe() {
+	tok := w.conn.client.Subscribe(w.s.commandFilter(), 1, nil)
+	w.wg.Go(func() { w.checkSuback(tok.(*mqtt.SubscribeToken)) })
+}
+
+func (w *commandWorker) checkSuback(tok *mqtt.SubscribeToken) {
+	t := time.NewTimer(subackTimeout)
+	defer t.Stop()
+	select {
+	case <-tok.Done():
+	case <-t.C:
+		w.logger.Warn("no answer to the command subscription", "topic", w.s.commandFilter())
+		return
+	case <-w.ctx.Done():
+		return
+	}
+	if err := tok.Error(); err != nil {
+		w.logger.Warn("command subscription failed", "topic", w.s.commandFilter(), "err", err)
+		return
+	}
+	if q := tok.Result()[w.s.commandFilter()]; q > 2 {
+		w.logger.Warn("the broker refused the command subscription", "topic", w.s.commandFilter())
+		return
+	}
+	w.logger.Debug("subscribed to commands", "topic", w.s.commandFilter())
+}
+
+// onCommand is paho's handler for command topics. It must not block: it
+// checks the command and queues it, refusing it when the queue is full.
+func (w *commandWorker) onCommand(_ mqtt.Client, m mqtt.Message) {
+	adapter, point, ok := w.s.commandTarget(m.Topic())
+	if !ok {
+		return
+	}
+	now, maxAge := time.Now(), w.views.Load().maxAge
+	c, err := checkCommand(m.Payload(), m.Retained(), now, maxAge)
+	if err == nil {
+		issued := now // a ts ahead of the gateway's clock must not extend the wait
+		if !c.TS.IsZero() && c.TS.Before(now) {
+			issued = c.TS
+		}
+		select {
+		case w.jobs <- job{adapter, point, c, issued.Add(maxAge)}:
+			return
+		default:
+			err = ErrBusy
+		}
+	}
+	w.logger.Warn("command refused", "adapter", adapter, "point", point, "id", c.ID, "err", err)
+	w.answer(result{adapter: adapter, point: point, id: c.ID, err: err})
+}
+
+// answer queues a result without blocking.
+func (w *commandWorker) answer(res result) {
+	select {
+	case w.results <- res:
+	default:
+		w.logger.Warn("command result dropped: too many waiting", "adapter", res.adapter, "point", res.point, "id", res.id)
+	}
+}
+
+// execute carries out queued commands one at a time, in arrival order. A
+// command that waited in the queue past command_max_age is refused, not
+// written late.
+func (w *commandWorker) execute() {
+	for {
+		select {
+		case <-w.ctx.Done():
+			return
+		case j := <-w.jobs:
+			if w.ctx.Err() != nil {
+				return // select picks at random: a stop wins over a queued command
+			}
+			var v reading.Value
+			var err error
+			if time.Now().Before(j.expires) {
+				ctx, cancel := context.WithTimeout(w.ctx, commandTimeout)
+				v, err = w.cmd.Command(ctx, j.adapter, j.point, j.cmd.Value)
+				cancel()
+			} else {
+				err = fmt.Errorf("%w: command_max_age passed while it waited its turn", ErrExpired)
+			}
+			if err != nil {
+				w.logger.Warn("command failed", "adapter", j.adapter, "point", j.point, "id", j.cmd.ID, "err", err)
+			} else {
+				w.logger.Info("command", "adapter", j.adapter, "point", j.point, "id", j.cmd.ID, "value", v)
+			}
+			select {
+			case w.results <- result{adapter: j.adapter, point: j.point, id: j.cmd.ID, written: v, err: err}:
+			case <-w.ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// publishResults sends command results, each awaited for a bounded time.
+func (w *commandWorker) publishResults() {
+	for {
+		select {
+		case <-w.ctx.Done():
+			return
+		case res := <-w.results:
+			tok := w.conn.publish(w.s.resultTopic(res.adapter, res.point), 1, false, res.payload())
+			t := time.NewTimer(resultTimeout)
+			select {
+			case <-tok.Done():
+				if err := tok.Error(); err != nil {
+					w.logger.Warn("command result not delivered", "adapter", res.adapter, "point", res.point, "id", res.id, "err", err)
+				}
+			case <-t.C:
+				w.logger.Warn("command result not confirmed", "adapter", res.adapter, "point", res.point, "id", res.id)
+			case <-w.ctx.Done():
+			}
+			t.Stop()
+		}
+	}
+}

@@ -1,0 +1,71 @@
+package bridge
+
+import (
+	"github.com/fieldgate/fieldgate/buffer"
+	"github.com/fieldgate/fieldgate/internal/reading"
+)
+
+// tsLayout is RFC 3339 with milliseconds; times are converted to UTC first,
+// so the zone is always written "Z".
+const tsLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// pointKey names one point.
+type pointKey struct{ adapter, point string }
+
+// unitsOf indexes the configured units of the points that have one.
+func unitsOf(ps []reading.Point) map[pointKey]string {
+	units := map[pointKey]string{}
+	for _, p := range ps {
+		if p.Unit != "" {
+			units[pointKey{p.Adapter, p.Name}] = p.Unit
+		}
+	}
+	return units
+}
+
+// message is one MQTT publish carrying the readings first..last.
+type message struct {
+	topic       string
+	payload     []byte
+	retain      bool
+	first, last uint64
+}
+
+// encoder turns buffer entries into the messages of one payload format
+// (SPEC §3); each format is one file. An encoder is owned by its
+// upstream's publisher goroutine.
+type encoder interface {
+	// encode returns the first message of es, which is not empty, and
+	// how many entries it took; units are the points' configured units.
+	encode(es []buffer.Entry, units map[pointKey]string) (message, int)
+	// entries is how many entries to read for up to n messages.
+	entries(n int) int
+}
+
+// newEncoder returns the encoder of s's format.
+func newEncoder(s *settings) encoder {
+	switch s.format {
+	case formatBatch:
+		return &batchEncoder{prefix: s.prefix, max: s.batchMax}
+	case formatValue:
+		return &valueEncoder{topics: newTopics(s.prefix), retain: s.retain}
+	}
+	return &jsonEncoder{topics: newTopics(s.prefix), retain: s.retain}
+}
+
+// topics builds reading topics, <prefix>/<adapter>/<point>, once per point.
+type topics struct {
+	prefix string
+	built  map[pointKey]string
+}
+
+func newTopics(prefix string) topics { return topics{prefix: prefix, built: map[pointKey]string{}} }
+
+func (t topics) of(k pointKey) string {
+	topic, ok := t.built[k]
+	if !ok {
+		topic = t.prefix + "/" + k.adapter + "/" + k.point
+		t.built[k] = topic
+	}
+	return topic
+}

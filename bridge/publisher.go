@@ -1,0 +1,255 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/fieldgate/fieldgate/buffer"
+)
+
+const (
+	// maxInFlight bounds the messages awaiting confirmation, and so the
+	// duplicates a reconnect may cause.
+	maxInFlight = 128
+	// maxInFlightQoS2 is the bound for QoS 2, lower because brokers bound
+	// the QoS 2 messages a client may have half-delivered, and drop a client
+	// that exceeds it: Mosquitto 2.0 allows max_inflight_messages, 20 by
+	// default, even from MQTT 3.1.1 clients, which cannot be told so.
+	maxInFlightQoS2 = 16
+	// readRetry is the wait after a failed buffer read.
+	readRetry = time.Second
+)
+
+var errNotConnected = errors.New("not connected")
+
+// publisher delivers one upstream's readings from the buffer, by the rules
+// of the package doc: it reads from its position in seq order, keeps at
+// most window messages in flight, moves the upstream's cursor in the
+// buffer only past messages the broker confirmed, and after a loss of the
+// link sorts out what must be sent again. It is owned by the upstream's
+// goroutine.
+type publisher struct {
+	s      *settings
+	logger *slog.Logger
+	ctx    context.Context // the upstream's: ends at its stop
+	buf    Buffer
+	conn   *conn
+	enc    encoder
+	views  *atomic.Pointer[view] // the live config, for units
+
+	window      int      // messages in flight at most
+	next        uint64   // next seq to read
+	flights     []flight // in flight, in seq order
+	idle        <-chan struct{}
+	retry       <-chan time.Time // set after a failed buffer read
+	lastReadErr string
+}
+
+func newPublisher(u *upstream) *publisher {
+	p := &publisher{s: u.s, logger: u.logger, ctx: u.ctx, buf: u.b.buf, conn: u.conn, enc: newEncoder(u.s),
+		views: &u.b.view, window: maxInFlight}
+	if u.s.qos == 2 {
+		p.window = maxInFlightQoS2
+	}
+	return p
+}
+
+// flight is one message awaiting confirmation. Until a connection loss it is
+// watched through its paho token; after one, if paho's session still holds
+// it and will resend it, through the store, since the token is then
+// meaningless (see the package doc).
+type flight struct {
+	first, last uint64
+	tok         mqtt.Token
+	key         string
+	pkt         packets.ControlPacket
+}
+
+func (f *flight) state(s *sessionStore) (done bool, err error) {
+	if f.tok == nil {
+		return !s.holds(f.key, f.pkt), nil
+	}
+	select {
+	case <-f.tok.Done():
+		return true, f.tok.Error()
+	default:
+		return false, nil
+	}
+}
+
+// wait returns a channel closed when f may have completed; take it before
+// checking state.
+func (f *flight) wait(s *sessionStore) <-chan struct{} {
+	if f.tok == nil {
+		return s.wait()
+	}
+	return f.tok.Done()
+}
+
+// start takes the upstream's position in the buffer: its cursor.
+func (p *publisher) start() { p.next = p.buf.Cursor(p.s.name) }
+
+// pump publishes until the connection is lost or the upstream is stopped.
+func (p *publisher) pump() error {
+	for {
+		var head <-chan struct{}
+		if len(p.flights) > 0 {
+			head = p.flights[0].wait(p.conn.store)
+		}
+		n, err := p.reap()
+		if err != nil {
+			return err
+		}
+		if err := p.fill(); err != nil {
+			return err
+		}
+		if n > 0 || head == nil && len(p.flights) > 0 {
+			continue // watch the new head
+		}
+		select {
+		case <-p.ctx.Done():
+			return p.ctx.Err()
+		case err := <-p.conn.lost:
+			if p.conn.isOpen() {
+				continue // about a connection that is gone already
+			}
+			return err
+		case <-head:
+		case <-p.idle:
+		case <-p.retry:
+			p.retry = nil
+		}
+	}
+}
+
+// reap drops the confirmed messages at the head of the window and acks
+// their seqs; it fails if the head message failed.
+func (p *publisher) reap() (int, error) {
+	n := 0
+	var failed error
+	for n < len(p.flights) {
+		done, err := p.flights[n].state(p.conn.store)
+		if !done {
+			break
+		}
+		if err != nil {
+			failed = fmt.Errorf("publish seq %d: %w", p.flights[n].first, err)
+			break
+		}
+		n++
+	}
+	if n > 0 {
+		// An upstream being removed by a reload may be gone from the
+		// buffer already: there is nothing left to record.
+		if err := p.buf.Ack(p.s.name, p.flights[n-1].last+1); err != nil && !errors.Is(err, buffer.ErrUnknownUpstream) {
+			p.logger.Error("cannot record delivery in the buffer", "err", err)
+		}
+		p.flights = append(p.flights[:0], p.flights[n:]...)
+	}
+	return n, failed
+}
+
+// fill publishes from the buffer until the window is full or the buffer has
+// nothing more.
+func (p *publisher) fill() error {
+	p.idle = nil
+	if p.retry != nil {
+		return nil
+	}
+	units := p.views.Load().units
+	for len(p.flights) < p.window {
+		if !p.conn.isOpen() {
+			return errNotConnected
+		}
+		changed := p.buf.Changed() // before Read, so no Append is missed
+		es, err := p.buf.Read(p.s.name, p.next, p.enc.entries(p.window-len(p.flights)))
+		if err != nil {
+			if err.Error() != p.lastReadErr && !errors.Is(err, buffer.ErrUnknownUpstream) {
+				p.logger.Error("cannot read the buffer; retrying", "err", err)
+			}
+			p.lastReadErr = err.Error()
+			p.retry = time.After(readRetry)
+			return nil
+		}
+		p.lastReadErr = ""
+		if len(es) == 0 {
+			p.idle = changed
+			return nil
+		}
+		for len(es) > 0 && len(p.flights) < p.window {
+			if err := p.ctx.Err(); err != nil {
+				return err // stopping: on a stalled link each Publish may block for writeTimeout
+			}
+			m, n := p.enc.encode(es, units)
+			es = es[n:]
+			tok := p.conn.publish(m.topic, p.s.qos, m.retain, m.payload)
+			p.flights = append(p.flights, flight{first: m.first, last: m.last, tok: tok})
+			p.next = m.last + 1
+		}
+	}
+	return nil
+}
+
+// afterLoss sorts the window once the connection is gone, before anything
+// is resent (see the package doc): confirmed messages stay; messages paho
+// holds for resending are watched in its store; from the first other one
+// on, the buffer is read again.
+func (p *publisher) afterLoss() {
+	for i := range p.flights {
+		f := &p.flights[i]
+		if f.tok == nil {
+			continue
+		}
+		done, err := f.state(p.conn.store)
+		if done && err == nil {
+			continue
+		}
+		if !done && p.s.qos > 0 && !p.s.clean {
+			if pt, ok := f.tok.(*mqtt.PublishToken); ok && pt.MessageID() != 0 {
+				key := "o." + strconv.Itoa(int(pt.MessageID())) // paho's key for an outbound packet
+				if pkt := p.conn.store.Get(key); pkt != nil {
+					f.tok, f.key, f.pkt = nil, key, pkt
+					continue
+				}
+			}
+		}
+		p.logger.Debug("after the loss", "kept", i, "read_again_from", f.first, "dropped", len(p.flights)-i)
+		p.next = f.first
+		p.flights = p.flights[:i]
+		return
+	}
+}
+
+// drain waits, until deadline, for what is in flight to be confirmed, while
+// the link stays up.
+func (p *publisher) drain(deadline time.Time) {
+	for len(p.flights) > 0 && p.conn.isOpen() {
+		head := p.flights[0].wait(p.conn.store)
+		n, err := p.reap()
+		if err != nil {
+			return
+		}
+		if n > 0 {
+			continue
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-head:
+		case <-p.conn.lost:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}

@@ -2,55 +2,59 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"reflect"
-	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/fieldgate/fieldgate/internal/reading"
-	"github.com/fieldgate/fieldgate/internal/statefile"
-
-	"github.com/fieldgate/fieldgate/internal/backoff"
-
 	"github.com/coreos/go-systemd/v22/daemon"
 
-	"github.com/fieldgate/fieldgate/adapters"
 	"github.com/fieldgate/fieldgate/bridge"
 	"github.com/fieldgate/fieldgate/buffer"
 	"github.com/fieldgate/fieldgate/config"
+	"github.com/fieldgate/fieldgate/internal/statefile"
 )
 
-const (
-	// shutdownTimeout bounds the whole stop after the bridge's own ≤ 5 s
-	// flush, so a wedged component can never keep the process alive.
-	shutdownTimeout = 10 * time.Second
+// options are the gateway's timings; tests shorten them.
+type options struct {
+	// stopTimeout bounds stopping adapters, and then the bridge after its
+	// own ≤ 5 s flush, so a wedged component never keeps the process
+	// alive (or a reload waiting).
+	stopTimeout time.Duration
 	// An adapter whose Run failed or panicked is restarted after a delay
-	// growing from restartFirst to restartMax, so a bug that recurs at once
-	// neither spins nor floods the log.
-	restartFirst = 5 * time.Second
-	restartMax   = 5 * time.Minute
-)
+	// growing from restartFirst to restartMax, so a bug that recurs at
+	// once neither spins nor floods the log.
+	restartFirst, restartMax time.Duration
+}
+
+var defaults = options{stopTimeout: 10 * time.Second, restartFirst: 5 * time.Second, restartMax: 5 * time.Minute}
 
 // gateway wires adapters, the buffer and the bridge together and owns their
 // goroutines.
 type gateway struct {
+	opt    options
 	log    *slog.Logger
 	level  *slog.LevelVar
 	buf    *buffer.Buffer
 	bridge *bridge.Bridge
 
-	ctx       context.Context // parent of every adapter's context
-	maxBuffer int64           // the buffer's size cap, for the metrics
-	state     *statefile.Dir  // adapters' state files, beside the buffer; nil if it could not be created
+	ctx          context.Context // parent of every adapter's context
+	stopAll      context.CancelFunc
+	bridgeDone   chan error // Run's result, once the bridge stopped
+	stopBridge   context.CancelFunc
+	metricsDone  <-chan struct{} // nil when metrics are not served
+	stopMetrics  context.CancelFunc
+	maxBuffer    int64          // the buffer's size cap, for the metrics
+	state        *statefile.Dir // adapters' state files, beside the buffer; nil if it could not be created
+	bridgeFailed bool           // the bridge stopped on its own
 
 	appendErrors  atomic.Uint64
 	appendFailing atomic.Bool // the last Append failed: readings are being lost
@@ -60,21 +64,33 @@ type gateway struct {
 	run map[string]*runningAdapter // by adapter name
 }
 
-// runningAdapter is one adapter goroutine and how to stop it.
-type runningAdapter struct {
-	spec   config.Adapter
-	a      adapters.Adapter
-	em     *emitter
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
+// runGateway runs the gateway configured in path until SIGINT or SIGTERM,
+// reloading the file at SIGHUP, and returns the exit status.
 func runGateway(path string, stderr io.Writer) int {
 	cfg, err := config.Load(path)
 	if err != nil {
 		printConfigError(stderr, err)
 		return exitBadConfig
 	}
+	// Signals are caught from before the start, so a stop requested while
+	// the gateway starts is a clean stop too.
+	sigCtx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stopSignals()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	g, status := open(cfg, stderr, defaults)
+	if g == nil {
+		return status
+	}
+	g.serve(sigCtx, hup, path)
+	return g.shutdown()
+}
+
+// open starts a gateway for cfg, logging to stderr: the buffer, the
+// bridge, every adapter and the metrics server. On failure it returns nil
+// and the exit status.
+func open(cfg *config.Config, stderr io.Writer, opt options) (*gateway, int) {
 	level := new(slog.LevelVar)
 	level.Set(logLevel(cfg.Gateway.LogLevel))
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
@@ -82,7 +98,7 @@ func runGateway(path string, stderr io.Writer) int {
 	fsync, err := buffer.ParseFsync(cfg.Buffer.Fsync)
 	if err != nil {
 		log.Error("buffer", "err", err)
-		return exitBadConfig
+		return nil, exitBadConfig
 	}
 	buf, err := buffer.Open(cfg.Buffer.Dir, upstreamNames(cfg), buffer.Options{
 		MaxSize:       int64(cfg.Buffer.MaxSize),
@@ -92,7 +108,7 @@ func runGateway(path string, stderr io.Writer) int {
 	})
 	if err != nil {
 		log.Error("cannot open the buffer", "dir", cfg.Buffer.Dir, "err", err)
-		return exitRuntime
+		return nil, exitRuntime
 	}
 
 	// Adapters' state lives under the buffer's directory: the buffer's lock
@@ -103,163 +119,129 @@ func runGateway(path string, stderr io.Writer) int {
 		log.Error("cannot create the adapters' state directory", "err", err)
 	}
 
-	adCtx, stopAdapters := context.WithCancel(context.Background())
-	defer stopAdapters()
-	g := &gateway{log: log, level: level, buf: buf, ctx: adCtx, maxBuffer: int64(cfg.Buffer.MaxSize),
-		state: state, cfg: cfg, run: map[string]*runningAdapter{}}
+	g := &gateway{opt: opt, log: log, level: level, buf: buf, maxBuffer: int64(cfg.Buffer.MaxSize),
+		state: state, cfg: cfg, run: map[string]*runningAdapter{}, bridgeDone: make(chan error, 1)}
+	g.ctx, g.stopAll = context.WithCancel(context.Background())
 	g.bridge = bridge.New(cfg, buf, g, log.With("component", "bridge"))
+	var brCtx context.Context
+	brCtx, g.stopBridge = context.WithCancel(context.Background())
+	go func() { g.bridgeDone <- g.bridge.Run(brCtx) }()
 
-	sigCtx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stopSignals()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-
-	brCtx, stopBridge := context.WithCancel(context.Background())
-	defer stopBridge()
-	bridgeDone := make(chan error, 1)
-	go func() { bridgeDone <- g.bridge.Run(brCtx) }()
-
-	specs := cfg.Adapters
 	g.mu.Lock()
-	for _, spec := range specs {
+	for _, spec := range cfg.Adapters {
 		g.start(spec)
 	}
 	g.mu.Unlock()
 	log.Info("fieldgate started", "version", version, "gateway", cfg.Gateway.ID,
-		"adapters", len(specs), "upstreams", len(cfg.Upstream))
+		"adapters", len(cfg.Adapters), "upstreams", len(cfg.Upstream))
 
-	metricsCtx, stopMetrics := context.WithCancel(context.Background())
-	defer stopMetrics()
-	var metricsDone <-chan struct{}
+	var metricsCtx context.Context
+	metricsCtx, g.stopMetrics = context.WithCancel(context.Background())
 	if addr := cfg.Gateway.MetricsListen; addr != "" {
 		// Monitoring that cannot start must not stop data collection.
-		if metricsDone, err = g.serveMetrics(metricsCtx, addr); err != nil {
+		if g.metricsDone, err = g.serveMetrics(metricsCtx, addr); err != nil {
 			log.Error("metrics not served", "err", err)
 		}
 	}
+	return g, exitOK
+}
 
+// serve runs until stop ends or the bridge fails, reloading path at each
+// signal on reload.
+func (g *gateway) serve(stop context.Context, reload <-chan os.Signal, path string) {
 	// systemd (Type=notify): ready now, and watchdog pings from this loop, so
 	// a wedged gateway is restarted.
-	notify(log, daemon.SdNotifyReady)
+	notify(g.log, daemon.SdNotifyReady)
 	var watchdog <-chan time.Time
 	if every, _ := daemon.SdWatchdogEnabled(false); every > 0 {
 		t := time.NewTicker(every / 2)
 		defer t.Stop()
 		watchdog = t.C
 	}
-
-	status := exitOK
-loop:
 	for {
 		select {
-		case <-sigCtx.Done():
-			log.Info("stopping")
-			break loop
-		case <-hup:
-			notify(log, daemon.SdNotifyReloading)
+		case <-stop.Done():
+			g.log.Info("stopping")
+			return
+		case <-reload:
+			notify(g.log, daemon.SdNotifyReloading)
 			g.reload(path)
-			notify(log, daemon.SdNotifyReady)
+			notify(g.log, daemon.SdNotifyReady)
 		case <-watchdog:
-			notify(log, daemon.SdNotifyWatchdog)
-		case err := <-bridgeDone:
-			log.Error("bridge stopped", "err", err)
-			bridgeDone = nil
-			status = exitRuntime
-			break loop
+			notify(g.log, daemon.SdNotifyWatchdog)
+		case err := <-g.bridgeDone:
+			g.log.Error("bridge stopped", "err", err)
+			g.bridgeFailed = true
+			return
 		}
 	}
+}
 
-	// Stop polling first so nothing new arrives, then let the bridge flush
-	// what is in flight and say offline, then persist the buffer.
-	notify(log, daemon.SdNotifyStopping)
-	g.mu.Lock()
-	for _, r := range g.run {
-		r.cancel()
-	}
-	running := g.run
-	g.mu.Unlock()
-	deadline, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	for name, r := range running {
-		select {
-		case <-r.done:
-		case <-deadline.Done():
-			log.Error("adapter did not stop in time", "adapter", name)
-		}
-	}
-	stopBridge()
-	if bridgeDone != nil {
-		select {
-		case <-bridgeDone:
-		case <-deadline.Done():
-			log.Error("bridge did not stop in time")
-		}
-	}
-	stopMetrics()
-	if metricsDone != nil {
-		<-metricsDone // bounded by the server's shutdown timeout
-	}
-	if err := buf.Close(); err != nil {
-		log.Error("closing the buffer", "err", err)
+// shutdown stops polling first so nothing new arrives, then lets the bridge
+// flush what is in flight and say offline, then persists the buffer. It
+// returns the exit status.
+func (g *gateway) shutdown() int {
+	notify(g.log, daemon.SdNotifyStopping)
+	status := exitOK
+	if g.bridgeFailed {
 		status = exitRuntime
 	}
-	log.Info("stopped")
+	deadline := time.Now().Add(g.opt.stopTimeout)
+	g.mu.Lock()
+	running := slices.Collect(maps.Values(g.run))
+	g.mu.Unlock()
+	for _, name := range g.stopAdapters(running, deadline) {
+		g.log.Error("adapter did not stop in time", "adapter", name)
+	}
+	g.stopAll()
+	g.stopBridge()
+	if !g.bridgeFailed {
+		t := time.NewTimer(time.Until(deadline))
+		select {
+		case <-g.bridgeDone:
+		case <-t.C:
+			g.log.Error("bridge did not stop in time")
+		}
+		t.Stop()
+	}
+	g.stopMetrics()
+	if g.metricsDone != nil {
+		<-g.metricsDone // bounded by the server's shutdown timeout
+	}
+	if err := g.buf.Close(); err != nil {
+		g.log.Error("closing the buffer", "err", err)
+		status = exitRuntime
+	}
+	g.log.Info("stopped")
 	return status
 }
 
-// start launches one adapter under supervision; g.mu must be held.
-func (g *gateway) start(spec config.Adapter) {
-	log := g.log.With("adapter", spec.Name)
-	em := &emitter{name: spec.Name, g: g, log: log}
-	a, err := adapters.New(spec, adapters.Env{Log: log, State: g.state})
-	if err != nil {
-		// Validation passed, so this is a fault the operator must see on
-		// the status topic too; the other adapters carry on.
-		log.Error("cannot create adapter", "err", err)
-		em.Status(err)
-		return
+// stopAdapters stops rs and waits for them until deadline, and returns the
+// names of those still running then. Shutdown and reload both stop
+// adapters this way.
+func (g *gateway) stopAdapters(rs []*runningAdapter, deadline time.Time) (stuck []string) {
+	for _, r := range rs {
+		r.cancel()
 	}
-	ctx, cancel := context.WithCancel(g.ctx)
-	r := &runningAdapter{spec: spec, a: a, em: em, cancel: cancel, done: make(chan struct{})}
-	g.run[spec.Name] = r
-	go r.supervise(ctx)
-}
-
-// supervise runs the adapter until ctx ends, restarting it after a panic or
-// an error return so one adapter's bug never takes the gateway down.
-func (r *runningAdapter) supervise(ctx context.Context) {
-	defer close(r.done)
-	bo := backoff.New(restartFirst, restartMax)
-	for {
-		err := r.runOnce(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if err == nil {
-			err = errors.New("adapter stopped unexpectedly")
-		}
-		delay := bo.Next()
-		r.em.log.Error("adapter failed; restarting", "err", err, "in", delay.Round(time.Second))
-		r.em.Status(err)
-		t := time.NewTimer(delay)
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	for _, r := range rs {
 		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
+		case <-r.done:
+			continue
 		case <-t.C:
 		}
-	}
-}
-
-func (r *runningAdapter) runOnce(ctx context.Context) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("panic: %v", p)
-			r.em.log.Error("adapter panicked", "panic", p, "stack", string(debug.Stack()))
+		// Past the deadline: collect what has not stopped.
+		for _, r := range rs {
+			select {
+			case <-r.done:
+			default:
+				stuck = append(stuck, r.spec.Name)
+			}
 		}
-	}()
-	return r.a.Run(ctx, r.em)
+		return stuck
+	}
+	return nil
 }
 
 // reload applies a new configuration file; on any error the running one stays.
@@ -305,20 +287,13 @@ func (g *gateway) reload(path string) {
 			delete(want, name) // unchanged: keeps running and keeps its connection
 			continue
 		}
-		r.cancel()
 		stopping = append(stopping, r)
 		delete(g.run, name)
 	}
 	g.mu.Unlock()
-	deadline, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	for _, r := range stopping {
-		select {
-		case <-r.done:
-		case <-deadline.Done():
-			// Its replacement retries the device until the old one lets go.
-			g.log.Error("adapter did not stop in time; starting its replacement anyway", "adapter", r.spec.Name)
-		}
+	for _, name := range g.stopAdapters(stopping, time.Now().Add(g.opt.stopTimeout)) {
+		// Its replacement retries the device until the old one lets go.
+		g.log.Error("adapter did not stop in time; starting its replacement anyway", "adapter", name)
 	}
 	g.mu.Lock()
 	for _, s := range cfg.Adapters {
@@ -330,82 +305,6 @@ func (g *gateway) reload(path string) {
 	n := len(g.run)
 	g.mu.Unlock()
 	g.log.Info("configuration reloaded", "adapters", n, "upstreams", len(cfg.Upstream))
-}
-
-// Command implements bridge.Commander: it routes a validated command to the
-// adapter, and stores the read-back reading like any other.
-func (g *gateway) Command(ctx context.Context, adapter, point string, v reading.Value) (reading.Value, error) {
-	g.mu.Lock()
-	r, ok := g.run[adapter]
-	g.mu.Unlock()
-	if !ok {
-		return reading.Value{}, fmt.Errorf("adapter %q: %w", adapter, adapters.ErrNoPoint)
-	}
-	w, ok := r.a.(adapters.Writer)
-	if !ok {
-		return reading.Value{}, fmt.Errorf("adapter %q: %w", adapter, adapters.ErrNotWritable)
-	}
-	written, back, err := w.Write(ctx, point, v) // the bridge bounds ctx
-	if err != nil {
-		return reading.Value{}, err
-	}
-	r.em.Emit([]reading.Reading{back})
-	return written, nil
-}
-
-// emitter stores one adapter's readings and forwards its status.
-type emitter struct {
-	name string
-	g    *gateway
-	log  *slog.Logger
-
-	readings atomic.Uint64
-	status   atomic.Pointer[string] // the fault; nil or "" when ok
-}
-
-// Emit implements adapters.Emitter.
-func (e *emitter) Emit(rs []reading.Reading) {
-	if len(rs) == 0 {
-		return
-	}
-	if _, _, err := e.g.buf.Append(rs); err != nil {
-		// Logged when appends start failing, not for every poll of a full disk;
-		// the metrics count every one.
-		e.g.appendErrors.Add(1)
-		if !e.g.appendFailing.Swap(true) {
-			e.log.Error("buffer append failed; readings are being lost", "readings", len(rs), "err", err)
-		}
-		return
-	}
-	if e.g.appendFailing.Swap(false) {
-		e.log.Info("buffer appends work again")
-	}
-	e.readings.Add(uint64(len(rs)))
-}
-
-// Status implements adapters.Emitter; changes are logged.
-func (e *emitter) Status(err error) {
-	msg := ""
-	if err != nil {
-		msg = err.Error()
-	}
-	e.status.Store(&msg)
-	if !e.g.bridge.SetStatus(e.name, err) {
-		return
-	}
-	if err != nil {
-		e.log.Warn("adapter fault", "err", err)
-	} else {
-		e.log.Info("adapter ok")
-	}
-}
-
-// fault returns the adapter's current fault, "" when it is ok.
-func (e *emitter) fault() string {
-	if p := e.status.Load(); p != nil {
-		return *p
-	}
-	return ""
 }
 
 // notify tells systemd the gateway's state; outside systemd it does nothing.

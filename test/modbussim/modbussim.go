@@ -28,6 +28,7 @@ type Bank struct {
 	reads      int
 	readsCh    chan struct{} // closed and replaced at each read
 	writes     []Write
+	clients    map[string]bool // the source addresses requests came from: one per connection
 }
 
 // Write records one write request the device received.
@@ -42,7 +43,7 @@ func NewBank() *Bank {
 	return &Bank{
 		coils: map[uint16]bool{}, discrete: map[uint16]bool{},
 		holding: map[uint16]uint16{}, input: map[uint16]uint16{},
-		tableFault: map[string]error{}, readsCh: make(chan struct{}),
+		tableFault: map[string]error{}, readsCh: make(chan struct{}), clients: map[string]bool{},
 	}
 }
 
@@ -166,6 +167,14 @@ func (b *Bank) WaitReads(n int, timeout time.Duration) bool {
 	}
 }
 
+// Connections returns how many client connections have sent requests
+// (each has its own source address).
+func (b *Bank) Connections() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.clients)
+}
+
 // Writes returns the write requests received so far.
 func (b *Bank) Writes() []Write {
 	b.mu.Lock()
@@ -175,27 +184,27 @@ func (b *Bank) Writes() []Write {
 
 // HandleCoils implements modbus.RequestHandler.
 func (b *Bank) HandleCoils(req *modbus.CoilsRequest) ([]bool, error) {
-	return access(b, b.coils, "coil", req.Addr, req.Quantity, req.IsWrite, req.Args)
+	return access(b, req.ClientAddr, b.coils, "coil", req.Addr, req.Quantity, req.IsWrite, req.Args)
 }
 
 // HandleDiscreteInputs implements modbus.RequestHandler.
 func (b *Bank) HandleDiscreteInputs(req *modbus.DiscreteInputsRequest) ([]bool, error) {
-	return access[bool](b, b.discrete, "discrete_input", req.Addr, req.Quantity, false, nil)
+	return access[bool](b, req.ClientAddr, b.discrete, "discrete_input", req.Addr, req.Quantity, false, nil)
 }
 
 // HandleHoldingRegisters implements modbus.RequestHandler.
 func (b *Bank) HandleHoldingRegisters(req *modbus.HoldingRegistersRequest) ([]uint16, error) {
-	return access(b, b.holding, "holding_register", req.Addr, req.Quantity, req.IsWrite, req.Args)
+	return access(b, req.ClientAddr, b.holding, "holding_register", req.Addr, req.Quantity, req.IsWrite, req.Args)
 }
 
 // HandleInputRegisters implements modbus.RequestHandler.
 func (b *Bank) HandleInputRegisters(req *modbus.InputRegistersRequest) ([]uint16, error) {
-	return access[uint16](b, b.input, "input_register", req.Addr, req.Quantity, false, nil)
+	return access[uint16](b, req.ClientAddr, b.input, "input_register", req.Addr, req.Quantity, false, nil)
 }
 
-// access serves one request on one table: a write stores args, a read
-// returns n values.
-func access[T any](b *Bank, m map[uint16]T, table string, addr, n uint16, write bool, args []T) ([]T, error) {
+// access serves one request from client on one table: a write stores args,
+// a read returns n values.
+func access[T any](b *Bank, client string, m map[uint16]T, table string, addr, n uint16, write bool, args []T) ([]T, error) {
 	b.mu.Lock()
 	stall := b.stall
 	b.mu.Unlock()
@@ -204,6 +213,7 @@ func access[T any](b *Bank, m map[uint16]T, table string, addr, n uint16, write 
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.clients[client] = true
 	if err := b.tableFault[table]; err != nil {
 		return nil, err
 	}

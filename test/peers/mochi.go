@@ -3,6 +3,7 @@ package peers
 import (
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -29,14 +30,15 @@ type Mochi struct {
 	// Apart from mu: Stop holds mu while the server waits for its client
 	// goroutines, one of which may be in OnConnect.
 	connMu   sync.Mutex
-	connects map[string]int // CONNECT packets accepted, by client id
+	connects map[string]int      // CONNECT packets accepted, by client id
+	subs     map[string][]string // filters subscribed to, by client id
 }
 
 // StartMochi starts the broker on a free loopback port and stops it when the
 // test ends.
 func StartMochi(t testing.TB) *Mochi {
 	t.Helper()
-	m := &Mochi{Addr: "127.0.0.1:0", Received: newInbox(), t: t, connects: map[string]int{}}
+	m := &Mochi{Addr: "127.0.0.1:0", Received: newInbox(), t: t, connects: map[string]int{}, subs: map[string][]string{}}
 	m.Start()
 	t.Cleanup(m.Stop)
 	return m
@@ -90,7 +92,16 @@ func (m *Mochi) Connects(clientID string) int {
 	return m.connects[clientID]
 }
 
-// recorder is the hook that records connections and publications.
+// Subscriptions returns the filters clientID has subscribed to, in order,
+// across restarts.
+func (m *Mochi) Subscriptions(clientID string) []string {
+	m.connMu.Lock()
+	defer m.connMu.Unlock()
+	return slices.Clone(m.subs[clientID])
+}
+
+// recorder is the hook that records connections, subscriptions and
+// publications.
 type recorder struct {
 	mqtt.HookBase
 	m *Mochi
@@ -99,7 +110,15 @@ type recorder struct {
 func (h *recorder) ID() string { return "fieldgate-test-recorder" }
 
 func (h *recorder) Provides(b byte) bool {
-	return b == mqtt.OnConnect || b == mqtt.OnPublished
+	return b == mqtt.OnConnect || b == mqtt.OnPublished || b == mqtt.OnSubscribed
+}
+
+func (h *recorder) OnSubscribed(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	h.m.connMu.Lock()
+	defer h.m.connMu.Unlock()
+	for _, f := range pk.Filters {
+		h.m.subs[cl.ID] = append(h.m.subs[cl.ID], f.Filter)
+	}
 }
 
 func (h *recorder) OnConnect(cl *mqtt.Client, _ packets.Packet) error {

@@ -1,0 +1,371 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fieldgate/fieldgate/adapters"
+	"github.com/fieldgate/fieldgate/buffer"
+	"github.com/fieldgate/fieldgate/config"
+	"github.com/fieldgate/fieldgate/internal/reading"
+	"github.com/fieldgate/fieldgate/test/modbussim"
+	"github.com/fieldgate/fieldgate/test/peers"
+)
+
+// wait bounds every event a test awaits.
+const wait = 20 * time.Second
+
+// fast are timings that keep the tests short.
+var fast = options{stopTimeout: 5 * time.Second, restartFirst: 100 * time.Millisecond, restartMax: 400 * time.Millisecond}
+
+// flakyConfig is the [[flaky]] table of a test adapter kind whose Run fails
+// its first `fails` times, by panicking or by returning an error, and then
+// polls one point until stopped.
+type flakyConfig struct {
+	Name  string `toml:"name"`
+	Mode  string `toml:"mode"` // panic | error
+	Fails int    `toml:"fails"`
+}
+
+func (c *flakyConfig) AdapterName() string { return c.Name }
+func (c *flakyConfig) Check(*config.Check) {}
+func (c *flakyConfig) Summary() string     { return c.Mode }
+func (c *flakyConfig) PointInfo() []reading.Point {
+	return []reading.Point{{Adapter: c.Name, Name: "x", Type: "int64", Scale: 1}}
+}
+
+// flaky is the adapter; runs receives the time each Run starts.
+type flaky struct {
+	cfg  *flakyConfig
+	n    atomic.Int32
+	runs chan time.Time
+}
+
+// flakies holds the flaky adapters the gateway built, by name, so a test
+// reaches them.
+var flakies sync.Map
+
+func init() {
+	adapters.Register("flaky", func(c *flakyConfig, _ adapters.Env) (*flaky, error) {
+		f := &flaky{cfg: c, runs: make(chan time.Time, 16)}
+		flakies.Store(c.Name, f)
+		return f, nil
+	})
+}
+
+func (f *flaky) Name() string { return f.cfg.Name }
+
+func (f *flaky) Run(ctx context.Context, e adapters.Emitter) error {
+	n := int(f.n.Add(1))
+	f.runs <- time.Now()
+	if n <= f.cfg.Fails {
+		if f.cfg.Mode == "panic" {
+			panic(fmt.Sprintf("flaky run %d", n))
+		}
+		return fmt.Errorf("flaky run %d failed", n)
+	}
+	e.Emit([]reading.Reading{{Adapter: f.cfg.Name, Point: "x", Time: time.Now(), Value: reading.Int(int64(n))}})
+	e.Status(nil)
+	<-ctx.Done()
+	return nil
+}
+
+func flakyAdapter(t *testing.T, name string) *flaky {
+	t.Helper()
+	f, ok := flakies.Load(name)
+	if !ok {
+		t.Fatalf("no flaky adapter %q was built", name)
+	}
+	return f.(*flaky)
+}
+
+// nextRun awaits the adapter's next Run.
+func (f *flaky) nextRun(t *testing.T) time.Time {
+	t.Helper()
+	select {
+	case at := <-f.runs:
+		return at
+	case <-time.After(wait):
+		t.Fatalf("%s: no Run within %v", f.cfg.Name, wait)
+		return time.Time{}
+	}
+}
+
+// writeConfig writes a config file with the gateway table and a buffer in
+// a fresh directory, followed by rest, and returns its path.
+func writeConfig(t *testing.T, rest string) string {
+	t.Helper()
+	dir := t.TempDir()
+	text := fmt.Sprintf("[gateway]\nid = \"gw\"\n[buffer]\ndir = %q\nfsync = \"never\"\n%s", filepath.Join(dir, "buffer"), rest)
+	path := filepath.Join(dir, "fieldgate.toml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// openGateway starts a gateway in the test process with timings opt; stop
+// shuts it down and returns the exit status, and the test's cleanup calls
+// it unless the test has.
+func openGateway(t *testing.T, path string, opt options) (g *gateway, logs *peers.Lines, stop func() int) {
+	t.Helper()
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs = &peers.Lines{}
+	g, status := open(cfg, logs, opt)
+	if g == nil {
+		t.Fatalf("open failed with status %d:\n%s", status, logs)
+	}
+	stop = sync.OnceValue(g.shutdown)
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			t.Logf("gateway log:\n%s", logs)
+		}
+	})
+	return g, logs, stop
+}
+
+func faultOf(g *gateway, adapter string) (string, bool) {
+	for _, a := range g.adapterHealth() {
+		if a.name == adapter {
+			return a.err, true
+		}
+	}
+	return "", false
+}
+
+// TestSupervisorRestartsFailedAdapters: an adapter whose Run panics or
+// returns an error shows `error`, is restarted after a growing back-off,
+// and shows `ok` once it runs; its neighbour is never disturbed.
+func TestSupervisorRestartsFailedAdapters(t *testing.T) {
+	for _, mode := range []string{"panic", "error"} {
+		t.Run(mode, func(t *testing.T) {
+			name := "crash-" + mode
+			path := writeConfig(t, fmt.Sprintf(`
+[[flaky]]
+name = %q
+mode = %q
+fails = 2
+[[flaky]]
+name = "steady-%s"
+`, name, mode, mode))
+			g, logs, stop := openGateway(t, path, fast)
+			f := flakyAdapter(t, name)
+			first := f.nextRun(t)
+			if mode == "panic" {
+				logs.Await(t, wait, "adapter="+name, "adapter panicked", "flaky run 1")
+			}
+			logs.Await(t, wait, "adapter="+name, "adapter failed; restarting", "flaky run 1")
+			second := f.nextRun(t)
+			if fault, _ := faultOf(g, name); !strings.Contains(fault, "flaky run") {
+				t.Errorf("status after a failure %q, want the failure", fault)
+			}
+			third := f.nextRun(t)
+			// Each wait is drawn from the upper half of its span: 100 ms,
+			// then 200 ms.
+			if d1, d2 := second.Sub(first), third.Sub(second); d1 < fast.restartFirst/2 || d2 < fast.restartFirst {
+				t.Errorf("restarted after %v and %v, want at least %v and %v (back-off)", d1, d2, fast.restartFirst/2, fast.restartFirst)
+			}
+			logs.Await(t, wait, "adapter="+name, "adapter ok")
+			if fault, ok := faultOf(g, name); !ok || fault != "" {
+				t.Errorf("status after the restart %q (known %t), want ok", fault, ok)
+			}
+			if n := flakyAdapter(t, "steady-"+mode).n.Load(); n != 1 {
+				t.Errorf("the neighbour ran %d times, want once", n)
+			}
+			if status := stop(); status != exitOK {
+				t.Errorf("shutdown status %d, want %d", status, exitOK)
+			}
+		})
+	}
+}
+
+// runInProcess runs `fieldgate run -c path` in the test process, as main
+// would, and returns its log and a channel with its exit status. Signals
+// sent to the test process reach it.
+func runInProcess(t *testing.T, path string) (*peers.Lines, <-chan int) {
+	t.Helper()
+	logs := &peers.Lines{}
+	done := make(chan int, 1)
+	go func() { done <- run([]string{"run", "-c", path}, io.Discard, logs) }()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("gateway log:\n%s", logs)
+		}
+	})
+	return logs, done
+}
+
+func exitStatus(t *testing.T, done <-chan int) int {
+	t.Helper()
+	select {
+	case s := <-done:
+		return s
+	case <-time.After(wait):
+		t.Fatalf("the gateway did not exit within %v", wait)
+		return -1
+	}
+}
+
+func signalSelf(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := syscall.Kill(os.Getpid(), sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func startDevice(t *testing.T) (*modbussim.Server, *modbussim.Bank) {
+	t.Helper()
+	bank := modbussim.NewBank()
+	srv, err := modbussim.Start("127.0.0.1:0", bank)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	return srv, bank
+}
+
+// TestReloadAndSIGINT runs the gateway as `fieldgate run` does: a SIGHUP
+// reloads the file, so the log level changes, an unchanged adapter keeps
+// its connection (its device sees no new one) and a changed one reconnects;
+// SIGINT then stops it cleanly with status 0.
+func TestReloadAndSIGINT(t *testing.T) {
+	srvA, bankA := startDevice(t)
+	srvB, bankB := startDevice(t)
+	adaptersTOML := func(bPoints string) string {
+		return fmt.Sprintf(`
+[[modbus]]
+name = "a"
+url = "tcp://%s"
+interval = "50ms"
+point = [{ name = "p", table = "holding_register", address = 0 }]
+[[modbus]]
+name = "b"
+url = "tcp://%s"
+interval = "50ms"
+point = [%s]
+`, srvA.Addr, srvB.Addr, bPoints)
+	}
+	const (
+		bOne = `{ name = "p", table = "holding_register", address = 0 }`
+		bTwo = `{ name = "q", table = "holding_register", address = 1 }`
+	)
+	path := writeConfig(t, adaptersTOML(bOne))
+	logs, done := runInProcess(t, path)
+	logs.Await(t, wait, "fieldgate started")
+	if !bankA.WaitReads(3, wait) || !bankB.WaitReads(3, wait) {
+		t.Fatal("the devices were not polled")
+	}
+	if strings.Contains(logs.String(), "level=DEBUG") {
+		t.Fatal("debug lines at log level info")
+	}
+
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(data), adaptersTOML(bOne), adaptersTOML(bOne+", "+bTwo), 1)
+	text = strings.Replace(text, `id = "gw"`, "id = \"gw\"\nlog_level = \"debug\"", 1)
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n := logs.Len()
+	signalSelf(t, syscall.SIGHUP)
+	logs.Await(t, wait, "configuration reloaded")
+	logs.Await(t, wait, "level=DEBUG")
+	readsB := bankB.Reads()
+	if !bankA.WaitReads(bankA.Reads()+3, wait) || !bankB.WaitReads(readsB+3, wait) {
+		t.Fatal("the devices were not polled after the reload")
+	}
+	if c := bankA.Connections(); c != 1 {
+		t.Errorf("the unchanged adapter's device saw %d connections, want 1", c)
+	}
+	if c := bankB.Connections(); c != 2 {
+		t.Errorf("the changed adapter's device saw %d connections, want 2 (it restarts)", c)
+	}
+	if lines, _ := logs.Since(n); !strings.Contains(strings.Join(lines, "\n"), "adapters=2") {
+		t.Errorf("reload log: %q", lines)
+	}
+
+	signalSelf(t, syscall.SIGINT)
+	if s := exitStatus(t, done); s != exitOK {
+		t.Errorf("exit status %d after SIGINT, want %d", s, exitOK)
+	}
+	logs.Await(t, wait, "stopped")
+}
+
+// TestLockedBufferExits1: a buffer directory another process holds is a
+// fatal runtime error, exit status 1, not a config error.
+func TestLockedBufferExits1(t *testing.T) {
+	path := writeConfig(t, "")
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder, err := buffer.Open(cfg.Buffer.Dir, nil, buffer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	logs, done := runInProcess(t, path)
+	if s := exitStatus(t, done); s != exitRuntime {
+		t.Errorf("exit status %d, want %d", s, exitRuntime)
+	}
+	if line := logs.Await(t, wait, "cannot open the buffer"); !strings.Contains(line, "level=ERROR") || !strings.Contains(line, buffer.ErrLocked.Error()) {
+		t.Errorf("log %q, want an error saying the directory is in use", line)
+	}
+}
+
+// TestCommandsFalse: an upstream with commands = false never subscribes to
+// command topics, while one beside it that takes commands relays them to
+// the device.
+func TestCommandsFalse(t *testing.T) {
+	broker := peers.StartMochi(t)
+	dev, bank := startDevice(t)
+	path := writeConfig(t, fmt.Sprintf(`
+[[upstream]]
+name = "quiet"
+url = %[1]q
+topic_prefix = "quiet"
+commands = false
+[[upstream]]
+name = "loud"
+url = %[1]q
+topic_prefix = "loud"
+[[modbus]]
+name = "plc"
+url = "tcp://%[2]s"
+interval = "50ms"
+point = [{ name = "sp", table = "holding_register", address = 0, writable = true }]
+`, broker.URL(), dev.Addr))
+	openGateway(t, path, fast)
+	// Both have published a reading: whatever they subscribe to on a
+	// connection goes out before it, so the broker has recorded it.
+	for _, prefix := range []string{"quiet", "loud"} {
+		broker.Received.AwaitMessage(t, wait, prefix+"/plc/sp", func([]byte) bool { return true })
+	}
+	if subs := broker.Subscriptions("gw-quiet"); len(subs) != 0 {
+		t.Errorf("commands = false, but the upstream subscribed to %q", subs)
+	}
+	if subs := broker.Subscriptions("gw-loud"); len(subs) != 1 || subs[0] != "loud/+/+/set" {
+		t.Errorf("the upstream taking commands subscribed to %q, want loud/+/+/set", subs)
+	}
+	obs := peers.Observe(t, broker.URL(), "loud/plc/sp/set/result")
+	obs.Publish(t, "loud/plc/sp/set", 1, false, `{"value":7,"id":"w"}`)
+	obs.AwaitMessage(t, wait, "loud/plc/sp/set/result", func(p []byte) bool { return strings.Contains(string(p), `"ok":true`) })
+	if w := bank.Writes(); len(w) != 1 {
+		t.Errorf("device writes %v, want the one command", w)
+	}
+}

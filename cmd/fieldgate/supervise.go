@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/fieldgate/fieldgate/adapters"
+	"github.com/fieldgate/fieldgate/config"
+	"github.com/fieldgate/fieldgate/internal/backoff"
+	"github.com/fieldgate/fieldgate/internal/reading"
+)
+
+// runningAdapter is one adapter goroutine and how to stop it.
+type runningAdapter struct {
+	spec   config.Adapter
+	a      adapters.Adapter
+	em     *emitter
+	cancel context.CancelFunc
+	done   chan struct{}
+	// restartFirst and restartMax pace restarts after a failure.
+	restartFirst, restartMax time.Duration
+}
+
+// start launches one adapter under supervision; g.mu must be held.
+func (g *gateway) start(spec config.Adapter) {
+	log := g.log.With("adapter", spec.Name)
+	em := &emitter{name: spec.Name, g: g, log: log}
+	a, err := adapters.New(spec, adapters.Env{Log: log, State: g.state})
+	if err != nil {
+		// Validation passed, so this is a fault the operator must see on
+		// the status topic too; the other adapters carry on.
+		log.Error("cannot create adapter", "err", err)
+		em.Status(err)
+		return
+	}
+	ctx, cancel := context.WithCancel(g.ctx)
+	r := &runningAdapter{spec: spec, a: a, em: em, cancel: cancel, done: make(chan struct{}),
+		restartFirst: g.opt.restartFirst, restartMax: g.opt.restartMax}
+	g.run[spec.Name] = r
+	go r.supervise(ctx)
+}
+
+// supervise runs the adapter until ctx ends, restarting it after a panic or
+// an error return so one adapter's bug never takes the gateway down.
+func (r *runningAdapter) supervise(ctx context.Context) {
+	defer close(r.done)
+	bo := backoff.New(r.restartFirst, r.restartMax)
+	for {
+		err := r.runOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			err = errors.New("adapter stopped unexpectedly")
+		}
+		delay := bo.Next()
+		r.em.log.Error("adapter failed; restarting", "err", err, "in", delay.Round(time.Second))
+		r.em.Status(err)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (r *runningAdapter) runOnce(ctx context.Context) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+			r.em.log.Error("adapter panicked", "panic", p, "stack", string(debug.Stack()))
+		}
+	}()
+	return r.a.Run(ctx, r.em)
+}
+
+// Command implements bridge.Commander: it routes a validated command to the
+// adapter, and stores the read-back reading like any other.
+func (g *gateway) Command(ctx context.Context, adapter, point string, v reading.Value) (reading.Value, error) {
+	g.mu.Lock()
+	r, ok := g.run[adapter]
+	g.mu.Unlock()
+	if !ok {
+		return reading.Value{}, fmt.Errorf("adapter %q: %w", adapter, adapters.ErrNoPoint)
+	}
+	w, ok := r.a.(adapters.Writer)
+	if !ok {
+		return reading.Value{}, fmt.Errorf("adapter %q: %w", adapter, adapters.ErrNotWritable)
+	}
+	written, back, err := w.Write(ctx, point, v) // the bridge bounds ctx
+	if err != nil {
+		return reading.Value{}, err
+	}
+	r.em.Emit([]reading.Reading{back})
+	return written, nil
+}
+
+// emitter stores one adapter's readings and forwards its status.
+type emitter struct {
+	name string
+	g    *gateway
+	log  *slog.Logger
+
+	readings atomic.Uint64
+	status   atomic.Pointer[string] // the fault; nil or "" when ok
+}
+
+// Emit implements adapters.Emitter.
+func (e *emitter) Emit(rs []reading.Reading) {
+	if len(rs) == 0 {
+		return
+	}
+	if _, _, err := e.g.buf.Append(rs); err != nil {
+		// Logged when appends start failing, not for every poll of a full disk;
+		// the metrics count every one.
+		e.g.appendErrors.Add(1)
+		if !e.g.appendFailing.Swap(true) {
+			e.log.Error("buffer append failed; readings are being lost", "readings", len(rs), "err", err)
+		}
+		return
+	}
+	if e.g.appendFailing.Swap(false) {
+		e.log.Info("buffer appends work again")
+	}
+	e.readings.Add(uint64(len(rs)))
+}
+
+// Status implements adapters.Emitter; changes are logged.
+func (e *emitter) Status(err error) {
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	e.status.Store(&msg)
+	if !e.g.bridge.SetStatus(e.name, err) {
+		return
+	}
+	if err != nil {
+		e.log.Warn("adapter fault", "err", err)
+	} else {
+		e.log.Info("adapter ok")
+	}
+}
+
+// fault returns the adapter's current fault, "" when it is ok.
+func (e *emitter) fault() string {
+	if p := e.status.Load(); p != nil {
+		return *p
+	}
+	return ""
+}

@@ -5,7 +5,7 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 PREFIX  ?= /usr/local
 
-.PHONY: build demo test test-gpio fuzz bench install clean
+.PHONY: build demo test test-short test-gpio fuzz bench install clean
 
 ## build: the gateway binary, bin/fieldgate (static, stripped)
 build:
@@ -18,6 +18,11 @@ demo: build
 ## test: every unit and integration test, with the race detector
 test:
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+## test-short: the quick tests for the edit-compile loop: -short leaves out
+## the soaks and the tests that wait out timeouts, and no race detector
+test-short:
+	$(GO) test -short -count=1 ./...
 
 ## test-gpio: the GPIO adapter against gpio-sim in a small kernel under qemu
 test-gpio:

@@ -185,6 +185,9 @@ func TestLinkLoss(t *testing.T) {
 		{"mochi restart qos2", true, []func(*config.Upstream){qos(2)}},
 		{"mochi restart qos1 clean session", true, []func(*config.Upstream){qos(1), clean}},
 	}
+	if testing.Short() {
+		cases = cases[:1] // a second each: -short keeps one
+	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			const reconnect = time.Second
@@ -597,6 +600,9 @@ func TestReload(t *testing.T) {
 // a broker that never answers: Run still returns within 5 s, and the healthy
 // upstream says offline.
 func TestStopBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out the stop budget: left out by -short")
+	}
 	m := peers.StartMochi(t)
 	g := startGateway(t, testConfig(t, upstreamCfg("ok", m.URL()), upstreamCfg("stuck", "mqtt://"+peers.Silent(t))), nil)
 	g.logs.Await(t, wait, "connected", "upstream=ok")

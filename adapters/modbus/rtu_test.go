@@ -35,6 +35,9 @@ func TestRTUDecode(t *testing.T) {
 // FIELDGATE_RTU_SOAK (a Go duration) for a shorter local run.
 func soakDuration(t *testing.T) time.Duration {
 	s := os.Getenv("FIELDGATE_RTU_SOAK")
+	if s == "" && testing.Short() {
+		t.Skip("the 30 s soak is left out by -short (FIELDGATE_RTU_SOAK sets its length)")
+	}
 	if s == "" {
 		return 30 * time.Second
 	}

@@ -10,7 +10,8 @@ import (
 // cannot be written (here the kernel refuses writes past 8 KiB with EFBIG,
 // as a full disk refuses them with ENOSPC), the failure is logged, no
 // partial copy is left, and the repair goes ahead: the buffer opens with
-// every frame that verifies.
+// every frame that verifies. The limit is the process's, so this test is
+// never parallel and lifts it as soon as Open returns.
 func TestRepairWithoutRoomForEvidence(t *testing.T) {
 	modes(t, func(t *testing.T, opts Options) {
 		dir := t.TempDir()

@@ -135,7 +135,7 @@ type Stats struct {
 	Bytes       int64             // segment bytes on disk
 	Dropped     uint64            // seqs evicted by the size cap before every upstream had them
 	Cursors     map[string]uint64 // per upstream: next seq it needs
-	Corrupt     uint64            // records skipped because of a bad checksum or encoding
+	Corrupt     uint64            // records skipped (bad checksum or encoding), torn tails cut, damaged segment headers
 	Syncs       uint64            // fsyncs of the log
 }
 
@@ -176,8 +176,9 @@ type Buffer struct {
 	curFile *statefile.File // nil once closed
 	curDone uint64          // curGen as of the last save
 
-	corrupt atomic.Uint64
-	syncs   atomic.Uint64
+	corrupt    atomic.Uint64
+	syncs      atomic.Uint64
+	evidenceMu sync.Mutex // serialises copies of damaged segments and their pruning
 
 	stop chan struct{}
 	wg   sync.WaitGroup

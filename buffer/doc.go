@@ -25,8 +25,8 @@
 //     up to 60 MB, too much for a Pi).
 //
 // So this package keeps a segmented append-only log with the properties
-// needed here: CRC32C per record, a torn tail cut at Open with a warning,
-// space released by deleting whole segment files (no copying), and
+// needed here: CRC32C per record, a torn tail cut at Open with a warning
+// and a copy kept, space released by deleting whole segment files (no copying), and
 // bounded memory. Measured with the same method, a fsynced 20-reading cycle
 // writes 263 B (4.4 KB at the block layer: one page rewritten), a
 // 200-reading cycle 2.5 KB (6.6 KB); BenchmarkAppend: 12.5 bytes on disk per
@@ -35,8 +35,9 @@
 // # On-disk format
 //
 // The directory holds segment files named by the seq of their first reading
-// (00000000000000000001.seg), seq.state, cursors.state and a lock file
-// (flock: one process per directory).
+// (00000000000000000001.seg), seq.state, cursors.state, a lock file
+// (flock: one process per directory) and, after a repair, up to three
+// copies of damaged segments (see Crash semantics).
 //
 // A segment is the 8-byte header "fgbuf\0\0\x01" followed by frames:
 //
@@ -75,9 +76,27 @@
 //
 // Open reads only the newest segment (start-up does not wait for a large
 // backlog); older segments are indexed (sparse: one entry per 64 KiB) and
-// checked the first time a Read reaches them. A torn or corrupt record never
-// stops Open: a tail holding no valid frame is cut, a bad record followed by
-// good ones is skipped; both are logged and counted in Stats.Corrupt.
+// checked the first time a Read reaches them. Damage never stops Open and
+// costs only the frames it touched, each frame carrying its own checksum: a
+// bad record followed by good ones is skipped; a tail ending in bytes that
+// hold no valid frame (a torn last write) is cut; a damaged segment header
+// is rewritten and every frame that verifies is kept (in the tail at Open,
+// in a sealed segment when it is first read). Each is logged as a warning
+// and counted in Stats.Corrupt: one per record skipped, per torn tail and
+// per damaged header. A repair renumbers nothing: seqs come from the
+// frames, which must stay in order, and the next seq is chosen as below, so
+// none is reused.
+//
+// Repair keeps evidence, as etcd's WAL does: before a segment is rewritten
+// or cut, the whole file as it was is copied beside it to <segment>.broken
+// (<segment>.broken.2 and so on if that name is taken, so no copy is
+// overwritten), synced, and named in the warning with the bytes cut. The
+// copies do not end in .seg, so they are never read as segments and do not
+// count towards MaxSize. Only the newest three (by modification time) are
+// kept, older ones being deleted, so repeated damage takes at most three
+// segments' worth of disk. Failing to make a copy (a full disk) is logged
+// and the repair goes ahead: the buffer always opens. The repaired segment
+// is synced, so the next Open finds it clean and makes no second copy.
 //
 // seq is assigned under one lock and written to the page cache before Append
 // returns, so a kill -9 loses nothing: the next Open finds every record

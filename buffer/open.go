@@ -12,8 +12,9 @@ import (
 )
 
 // Open opens (or creates) the buffer in dir for the given upstreams,
-// repairing a torn tail and skipping corrupt records with a warning rather
-// than failing.
+// repairing a torn tail or a damaged segment header and skipping corrupt
+// records with a warning rather than failing; a copy of each repaired
+// segment is kept aside (see "Crash semantics" in the package doc).
 func Open(dir string, upstreams []string, opts Options) (*Buffer, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
@@ -171,27 +172,20 @@ func (b *Buffer) openTail() (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	size := fi.Size()
-	if !checkHeader(f) {
-		// Torn while being created, or damaged: start it afresh.
-		b.log.Warn("buffer: segment header damaged; segment emptied", "segment", s.path, "bytes", size)
-		b.corrupt.Add(1)
-		if err := f.Truncate(0); err != nil {
-			return 0, err
-		}
-		if _, err := f.WriteAt([]byte(segHeader), 0); err != nil {
-			return 0, err
-		}
-		size = 0
-	}
-	sc, err := b.scan(s, f, max(size, segHeaderLen))
+	// A damaged header (torn while the segment was created, or bit rot)
+	// costs no frame: each carries its own checksum.
+	headerOK := checkHeader(f)
+	sc, err := b.scan(s, f, max(fi.Size(), segHeaderLen))
 	if err != nil {
 		return 0, err
 	}
-	if sc.res.torn {
-		b.log.Warn("buffer: torn tail cut", "segment", s.path, "bytes", size-sc.res.validEnd)
-		if err := f.Truncate(sc.res.validEnd); err != nil {
-			return 0, err
+	if !headerOK || sc.res.torn {
+		cutAt := int64(-1)
+		if sc.res.torn {
+			cutAt = sc.res.validEnd
+		}
+		if err := b.repair(f, s, !headerOK, cutAt, sc); err != nil {
+			return 0, fmt.Errorf("repair %s: %w", s.path, err)
 		}
 	}
 	s.size, s.indexed = sc.res.validEnd, true
@@ -215,6 +209,7 @@ func (b *Buffer) openTail() (uint64, error) {
 // segScan is what a full scan of one segment found.
 type segScan struct {
 	res      scanResult
+	records  int    // valid records
 	end      uint64 // seq after the last valid record
 	snapshot bool
 	defs     []def
@@ -239,6 +234,7 @@ func (b *Buffer) scan(s *segment, f *os.File, size int64) (segScan, error) {
 		sc.snapshot = sc.snapshot || rec.snapshot
 		s.addIndex(rec.first, at)
 		sc.end = rec.end()
+		sc.records++
 		return nil
 	})
 	sc.res = res
@@ -265,19 +261,32 @@ func (b *Buffer) indexSegment(s *segment, size int64) (segScan, error) {
 		return segScan{}, err
 	}
 	defer f.Close()
-	if !checkHeader(f) {
-		b.corrupt.Add(1)
-		b.log.Warn("buffer: segment header damaged; its readings are skipped", "segment", s.path, "bytes", size)
-		s.indexed = true
-		return segScan{}, nil
-	}
+	headerOK := checkHeader(f)
 	sc, err := b.scan(s, f, size)
 	if err != nil {
 		return sc, err
 	}
+	if !headerOK {
+		b.repairSealed(s, sc)
+	}
 	b.dict.merge(sc.defs, sc.refEnd)
 	s.indexed = true
 	return sc, nil
+}
+
+// repairSealed rewrites the damaged header of a sealed segment whose frames
+// scan found. Its readings are served whatever happens here, so a failure
+// is only logged (and the repair tried again at the next Open).
+func (b *Buffer) repairSealed(s *segment, sc segScan) {
+	f, err := os.OpenFile(s.path, os.O_RDWR, 0)
+	if err == nil {
+		err = errors.Join(b.repair(f, s, true, -1, sc), f.Close())
+	} else {
+		b.corrupt.Add(1) // repair counts it otherwise
+	}
+	if err != nil {
+		b.log.Warn("buffer: segment header damaged; could not rewrite it", "segment", s.path, "error", err)
+	}
 }
 
 func (b *Buffer) createTail(first uint64) error {

@@ -233,7 +233,6 @@ func qos(q int) func(*config.Upstream)       { return func(u *config.Upstream) {
 func format(f string) func(*config.Upstream) { return func(u *config.Upstream) { u.Format = f } }
 func clean(u *config.Upstream)               { u.CleanSession = true }
 func retain(u *config.Upstream)              { u.Retain = true }
-func noCommandsOpt(u *config.Upstream)       { f := false; u.Commands = &f }
 func batchMax(n int) func(*config.Upstream)  { return func(u *config.Upstream) { u.BatchMax = n } }
 func reconnectMax(d time.Duration) func(*config.Upstream) {
 	return func(u *config.Upstream) { u.ReconnectMax = config.Duration(d) }

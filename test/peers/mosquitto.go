@@ -105,9 +105,6 @@ func (m *Mosquitto) URL() string { return "mqtt://127.0.0.1:" + strconv.Itoa(m.P
 // TLSURL is the TLS listener as a fieldgate url.
 func (m *Mosquitto) TLSURL() string { return "mqtts://127.0.0.1:" + strconv.Itoa(m.TLSPort) }
 
-// Log returns what mosquitto has logged so far, across restarts.
-func (m *Mosquitto) Log() string { return m.log.String() }
-
 // Start starts mosquitto and returns once it listens; a no-op while it runs.
 func (m *Mosquitto) Start() {
 	m.t.Helper()

@@ -1,0 +1,77 @@
+// Package profiles is fieldgate's library of built-in Modbus device register
+// maps: one TOML file per device, embedded in the binary. A [[modbus]]
+// adapter with profile = "NAME" takes its points from the file NAME.toml;
+// the modbus package decodes the points itself, so this package imports
+// nothing of fieldgate's.
+//
+// # File format
+//
+// Metadata first, then one [[point]] table per point with the keys of a
+// [[modbus.point]] and no others (name, table, address, type, byte_order,
+// scale, offset, unit, writable, length, bit):
+//
+//	name = "eastron-sdm630"    # [a-z0-9-]+, the file name without .toml
+//	maker = "Eastron"
+//	model = "SDM630-Modbus V2"
+//	kind = "meter"             # meter | inverter | battery | drive | charger | other
+//	source = "Eastron SDM630Modbus Smart Meter Modbus Protocol Implementation V1.8"
+//	notes = "RTU 9600 8N1 by default, unit id 1."
+//
+//	[[point]]
+//	name = "voltage_l1"
+//	table = "input_register"
+//	address = 0                # 0-based protocol address: register 30001 is 0
+//	type = "float32"
+//	unit = "V"
+//
+// The source names the maker's register map document and its version; the
+// notes say when a map could only be cross-checked against other public
+// implementations rather than read in the maker's document.
+//
+// # Point names
+//
+// One vocabulary across all profiles, so that dashboards and rules written
+// for one device carry over to the next:
+//
+//   - Phases are suffixed _l1, _l2, _l3; line-to-line voltages _l1_l2,
+//     _l2_l3, _l3_l1; the neutral _n. A name without a phase is the device
+//     total (or the only phase of a single-phase device).
+//   - voltage, current, power (active, W), reactive_power (var),
+//     apparent_power (VA), power_factor, phase_angle (°), frequency (Hz);
+//     _avg is an average over phases, _sum a sum, _max a maximum.
+//   - energy_import and energy_export (kWh, active), reactive_energy_import
+//     and reactive_energy_export (kvarh), energy_total (import + export);
+//     per phase energy_import_l1 …; per tariff _t1, _t2.
+//   - power_demand, current_demand (the meter's demand averages) and
+//     _demand_max.
+//   - thd_voltage_l1, thd_current_l1 … (%).
+//   - Inverters and hybrids: pv_power and pvN_voltage, pvN_current,
+//     pvN_power per MPP tracker; grid_power (positive when importing),
+//     load_power, battery_power, battery_soc, battery_soh (%),
+//     battery_voltage, battery_current, battery_temperature (°C);
+//     energy_yield (lifetime yield, kWh), energy_yield_today;
+//     battery_energy_charge, battery_energy_discharge;
+//     grid_energy_import, grid_energy_export.
+//   - Drives: control_word, status_word, speed_reference, speed (rpm),
+//     frequency (output, Hz), motor_current, motor_voltage, motor_power,
+//     motor_torque, dc_link_voltage.
+//   - Chargers: charging_state, cable_state, current_limit.
+//   - temperature is the device's own (heat sink, internal); status and
+//     error_code are the device's raw codes; serial_number, firmware_version
+//     and model are strings or raw numbers as the device gives them.
+//
+// Signs are the device's, except where a profile's notes say otherwise; the
+// notes state the convention where the maker's document does.
+//
+// Units are those Home Assistant knows: V, A, W, kW, kWh, Wh, Hz, VA, var,
+// kvarh, kVAh, %, °C, °, rpm, Nm, s, h. Only points meant to be written are
+// writable (a drive's speed reference, an inverter's power limit, a
+// charger's current limit), never a meter's.
+//
+// # Adding a profile
+//
+// Add one file NAME.toml to this folder. The package test checks every file:
+// no unknown keys, metadata complete, name equal to the file name, point
+// names unique, tables, types and byte orders valid, registers not
+// overlapping, addresses in range, writable only where Modbus can write.
+package profiles

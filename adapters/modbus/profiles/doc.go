@@ -64,7 +64,7 @@
 // notes state the convention where the maker's document does.
 //
 // Units are those Home Assistant knows: V, A, W, kW, kWh, Wh, Hz, VA, var,
-// kvarh, kVAh, %, °C, °, rpm, Nm, s, h. Only points meant to be written are
+// kvarh, kVAh, %, °C, °, rpm, Nm, s, ms, h. Only points meant to be written are
 // writable (a drive's speed reference, an inverter's power limit, a
 // charger's current limit), never a meter's.
 //

@@ -49,7 +49,7 @@ var (
 	// units are those named in the package comment: the convention
 	// Home Assistant understands, so a typo ("Kwh") fails here.
 	units = []string{"V", "A", "W", "kW", "kWh", "Wh", "Hz", "VA", "var", "kvarh", "kVAh",
-		"%", "°C", "°", "rpm", "Nm", "s", "h"}
+		"%", "°C", "°", "rpm", "Nm", "s", "ms", "h"}
 )
 
 // decode parses a profile strictly.

@@ -45,23 +45,26 @@
 //   - power_demand, current_demand (the meter's demand averages) and
 //     _demand_max.
 //   - thd_voltage_l1, thd_current_l1 … (%).
-//   - Inverters and hybrids: pv_power and pvN_voltage, pvN_current,
-//     pvN_power per MPP tracker; grid_power (positive when importing),
-//     load_power, battery_power, battery_soc, battery_soh (%),
-//     battery_voltage, battery_current, battery_temperature (°C);
-//     energy_yield (lifetime yield, kWh), energy_yield_today;
-//     battery_energy_charge, battery_energy_discharge;
-//     grid_energy_import, grid_energy_export.
+//   - Inverters and hybrids: the names above for the AC side; pv_power and
+//     pv1_voltage, pv1_current, pv1_power … per MPP tracker; energy_yield
+//     (lifetime, kWh) and energy_yield_today; grid_power, grid_energy_import,
+//     grid_energy_export for the inverter's grid meter; load_power;
+//     power_limit (writable where the device takes it).
+//   - Batteries: battery_power, or battery_charge_power and
+//     battery_discharge_power where the device reports them apart;
+//     battery_soc, battery_soh (%), battery_voltage, battery_current,
+//     battery_temperature (°C), battery_energy_charge,
+//     battery_energy_discharge.
 //   - Drives: control_word, status_word, speed_reference, speed (rpm),
-//     frequency (output, Hz), motor_current, motor_voltage, motor_power,
-//     motor_torque, dc_link_voltage.
-//   - Chargers: charging_state, cable_state, current_limit.
+//     frequency (output, Hz), motor_current, motor_voltage.
+//   - Chargers: charging_state, current_limit.
 //   - temperature is the device's own (heat sink, internal); status and
-//     error_code are the device's raw codes; serial_number, firmware_version
-//     and model are strings or raw numbers as the device gives them.
+//     error_code are the device's raw codes; serial_number, model and
+//     firmware_version are strings or raw numbers as the device gives them.
 //
-// Signs are the device's, except where a profile's notes say otherwise; the
-// notes state the convention where the maker's document does.
+// Signs are the device's: a profile does not negate a value. Its notes say
+// which way powers count (e.g. battery power positive while charging) where
+// the maker's document or the cross-checked sources state it.
 //
 // Units are those Home Assistant knows: V, A, W, kW, kWh, Wh, Hz, VA, var,
 // kvarh, kVAh, %, °C, °, rpm, Nm, s, ms, h. Only points meant to be written are

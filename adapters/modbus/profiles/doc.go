@@ -58,8 +58,9 @@
 //   - Drives: control_word, status_word, speed_reference, speed (rpm),
 //     frequency (output, Hz), motor_current, motor_voltage.
 //   - Chargers: charging_state, current_limit.
-//   - temperature is the device's own (heat sink, internal); status and
-//     error_code are the device's raw codes; serial_number, model and
+//   - temperature is the device's own (heat sink, internal); state and
+//     error_code are the device's raw codes (never "status", which names
+//     the adapter's status topic); serial_number, model and
 //     firmware_version are strings or raw numbers as the device gives them.
 //
 // Signs are the device's: a profile does not negate a value. Its notes say

@@ -136,8 +136,11 @@ func width(pt point) int {
 func checkPoint(pt point) []error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	if !pointName.MatchString(pt.Name) {
+	switch {
+	case !pointName.MatchString(pt.Name):
 		bad("name is not [a-z0-9_]+")
+	case pt.Name == "status":
+		bad("name is reserved for the adapter's status topic")
 	}
 	bitTable := pt.Table == "coil" || pt.Table == "discrete_input"
 	switch {
@@ -160,8 +163,8 @@ func checkPoint(pt point) []error {
 	} else if *pt.Address < 0 || *pt.Address+max(width(pt), 1)-1 > 65535 {
 		bad("address %d (width %d) outside 0..65535", *pt.Address, width(pt))
 	}
-	if pt.Type == "string" && (pt.Length < 1 || pt.Length > 125) {
-		bad("string length %d outside 1..125", pt.Length)
+	if pt.Type == "string" && (pt.Length < 1 || pt.Length > 123) {
+		bad("string length %d outside 1..123", pt.Length)
 	}
 	if pt.Type != "string" && pt.Length != 0 {
 		bad("length on a %q", pt.Type)
@@ -259,6 +262,7 @@ length = 2
 		{"maker", `maker = "M"`, `maker = " "`, "maker is empty"},
 		{"point name", `"alarm_b"`, `"Alarm-B"`, "not [a-z0-9_]+"},
 		{"twice", `"alarm_b"`, `"alarm_a"`, "defined twice"},
+		{"reserved", `"alarm_b"`, `"status"`, "reserved"},
 		{"table", `"input_register"`, `"inputs"`, "unknown table"},
 		{"type", `"uint64"`, `"flaot32"`, "unknown type"},
 		{"byte order", `type = "uint64"`, `type = "uint64"` + "\nbyte_order = \"ABDC\"", "byte_order"},

@@ -30,8 +30,9 @@ type Profile struct {
 
 // header is the part of a profile file read here: the metadata, and the
 // points left undecoded because only their number matters to this package.
+// Its name key is not read: a profile is named by its file, and the package
+// test checks that the two agree.
 type header struct {
-	Name   string           `toml:"name"`
 	Maker  string           `toml:"maker"`
 	Model  string           `toml:"model"`
 	Kind   string           `toml:"kind"`

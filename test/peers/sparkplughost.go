@@ -45,7 +45,7 @@ type SparkplugHost struct {
 
 // SparkplugEvent is one line the host printed.
 type SparkplugEvent struct {
-	Event  string `json:"event"` // ready, connected, message, state, sent, error
+	Event  string `json:"event"` // ready, connected, subscribed, message, state, sent, error
 	Topic  string `json:"topic"`
 	Type   string `json:"type"`   // NBIRTH, DDATA, …
 	Device string `json:"device"` // of a D* message

@@ -10,7 +10,7 @@
 // Lines out ("event" tells them apart):
 //   {"event":"ready"}                                once subscribed (and, as a
 //                                                    primary host, online)
-//   {"event":"connected"}                            at each (re)connect
+//   {"event":"connected"}, {"event":"subscribed"}    at each (re)connect
 //   {"event":"message","topic","type","device","qos","retain","seq",
 //    "timestamp","bdSeq","metrics":[…],"problems":[…]}
 //        metrics: {"name","alias","resolved","datatype","field","value",
@@ -111,6 +111,7 @@ client.on("connect", async () => {
     console.error("host: subscribe:", err.message);
     return;
   }
+  out({ event: "subscribed" });
   if (!ready) {
     ready = true;
     out({ event: "ready" });
@@ -214,6 +215,7 @@ function check(type, msg, problem) {
   if (msg.retain) problem(`${type} is retained`);
   if (type === "NDEATH") return checkNDeath(msg, problem);
   if (msg.timestamp === undefined) problem("no payload timestamp");
+  else if (Math.abs(Date.now() - msg.timestamp) > 5 * 60 * 1000) problem(`payload timestamp ${msg.timestamp} is not the time it was sent`);
   if (msg.seq === undefined) {
     problem("no seq");
   } else if (msg.seq < 0 || msg.seq > 255) {

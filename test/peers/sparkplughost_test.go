@@ -276,8 +276,8 @@ func TestSparkplugHostDecodesWhatOurEncoderWrites(t *testing.T) {
 	// The link drops without DISCONNECT: the broker publishes the will.
 	link.Cut()
 	death := host.Await(t, wait, "NDEATH", isType("NDEATH", ""))
-	if death.BdSeqMatchesBirth == nil || !*death.BdSeqMatchesBirth || *death.BdSeq != 41 || death.Seq != nil {
-		t.Errorf("NDEATH %s; want bdSeq 41 matching the NBIRTH, no seq", death)
+	if death.BdSeqMatchesBirth == nil || !*death.BdSeqMatchesBirth || *death.BdSeq != 41 || death.Seq != nil || death.QoS != 1 {
+		t.Errorf("NDEATH %s; want bdSeq 41 matching the NBIRTH, no seq, QoS 1 (the will's)", death)
 	}
 
 	// The host going offline, as an edge node sees it.

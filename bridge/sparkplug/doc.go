@@ -24,14 +24,19 @@
 // aliases start again with each birth. Before each CONNECT the node takes
 // the next bdSeq (BdSeq.Next, 0–255, persisted, one more on every connect
 // attempt) and registers NDeath(bdSeq) as its will: topic NDEATH, QoS 1,
-// not retained. Once connected it subscribes to its commands
+// not retained. Once connected it subscribes, at QoS 1, to its commands
 // (Node.CommandFilters) and, with a primary host configured, to that
 // host's STATE topic; it then publishes the birth sequence: the NBIRTH
 // (seq 0, the same bdSeq, Node Control/Rebirth = false, every node metric
 // with its current value), then a DBIRTH for each device that is not in
 // error, each with every metric, its current value (null if none yet),
-// datatype, alias and unit. Births and deaths go at QoS 0, not retained,
-// as the specification requires; nothing is ever retained.
+// datatype, alias and unit. Births and DDEATH go at QoS 0, not retained,
+// as the specification requires; nothing is ever retained. The
+// specification asks for QoS 0 for data too; fieldgate publishes NDATA and
+// DDATA at the upstream's qos, since only an acknowledgement lets the
+// buffer's cursor move with the guarantees of SPEC §4 (qos = 0 gives the
+// specification's behaviour, with the cursor moving once a message is
+// written to the socket).
 //
 // After the births, NDATA carries changed node metrics and DDATA new
 // readings, each metric by alias only, with the time it was read, in the
@@ -42,15 +47,15 @@
 //
 // A session ends with the will when the link is lost: the broker publishes
 // the NDEATH, and its bdSeq tells the host which NBIRTH it ends. On a
-// deliberate stop the node publishes the NDEATH itself and then sends
-// DISCONNECT (which discards the will).
+// deliberate stop the node publishes the NDEATH itself (QoS 1, so the
+// broker has it) and only then sends DISCONNECT, which discards the will.
 //
 // # Rebirth
 //
 // An NCMD setting Node Control/Rebirth to true (Command.IsRebirth) asks for
-// the birth sequence again: the node stops sending data, publishes NBIRTH
-// with the same bdSeq (the session and its will are unchanged) and every
-// DBIRTH, and carries on. Hosts ask for it when they see a seq gap or a
+// the birth sequence again: the node sends no more data from that moment,
+// publishes NBIRTH with the same bdSeq (the session and its will are
+// unchanged) and every DBIRTH, and only then carries on. Hosts ask for it when they see a seq gap or a
 // metric they do not know. Other NCMD metrics are ignored.
 //
 // # Commands

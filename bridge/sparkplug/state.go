@@ -43,8 +43,9 @@ func ParseState(payload []byte) (State, error) {
 // timestamp is at least that of the last one that counted, so a stale
 // message (an old will delivered late, a retained message from before the
 // host's latest birth) never turns the host offline. Keep one per MQTT
-// server: timestamps are per server. The zero value has seen nothing and
-// says offline.
+// server, across reconnections to it: timestamps are per server, and an
+// online STATE older than the offline that ended the last session must
+// not start a new one. The zero value has seen nothing and says offline.
 type PrimaryHost struct {
 	last State
 	seen bool

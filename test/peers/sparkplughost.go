@@ -63,6 +63,9 @@ type SparkplugEvent struct {
 	Rebirth bool `json:"rebirth"`
 	// BdSeqMatchesBirth says an NDEATH ends the session of the last NBIRTH.
 	BdSeqMatchesBirth *bool `json:"bdSeqMatchesBirth"`
+	// AfterRebirthRequest marks data that arrived after the host asked for
+	// a rebirth and before the NBIRTH answering it.
+	AfterRebirthRequest bool `json:"afterRebirthRequest"`
 	// Online is a STATE message's flag.
 	Online *bool `json:"online"`
 	// ID and Message belong to sent and error events: the command's id,

@@ -47,6 +47,7 @@ func testCatalog(t *testing.T) *sparkplug.Catalog {
 			{Name: "door", Type: pb.DataType_Boolean},
 			{Name: "pulses", Type: pb.DataType_UInt64},
 		}},
+		{ID: "late", Metrics: []sparkplug.MetricDef{{Name: "x", Type: pb.DataType_Boolean}}}, // never born by births
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -289,6 +290,11 @@ func TestSparkplugHostDecodesWhatOurEncoderWrites(t *testing.T) {
 	if ps := host.Problems(); len(ps) > 0 {
 		t.Errorf("the host found problems:\n%s", strings.Join(ps, "\n"))
 	}
+	for _, m := range host.Messages() {
+		if m.AfterRebirthRequest {
+			t.Errorf("data between the rebirth request and its NBIRTH: %s", m)
+		}
+	}
 }
 
 // TestSparkplugHostFindsBrokenSessions feeds the host sessions that break
@@ -335,6 +341,10 @@ func TestSparkplugHostFindsBrokenSessions(t *testing.T) {
 				{Alias: proto.Uint64(door.Alias), Timestamp: &ms, Value: &pb.Payload_Metric_IntValue{IntValue: 1}},
 			}}), nil)
 		}, "Boolean in intValue"},
+		{"a first DBIRTH after data", func() {
+			b, err := edge.cat.DBirth(edge.seq.Next(), now, "late", nil)
+			edge.publish(t, node.DeviceTopic(sparkplug.DBIRTH, "late"), b, err)
+		}, "first DBIRTH of late after data"},
 		{"data of a dead device", func() {
 			edge.publish(t, node.DeviceTopic(sparkplug.DDEATH, "io"), sparkplug.DDeath(edge.seq.Next(), now), nil)
 			edge.ddata(t, "io", sparkplug.Sample{Name: "door", Value: adapters.Bool(true), Time: now})
@@ -348,8 +358,16 @@ func TestSparkplugHostFindsBrokenSessions(t *testing.T) {
 		})
 	}
 
-	// An NDEATH with another session's bdSeq ends nothing: a stale will.
+	// Data after a rebirth request, before the NBIRTH answering it.
 	from := host.Len()
+	host.Rebirth(t)
+	edge.ddata(t, "boiler", sparkplug.Sample{Name: "setpoint", Value: adapters.Int(1), Time: now})
+	host.AwaitSince(t, from, wait, "data after the rebirth request marked", func(e SparkplugEvent) bool {
+		return isType("DDATA", "boiler")(e) && e.AfterRebirthRequest
+	})
+
+	// An NDEATH with another session's bdSeq ends nothing: a stale will.
+	from = host.Len()
 	edge.publish(t, node.Topic(sparkplug.NDEATH), sparkplug.NDeath(7, now), nil)
 	if d := host.AwaitSince(t, from, wait, "NDEATH", isType("NDEATH", "")); d.BdSeqMatchesBirth == nil || *d.BdSeqMatchesBirth {
 		t.Errorf("NDEATH of bdSeq 7 after an NBIRTH of 1: %s", d)

@@ -16,7 +16,8 @@
 //        metrics: {"name","alias","resolved","datatype","field","value",
 //                  "isNull","isHistorical","timestamp","properties"}
 //        NBIRTH adds "rebirth" (same bdSeq as the session before it);
-//        NDEATH adds "bdSeqMatchesBirth"
+//        NDEATH adds "bdSeqMatchesBirth"; NDATA and DDATA between a
+//        rebirth request and its NBIRTH add "afterRebirthRequest"
 //   {"event":"state","topic","online","timestamp","retain"}
 //   {"event":"sent","id","topic"}                    a command went out
 //   {"event":"error","id","message"}                 a command was not sent
@@ -61,7 +62,7 @@ const DEVICE_TYPES = new Set(["DBIRTH", "DDEATH", "DDATA", "DCMD"]);
 // session is the edge node's current session, from its NBIRTH to the
 // NDEATH that carries the same bdSeq; null before the first and after it.
 let session = null;
-let previousBdSeq = null;
+let rebirthRequested = false; // an NCMD rebirth went out, no NBIRTH since
 const stateTimestamp = Date.now(); // this host's STATE timestamp, one per run
 
 function out(obj) {
@@ -226,12 +227,19 @@ function check(type, msg, problem) {
     problem(`${type} before any NBIRTH of this session`);
     return;
   }
+  // The TCK fails a node that sends data between a rebirth request and the
+  // NBIRTH answering it; a message already on its way when the request
+  // arrived is marked too, so a test decides.
+  if (rebirthRequested && (type === "NDATA" || type === "DDATA")) msg.afterRebirthRequest = true;
   const want = (session.lastSeq + 1) % 256;
   if (msg.seq !== want) problem(`seq ${msg.seq} after ${session.lastSeq}, want ${want}`);
   session.lastSeq = msg.seq;
   const dev = msg.device;
   switch (type) {
     case "DBIRTH":
+      // A device may be born again after its DDEATH, but every device's
+      // first DBIRTH belongs to the birth sequence, before any data.
+      if (!session.devices.has(dev) && session.data) problem(`first DBIRTH of ${dev} after data: DBIRTHs must follow the NBIRTH`);
       checkBirthMetrics(msg, dev, problem);
       session.devices.set(dev, true);
       break;
@@ -240,9 +248,11 @@ function check(type, msg, problem) {
       session.devices.set(dev, false);
       break;
     case "NDATA":
+      session.data = true;
       checkDataMetrics(msg, "", problem);
       break;
     case "DDATA":
+      session.data = true;
       if (session.devices.get(dev) !== true) problem(`DDATA of ${dev} without a DBIRTH since its NBIRTH or DDEATH`);
       checkDataMetrics(msg, dev, problem);
       break;
@@ -250,6 +260,7 @@ function check(type, msg, problem) {
 }
 
 function checkNBirth(msg, problem) {
+  rebirthRequested = false;
   if (msg.seq !== 0) problem(`NBIRTH seq ${msg.seq}, want 0`);
   const bd = msg.metrics.find((m) => m.name === "bdSeq");
   if (!bd) {
@@ -266,7 +277,6 @@ function checkNBirth(msg, problem) {
   msg.bdSeq = bdSeq;
   msg.rebirth = session !== null && session.bdSeq === bdSeq;
   session = { bdSeq, lastSeq: msg.seq, aliases: new Map(), names: new Map(), devices: new Map() };
-  previousBdSeq = bdSeq;
   checkBirthMetrics(msg, "", problem);
 }
 
@@ -296,6 +306,13 @@ function checkBirthMetrics(msg, device, problem) {
     if (m.datatype === undefined) problem(`${what} without a datatype`);
     if (m.timestamp === undefined) problem(`${what} without a timestamp`);
     checkField(m, m.datatype, what, problem);
+    const props = m.raw.properties;
+    if (props) {
+      if (props.keys.length !== props.values.length) problem(`${what} has ${props.keys.length} property keys and ${props.values.length} values`);
+      props.values.forEach((v, i) => {
+        if (!v.hasOwnProperty("type")) problem(`${what} property ${props.keys[i]} without a type`);
+      });
+    }
     const key = device + "/" + m.name;
     if (m.alias !== undefined) {
       const owner = session.aliases.get(m.alias);
@@ -368,6 +385,7 @@ async function send(c) {
   const now = Date.now();
   switch (c.cmd) {
     case "rebirth":
+      rebirthRequested = true;
       return command(`${NS}/${group}/NCMD/${node}`, now, [{ name: "Node Control/Rebirth", type: "Boolean", value: true }]);
     case "ncmd":
       return command(`${NS}/${group}/NCMD/${node}`, now, c.metrics.map((m) => commandMetric("", m)));

@@ -19,35 +19,27 @@ type DataType = pb.DataType
 // register of 234 at scale 0.1 is 23.4), so scaled says whether it has one
 // and makes any numeric type a Double.
 func PointDataType(pointType string, scaled bool) (DataType, error) {
-	var dt DataType
-	switch pointType {
-	case "bool":
-		return pb.DataType_Boolean, nil
-	case "string":
-		return pb.DataType_String, nil
-	case "int16":
-		dt = pb.DataType_Int16
-	case "uint16":
-		dt = pb.DataType_UInt16
-	case "int32":
-		dt = pb.DataType_Int32
-	case "uint32":
-		dt = pb.DataType_UInt32
-	case "int64":
-		dt = pb.DataType_Int64
-	case "uint64":
-		dt = pb.DataType_UInt64
-	case "float32":
-		dt = pb.DataType_Float
-	case "float64":
-		dt = pb.DataType_Double
-	default:
+	dt, ok := pointDataTypes[pointType]
+	switch {
+	case !ok:
 		return pb.DataType_Unknown, fmt.Errorf("no Sparkplug datatype for point type %q", pointType)
-	}
-	if scaled {
+	case scaled && dt != pb.DataType_Boolean && dt != pb.DataType_String:
 		return pb.DataType_Double, nil
 	}
 	return dt, nil
+}
+
+var pointDataTypes = map[string]DataType{
+	"bool":    pb.DataType_Boolean,
+	"int16":   pb.DataType_Int16,
+	"uint16":  pb.DataType_UInt16,
+	"int32":   pb.DataType_Int32,
+	"uint32":  pb.DataType_UInt32,
+	"int64":   pb.DataType_Int64,
+	"uint64":  pb.DataType_UInt64,
+	"float32": pb.DataType_Float,
+	"float64": pb.DataType_Double,
+	"string":  pb.DataType_String,
 }
 
 // intRange is the span of the integer datatypes, by datatype.

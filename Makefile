@@ -5,7 +5,7 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 PREFIX  ?= /usr/local
 
-.PHONY: build demo test test-short test-gpio fuzz bench install clean
+.PHONY: build demo test test-short test-gpio fuzz bench generate-check install clean
 
 ## build: the gateway binary, bin/fieldgate (static, stripped)
 build:
@@ -39,10 +39,17 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRTUReply$$' -fuzztime $(FUZZTIME) ./adapters/modbus
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEncode$$' -fuzztime $(FUZZTIME) ./adapters/modbus
 	$(GO) test -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME) ./adapters/serial
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME) ./bridge/sparkplug
 
 ## bench: every benchmark once, printing its figures
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+## generate-check: regenerate the generated code (protoc from Debian's
+## protobuf-compiler) and fail if it differs from what is committed
+generate-check:
+	$(GO) generate ./bridge/sparkplug/sparkplugpb
+	git diff --exit-code -- bridge/sparkplug/sparkplugpb
 
 ## install: the binary, an example config and the systemd unit (as root)
 install: build

@@ -15,6 +15,7 @@ require (
 	github.com/warthog618/go-gpiosim v0.1.1
 	go.bug.st/serial v1.8.0
 	golang.org/x/sys v0.43.0
+	google.golang.org/protobuf v1.36.12
 )
 
 require (

@@ -36,6 +36,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./config
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCommand$$' -fuzztime $(FUZZTIME) ./bridge
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./buffer
+	$(GO) test -run '^$$' -fuzz '^FuzzRecoverForgery$$' -fuzztime $(FUZZTIME) ./buffer
 	$(GO) test -run '^$$' -fuzz '^FuzzRTUReply$$' -fuzztime $(FUZZTIME) ./adapters/modbus
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEncode$$' -fuzztime $(FUZZTIME) ./adapters/modbus
 	$(GO) test -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME) ./adapters/serial

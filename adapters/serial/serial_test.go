@@ -379,3 +379,26 @@ func TestUnplug(t *testing.T) {
 	}
 	expect(t, dev, "T4\n")
 }
+
+// TestPortThatStopsDraining: a command to a port that stops draining fails
+// at its deadline instead of wedging the port's owner; the adapter reports
+// the port fault and, once the port drains again, reopens it and is ok.
+func TestPortThatStopsDraining(t *testing.T) {
+	cable := peers.StartSocat(t, t.TempDir())
+	w, e := start(t, newConfig(cable.A, "line",
+		serial.PointConfig{Name: "target", Pattern: `T=([0-9.]+)`, Type: "float64", WriteFormat: "T{value}\n"}))
+	if err := e.NextStatus(t); err != nil {
+		t.Fatalf("status %v, want ok", err)
+	}
+	unclog := cable.Clog()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, _, err := w.Write(ctx, "target", reading.Float(21))
+	if !errors.Is(err, serialport.ErrNotDraining) || time.Since(start) > 10*time.Second {
+		t.Fatalf("command to a clogged port = %v after %v, want ErrNotDraining within its bound", err, time.Since(start))
+	}
+	e.AwaitStatus(t, "the port fault", func(err error) bool { return errors.Is(err, serialport.ErrNotDraining) })
+	unclog()
+	e.AwaitStatus(t, "ok after the port drains", adapterstest.IsOK)
+}

@@ -5,12 +5,14 @@
 # removal and a purge with dpkg inside a throwaway Debian 12 chroot, where
 # adduser, deb-systemd-helper and the maintainer scripts run for real.
 #
-# The chroot is a debootstrap minbase tree, built once and kept as a tarball
-# in ~/.cache/fieldgate-debroot (FIELDGATE_DEBROOT_CACHE), unpacked afresh
-# for every run. Needs root, debootstrap and lintian.
+# The chroot is a debootstrap minbase tree (packaging/debroot.sh: built once,
+# cached in ~/.cache/fieldgate-debroot, unpacked afresh for every run).
+# Needs root, debootstrap and lintian.
 # shellcheck disable=SC2016 # dpkg-query formats are literal
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=packaging/debroot.sh
+. packaging/debroot.sh
 
 fail() {
 	echo "test-deb: FAIL: $*" >&2
@@ -51,22 +53,8 @@ deb2=$(echo "$tmp"/next/fieldgate_*_amd64.deb)
 [ -f "$deb2" ] || fail "rebuild wrote no .deb"
 
 # The throwaway root.
-cache=${FIELDGATE_DEBROOT_CACHE:-$HOME/.cache/fieldgate-debroot}
-suite=bookworm
-recipe="--variant=minbase --include=adduser $suite"
-tarball="$cache/$(echo "$recipe" | sha256sum | cut -c1-12).tar"
-if [ ! -f "$tarball" ]; then
-	step "debootstrap $recipe (cached in $tarball)"
-	mkdir -p "$cache"
-	# shellcheck disable=SC2086 # the recipe is a list of arguments
-	debootstrap $recipe "$tmp/bootstrap" "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" >"$tmp/debootstrap.log" 2>&1 ||
-		{ tail -20 "$tmp/debootstrap.log"; fail "debootstrap"; }
-	tar -C "$tmp/bootstrap" -cf "$tarball.part" . && mv "$tarball.part" "$tarball"
-	rm -rf "$tmp/bootstrap"
-fi
 root=$tmp/root
-mkdir "$root"
-tar -C "$root" -xf "$tarball"
+debroot "$root" adduser procps || fail "cannot make the Debian root"
 cp "$deb1" "$root/tmp/fieldgate-1.deb"
 cp "$deb2" "$root/tmp/fieldgate-2.deb"
 

@@ -57,12 +57,14 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 
-## install: the binary, an example config and the systemd unit (as root)
+## install: the binary, the starter config and the systemd unit (as root),
+## without the package; the README's manual route creates the user first
 install: build
 	install -D -m 0755 bin/fieldgate $(DESTDIR)$(PREFIX)/bin/fieldgate
-	install -D -m 0644 systemd/fieldgate.service $(DESTDIR)/etc/systemd/system/fieldgate.service
+	sed 's|/usr/bin/fieldgate|$(PREFIX)/bin/fieldgate|' systemd/fieldgate.service | \
+		install -D -m 0644 /dev/stdin $(DESTDIR)/etc/systemd/system/fieldgate.service
 	test -e $(DESTDIR)/etc/fieldgate/fieldgate.toml || \
-		install -D -m 0640 examples/full.toml $(DESTDIR)/etc/fieldgate/fieldgate.toml
+		install -D -m 0640 examples/starter.toml $(DESTDIR)/etc/fieldgate/fieldgate.toml
 
 clean:
 	rm -rf bin dist demo-data

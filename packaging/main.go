@@ -47,6 +47,9 @@ var debianArch = map[string]string{
 var maxSize = map[string]int64{"armv7": 12 << 20}
 
 const (
+	// revision is the Debian revision of every package: the packaging
+	// of one upstream version has never changed on its own.
+	revision   = "1"
 	nfpmConfig = "nfpm.yaml"
 	manPage    = "debian/fieldgate.1"
 	copyright  = "debian/copyright"
@@ -90,6 +93,7 @@ func run(o options, out io.Writer) error {
 	defer os.RemoveAll(tmp)
 	env := map[string]string{
 		"VERSION":    debVersion,
+		"RELEASE":    revision,
 		"MAINTAINER": o.maintainer,
 		"MANPAGE":    filepath.Join(tmp, "fieldgate.1.gz"),
 		"CHANGELOG":  filepath.Join(tmp, "changelog.Debian.gz"),
@@ -101,7 +105,7 @@ func run(o options, out io.Writer) error {
 	if err := writeGzip(env["MANPAGE"], page); err != nil {
 		return err
 	}
-	if err := writeGzip(env["CHANGELOG"], changelog(debVersion+"-1", o.version, o.commit, o.maintainer, o.date)); err != nil {
+	if err := writeGzip(env["CHANGELOG"], changelog(debVersion+"-"+revision, o.version, o.commit, o.maintainer, o.date)); err != nil {
 		return err
 	}
 

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
-	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/fieldgate/fieldgate/buffer"
 )
@@ -69,13 +68,12 @@ func newPublisher(u *upstream) *publisher {
 type flight struct {
 	first, last uint64
 	tok         mqtt.Token
-	key         string
-	pkt         packets.ControlPacket
+	stored      storeMark // when tok is nil
 }
 
 func (f *flight) state(s *sessionStore) (done bool, err error) {
 	if f.tok == nil {
-		return !s.holds(f.key, f.pkt), nil
+		return !s.holds(f.stored), nil
 	}
 	select {
 	case <-f.tok.Done():
@@ -212,11 +210,15 @@ func (p *publisher) afterLoss() {
 		if done && err == nil {
 			continue
 		}
-		if !done && p.s.qos > 0 && !p.s.clean {
+		// What paho's session store holds, paho resends after the
+		// reconnect, even a message whose token failed (its send timed
+		// out, or the loss came before it was written): it is watched
+		// there, not read again, or it would go out twice.
+		if p.s.qos > 0 && !p.s.clean {
 			if pt, ok := f.tok.(*mqtt.PublishToken); ok && pt.MessageID() != 0 {
 				key := "o." + strconv.Itoa(int(pt.MessageID())) // paho's key for an outbound packet
-				if pkt := p.conn.store.Get(key); pkt != nil {
-					f.tok, f.key, f.pkt = nil, key, pkt
+				if m, ok := p.conn.store.mark(key); ok {
+					f.tok, f.stored = nil, m
 					continue
 				}
 			}

@@ -66,7 +66,7 @@ func TestDeviceIDReplyLen(t *testing.T) {
 		}
 	}
 	for _, head := range [][]byte{
-		{1, fcMEI, 0x0D},                                  // another MEI type
+		{1, fcMEI, 0x0D}, // another MEI type
 		{1, fcMEI, meiDeviceID, 2, 0x82, 0, 0, 1, 0, 255}, // an object beyond the frame
 	} {
 		if _, err := replyLen(req, head); !errors.Is(err, ErrBadFrame) {

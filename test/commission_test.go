@@ -125,7 +125,7 @@ func TestScanDeadBus(t *testing.T) {
 		out, stderr := cli(t, 1, "scan", "rtu://"+cable.A, "--units", fmt.Sprintf("1-%d", units), "--timeout", timeout.String(), "--baud", "19200", "--parity", "E")
 		took := time.Since(begin)
 		wantLines(t, out, `^10 units probed in .*: no unit answered$`)
-		wantLines(t, stderr, `^scanning 10 units of rtu://.* \(19200 8E1\), 100ms for each silent one: at most about 1s$`)
+		wantLines(t, stderr, `^scanning 10 units of rtu://.* \(19200 8E1\), waiting 100ms for each answer: about 1s if none answers$`)
 		if took < units*timeout || took > units*timeout+5*time.Second {
 			t.Errorf("the scan took %s, want about %s", took, units*timeout)
 		}

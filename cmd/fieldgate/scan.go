@@ -48,7 +48,7 @@ func scan(args []string, stdout, stderr io.Writer) int {
 	if strings.HasPrefix(url, "rtu://") {
 		where += " (" + lineText(line) + ")"
 	}
-	fmt.Fprintf(stderr, "scanning %s of %s, %s for each silent one: at most about %s\n",
+	fmt.Fprintf(stderr, "scanning %s of %s, waiting %s for each answer: about %s if none answers\n",
 		config.Count(len(units), "unit"), where, *timeout, (time.Duration(len(units)) * *timeout).Round(100*time.Millisecond))
 
 	ctx, stop := interruptible()

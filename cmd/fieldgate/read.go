@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -184,7 +185,7 @@ func readPoints(path, target string, wait time.Duration, stdout, stderr io.Write
 	})
 	o.stop()
 	o.mu.Lock()
-	rs := o.readings
+	rs := maps.Clone(o.readings) // an adapter slow to stop may still emit
 	o.mu.Unlock()
 
 	units := map[string]string{}

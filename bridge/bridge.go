@@ -74,7 +74,17 @@ func New(cfg *config.Config, buf Buffer, cmd Commander, logger *slog.Logger) *Br
 	specs, v, err := resolve(cfg)
 	b.specs, b.cfgErr = specs, err
 	b.view.Store(v)
+	b.status.configure(adapterNames(cfg))
 	return b
+}
+
+// adapterNames lists the adapters cfg configures.
+func adapterNames(cfg *config.Config) []string {
+	names := make([]string, len(cfg.Adapters))
+	for i, a := range cfg.Adapters {
+		names[i] = a.Name
+	}
+	return names
 }
 
 // resolve derives every upstream's settings; it fails without side effects.
@@ -138,6 +148,7 @@ func (b *Bridge) Reload(cfg *config.Config) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.view.Store(v)
+	b.status.configure(adapterNames(cfg))
 	b.specs, b.cfgErr = specs, nil
 	if !b.running || b.stopping {
 		return nil
@@ -168,7 +179,9 @@ func (b *Bridge) Reload(cfg *config.Config) error {
 // SetStatus records an adapter's health (nil: ok). A change is published,
 // retained, on every connected upstream; all statuses are published again
 // after each (re)connect. It never blocks on the network, and reports
-// whether the status changed.
+// whether the status changed. Adapters not in the configuration have no
+// status: Reload clears those of the adapters it removes, on every
+// upstream, and ignores their later reports.
 func (b *Bridge) SetStatus(adapter string, err error) (changed bool) {
 	return b.status.set(adapter, err, time.Now())
 }

@@ -160,6 +160,14 @@ func checkCommand(payload []byte, retained bool, now time.Time, maxAge time.Dura
 	return c, nil
 }
 
+// CheckCommand applies to a command given other than through a broker
+// (`fieldgate write`) the refusals the bridge makes of one it receives:
+// the size limit, the payload's form and its ts against maxAge
+// (command_max_age). Such a command is never retained.
+func CheckCommand(payload []byte, now time.Time, maxAge time.Duration) (Command, error) {
+	return checkCommand(payload, false, now, maxAge)
+}
+
 // result is the outcome of one command, published on its result topic.
 type result struct {
 	adapter, point string

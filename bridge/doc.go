@@ -12,7 +12,8 @@
 // the encoder of the upstream's payload format (one file per format,
 // format_*.go); the commandWorker (commandworker.go) serves commands; the
 // statusPublisher (status.go) and discovery (homeassistant.go) keep
-// adapter statuses and Home Assistant configs on the broker.
+// adapter statuses and Home Assistant configs on the broker; a reload that
+// removes an adapter clears its retained status on every upstream.
 //
 // # Delivery
 //
@@ -69,7 +70,10 @@
 // point's adapter is ok. It does so at each (re)connect and, for the
 // points that changed, at each reload, where the config of a point that is
 // gone is replaced by an empty retained message, which removes the entity.
-// The configs skip the buffer and go out from their own goroutine, so they
+// At each connect it first learns which configs the broker retains for
+// this gateway id (a brief subscription to homeassistant/+/<gateway
+// id>/+/config, see learnRetained), so the entities of points removed
+// while the gateway was down are removed too. The configs skip the buffer and go out from their own goroutine, so they
 // never hold up readings. The batch format has no topic per point, so it
 // gets no configs (and a warning).
 package bridge

@@ -90,11 +90,7 @@ func (g *gateway) Command(ctx context.Context, adapter, point string, v reading.
 	if !ok {
 		return reading.Value{}, fmt.Errorf("adapter %q: %w", adapter, adapters.ErrNoPoint)
 	}
-	w, ok := r.a.(adapters.Writer)
-	if !ok {
-		return reading.Value{}, fmt.Errorf("adapter %q: %w", adapter, adapters.ErrNotWritable)
-	}
-	written, back, err := w.Write(ctx, point, v) // the bridge bounds ctx
+	written, back, err := command(ctx, r.a, point, v) // the bridge bounds ctx
 	if err != nil {
 		return reading.Value{}, err
 	}

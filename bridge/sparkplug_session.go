@@ -448,6 +448,7 @@ func (s *sparkplugSession) recordStates() {
 				next = s.buf.Stats().Next
 			}
 			s.inbox.marks = append(s.inbox.marks, deviceMark{next, a, f != ""})
+			s.logger.Debug("sparkplug: adapter state marked", "adapter", a, "dead", f != "", "seq", next)
 		}
 	}
 	if len(s.inbox.changed) > 0 {
@@ -503,6 +504,7 @@ func (s *sparkplugSession) followHost(states []hostState) error {
 		}
 		was := s.hostUp
 		s.hostUp = h.Update(st.State)
+		s.logger.Debug("sparkplug: STATE", "online", st.Online, "timestamp", st.Timestamp, "host_online", s.hostUp)
 		switch {
 		case s.hostUp && !was:
 			s.logger.Info("sparkplug: the primary host is online", "host", s.hostID, "timestamp", st.Timestamp)

@@ -31,7 +31,9 @@ func (e *sparkplugEncoder) encode(es []buffer.Entry, _ map[pointKey]string) (mes
 	stop := s.nextMark()
 	samples := make([]sparkplug.Sample, 0, min(len(es), e.max))
 	n := 0
-	for ; n < len(es) && es[n].Adapter == dev && es[n].Seq < stop && len(samples) < e.max; n++ {
+	// The run ends at another adapter's reading, at the next mark (admit
+	// has applied those up to es[0]) and at max metrics.
+	for ; n < len(es) && es[n].Adapter == dev && (n == 0 || es[n].Seq < stop) && len(samples) < e.max; n++ {
 		r := es[n]
 		m, ok := cat.Lookup(dev, r.Point)
 		if !ok {
@@ -44,7 +46,6 @@ func (e *sparkplugEncoder) encode(es []buffer.Entry, _ map[pointKey]string) (mes
 		}
 		samples = append(samples, sparkplug.Sample{Name: r.Point, Value: r.Value, Time: r.Time, Historical: r.Seq < s.histBelow})
 	}
-	n = max(n, 1) // admit placed es[0] before the next mark; this is for safety's sake only
 	m := message{first: es[0].Seq, last: es[n-1].Seq}
 	if len(samples) == 0 {
 		return m, n

@@ -1,0 +1,140 @@
+package bridge
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/fieldgate/fieldgate/bridge/sparkplug"
+	pb "github.com/fieldgate/fieldgate/bridge/sparkplug/sparkplugpb"
+	"github.com/fieldgate/fieldgate/buffer"
+	"github.com/fieldgate/fieldgate/internal/reading"
+)
+
+// encoderSession is a Sparkplug session with births behind it, as far as
+// its encoder needs one: a catalog for the points, the seq at which
+// historical readings end, and the given device marks, applied up to the
+// first entry.
+func encoderSession(t testing.TB, points []reading.Point, histBelow uint64, marks ...deviceMark) *sparkplugSession {
+	t.Helper()
+	s := &sparkplugSession{node: sparkplug.Node{Group: group, ID: "gw"}, logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		histBelow: histBelow, marks: marks, dropped: map[pointKey]bool{}}
+	defs, problems := defsOf(&view{points: points})
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	cat, err := sparkplug.NewCatalog(defs.node, defs.devices)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cat.Store(cat)
+	s.seq.Birth()
+	return s
+}
+
+func TestSparkplugEncoderRuns(t *testing.T) {
+	points := []reading.Point{
+		{Adapter: "boiler", Name: "temp", Type: "int16", Scale: 0.1},
+		{Adapter: "boiler", Name: "on", Type: "bool", Scale: 1},
+		{Adapter: "scale", Name: "label", Type: "string", Scale: 1},
+	}
+	s := encoderSession(t, points, 1044, deviceMark{seq: 1045, adapter: "boiler", dead: true})
+	e := &sparkplugEncoder{s: s, max: 2}
+	es := []buffer.Entry{
+		entry(1042, "boiler", "temp", reading.Float(21.5)),
+		entry(1043, "boiler", "on", reading.Bool(true)),
+		entry(1044, "boiler", "gone", reading.Float(1)),  // not in the births: left out
+		entry(1045, "boiler", "on", reading.Bool(false)), // after the boiler's mark: a run of its own
+		entry(1046, "boiler", "on", reading.String("x")), // does not fit a Boolean: left out
+		entry(1047, "scale", "label", reading.String("ok")),
+	}
+	type metric struct {
+		alias      uint64 // 1 and 2 are the gateway's version and backlog
+		historical bool
+		value      string
+	}
+	want := []struct {
+		topic       string
+		first, last uint64
+		seq         uint64
+		metrics     []metric
+	}{
+		{"spBv1.0/plant-1/DDATA/gw/boiler", 1042, 1043, 1, []metric{{3, true, "21.5"}, {4, true, "true"}}},
+		{"", 1044, 1044, 0, nil},
+		{"spBv1.0/plant-1/DDATA/gw/boiler", 1045, 1046, 2, []metric{{4, false, "false"}}},
+		{"spBv1.0/plant-1/DDATA/gw/scale", 1047, 1047, 3, []metric{{5, false, "ok"}}},
+	}
+	for i, w := range want {
+		s.applyMarks(es[0].Seq) // as admit does; the session has no births to publish here
+		m, n := e.encode(es, nil)
+		es = es[n:]
+		if m.topic != w.topic || m.first != w.first || m.last != w.last {
+			t.Fatalf("message %d: %s %d..%d, want %s %d..%d", i, m.topic, m.first, m.last, w.topic, w.first, w.last)
+		}
+		if m.topic == "" {
+			continue
+		}
+		var p pb.Payload
+		if err := proto.Unmarshal(m.payload, &p); err != nil {
+			t.Fatal(err)
+		}
+		if p.GetSeq() != w.seq || len(p.Metrics) != len(w.metrics) {
+			t.Fatalf("message %d: seq %d, %d metrics; want seq %d, %d", i, p.GetSeq(), len(p.Metrics), w.seq, len(w.metrics))
+		}
+		for j, wm := range w.metrics {
+			pm := p.Metrics[j]
+			v := fmt.Sprint(pm.GetDoubleValue())
+			switch pm.Value.(type) {
+			case *pb.Payload_Metric_BooleanValue:
+				v = fmt.Sprint(pm.GetBooleanValue())
+			case *pb.Payload_Metric_StringValue:
+				v = pm.GetStringValue()
+			}
+			if pm.GetAlias() != wm.alias || pm.Name != nil || pm.GetIsHistorical() != wm.historical || v != wm.value {
+				t.Errorf("message %d metric %d: %v, want %+v", i, j, pm, wm)
+			}
+		}
+	}
+	if len(es) != 0 {
+		t.Errorf("%d entries left", len(es))
+	}
+}
+
+// BenchmarkMessageSizes reports what the same readings of one adapter
+// (float32 points without a unit) take on the wire in each format: all the
+// messages' payloads and topics, for one reading and for a poll cycle of
+// 50 points.
+func BenchmarkMessageSizes(b *testing.B) {
+	for _, n := range []int{1, 50} {
+		var points []reading.Point
+		var es []buffer.Entry
+		for i := range n {
+			name := fmt.Sprintf("p%d", i)
+			points = append(points, reading.Point{Adapter: "boiler", Name: name, Type: "float32", Scale: 1})
+			es = append(es, entry(uint64(1000+i), "boiler", name, reading.Float(21.5+float64(i)/10)))
+		}
+		for _, f := range []string{formatJSON, formatBatch, formatSparkplug} {
+			b.Run(fmt.Sprintf("%s/%d", f, n), func(b *testing.B) {
+				enc := newEncoder(&settings{prefix: "fieldgate/pi-gw-01", format: f, batchMax: 100})
+				if f == formatSparkplug {
+					enc = &sparkplugEncoder{s: encoderSession(b, points, 0), max: 100}
+				}
+				var payload, topics, msgs int
+				for b.Loop() {
+					payload, topics, msgs = 0, 0, 0
+					for rest := es; len(rest) > 0; {
+						m, k := enc.encode(rest, nil)
+						rest = rest[k:]
+						payload, topics, msgs = payload+len(m.payload), topics+len(m.topic), msgs+1
+					}
+				}
+				b.ReportMetric(float64(payload), "payload-bytes")
+				b.ReportMetric(float64(topics), "topic-bytes")
+				b.ReportMetric(float64(msgs), "messages")
+			})
+		}
+	}
+}

@@ -163,7 +163,7 @@ func TestSparkplugEdgeNodeEndToEnd(t *testing.T) {
 		metric, value string
 		write         peers.SparkplugWrite
 	}{
-		{"temp", "21.5", peers.SparkplugWrite{Name: "temp", Value: 5.0}},           // not writable
+		{"temp", "21.5", peers.SparkplugWrite{Name: "temp", Value: 5.0}},            // not writable
 		{"setpoint", "23.5", peers.SparkplugWrite{Name: "setpoint", Value: 4000.0}}, // does not fit an int16 at scale 0.1
 	} {
 		from := host.Len()

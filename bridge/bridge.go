@@ -182,6 +182,7 @@ func (b *Bridge) Reload(cfg *config.Config) error {
 		if s, ok := start[name]; ok && reflect.DeepEqual(s, u.s) {
 			delete(start, name)
 			u.disco.resync()
+			u.spb.resync()
 			continue
 		}
 		stop = append(stop, u)

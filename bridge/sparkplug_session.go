@@ -233,6 +233,13 @@ func (s *sparkplugSession) close() {
 	}
 }
 
+// resync has the session see a reloaded view: new points call for births.
+func (s *sparkplugSession) resync() {
+	if s != nil {
+		s.signal()
+	}
+}
+
 func (s *sparkplugSession) signal() {
 	select {
 	case s.wake <- struct{}{}:

@@ -451,3 +451,51 @@ func TestSparkplugPrimaryHostGoingOffline(t *testing.T) {
 	}
 	noProblems(t, h1, h2)
 }
+
+// TestSparkplugNewPointsAreBornAgain: a reload that changes the points
+// keeps the connection and answers with the births of the same session,
+// which declare the new point; one that changes nothing Sparkplug
+// declares brings no births.
+func TestSparkplugNewPointsAreBornAgain(t *testing.T) {
+	mq := peers.StartMosquitto(t, peers.MosquittoOptions{})
+	host := startHost(t, mq.URL(), "")
+	up := sparkplugUp("scada", mq.URL())
+	g := startEdgeNode(t, testConfig(t, up))
+	nb := host.Await(t, wait, "NBIRTH", isMsg("NBIRTH", ""))
+	host.Await(t, wait, "the last DBIRTH", isMsg("DBIRTH", "scale"))
+
+	more := strings.Replace(testAdapters, `point = [`, `point = [
+  { name = "flow", table = "input_register", address = 3, type = "float32", unit = "m3/h" },`, 1)
+	from := host.Len()
+	if err := g.b.Reload(mustLoad(t, more, up)); err != nil {
+		t.Fatal(err)
+	}
+	if rb := host.AwaitSince(t, from, wait, "the births again", isMsg("NBIRTH", "")); !rb.Rebirth || *rb.BdSeq != *nb.BdSeq {
+		t.Errorf("NBIRTH %s after the reload: want the same session's", rb)
+	}
+	db := host.AwaitSince(t, from, wait, "DBIRTH boiler", isMsg("DBIRTH", "boiler"))
+	if m, ok := db.Metric("flow"); !ok || m.Datatype != "Float" {
+		t.Errorf("DBIRTH boiler after the reload: flow = %+v", m)
+	}
+	_, last := g.emit(reading.Reading{Adapter: "boiler", Point: "flow", Time: time.Now(), Value: reading.Float(1.5)})
+	g.awaitCursor("scada", last+1)
+	host.AwaitSince(t, from, wait, "DDATA flow", func(e peers.SparkplugEvent) bool {
+		m, ok := e.Metric("flow")
+		return isMsg("DDATA", "boiler")(e) && ok && m.Text() == "1.5"
+	})
+
+	// command_max_age is nothing Sparkplug declares: no births.
+	from = host.Len()
+	same := mustLoad(t, more, up)
+	same.Gateway.CommandMaxAge = config.Duration(time.Minute)
+	if err := g.b.Reload(same); err != nil {
+		t.Fatal(err)
+	}
+	_, last = g.emit(cycle(1)...)
+	g.awaitCursor("scada", last+1)
+	host.AwaitSince(t, from, wait, "DDATA after the reload", isMsg("DDATA", "boiler"))
+	if slices.ContainsFunc(host.Events()[from:], isMsg("NBIRTH", "")) {
+		t.Error("births after a reload that changed no point")
+	}
+	noProblems(t, host)
+}

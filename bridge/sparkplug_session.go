@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
-	"math"
 	"reflect"
 	"sort"
 	"strings"
@@ -51,7 +49,15 @@ var errHostOffline = errors.New("the primary host application went offline")
 //     in the inbox and signal wake.
 //   - DDATA come from the buffer through the publisher exactly as the
 //     other formats' messages, and the cursor moves on the same
-//     confirmations (SPEC §4), at the upstream's qos.
+//     confirmations (SPEC §4), at the upstream's qos. Births and DDEATH
+//     go at QoS 0 as Sparkplug requires; so with qos 1 or 2 a broker that
+//     still queues QoS 1 messages for a slow subscriber may pass a QoS 0
+//     one ahead of them (MQTT orders messages per QoS only), which such a
+//     host sees as a seq gap and answers with a rebirth request. qos = 0
+//     has none of this.
+//
+// Commands are in sparkplug_commands.go, the devices' births and deaths
+// along the stream in sparkplug_devices.go.
 //
 // # Births and historical readings
 //
@@ -161,14 +167,6 @@ type sessionInbox struct {
 type hostState struct {
 	gen uint64
 	sparkplug.State
-}
-
-// deviceMark is an adapter's change between ok and error, placed in the
-// stream of readings: it holds for the readings from seq on.
-type deviceMark struct {
-	seq     uint64
-	adapter string
-	dead    bool
 }
 
 // catalogDefs are what a catalog is built from: its node metrics and its
@@ -320,147 +318,6 @@ func (s *sparkplugSession) onState(gen uint64, payload []byte) {
 	s.inbox.states = append(s.inbox.states, hostState{gen, st})
 	s.mu.Unlock()
 	s.signal()
-}
-
-// onCommand takes an NCMD or DCMD. Each DCMD metric goes the way of a
-// SPEC §3 command; a refusal comes back through the command worker's
-// results (takeResults).
-func (s *sparkplugSession) onCommand(t sparkplug.Topic, m mqtt.Message) {
-	now, maxAge := time.Now(), s.views.Load().maxAge
-	cat := s.cat.Load()
-	var (
-		sent time.Time
-		cmds []sparkplug.Command
-		err  error
-	)
-	switch {
-	case cat == nil:
-		err = errors.New("no births yet: no metric is declared")
-	case len(m.Payload()) > maxCommandSize:
-		err = fmt.Errorf("%w (%d bytes)", ErrTooLarge, len(m.Payload()))
-	default:
-		sent, cmds, err = cat.DecodeCommand(t, m.Payload())
-	}
-	if err != nil {
-		s.logger.Warn("sparkplug: command refused", "topic", m.Topic(), "err", err)
-		if s.cmds != nil {
-			s.cmds.refused.Add(1)
-		}
-		return
-	}
-	for _, c := range cmds {
-		if t.Type == sparkplug.NCMD {
-			s.nodeCommand(c, m.Retained())
-			continue
-		}
-		err := c.Err
-		switch {
-		case err != nil:
-		case m.Retained():
-			err = ErrRetained
-		default:
-			if err = checkAge(sent, now, maxAge); err == nil {
-				err = s.cmds.enqueue(c.Device, c.Metric, Command{Value: c.Value, TS: sent}, now, maxAge)
-			}
-		}
-		if err != nil {
-			s.logger.Warn("command refused", "adapter", c.Device, "point", c.Metric, "err", err)
-			s.cmds.answer(result{adapter: c.Device, point: c.Metric, err: err})
-		}
-	}
-}
-
-func (s *sparkplugSession) nodeCommand(c sparkplug.Command, retained bool) {
-	switch {
-	case c.IsRebirth() && retained: // it would be replayed at every connection
-		s.logger.Warn("sparkplug: retained rebirth request ignored")
-	case c.IsRebirth():
-		s.logger.Info("sparkplug: rebirth requested")
-		s.rebirth.Store(true)
-		s.signal()
-	default:
-		s.logger.Info("sparkplug: NCMD metric ignored", "metric", c.Metric, "value", c.Value, "err", c.Err)
-	}
-}
-
-// takeResults counts the refused and failed commands and has their
-// points' values published again; a write's read-back comes through the
-// buffer.
-func (s *sparkplugSession) takeResults() {
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case r := <-s.cmds.results:
-			if r.err == nil {
-				continue
-			}
-			s.cmds.refused.Add(1)
-			s.mu.Lock()
-			if s.inbox.reprint == nil {
-				s.inbox.reprint = map[pointKey]bool{}
-			}
-			s.inbox.reprint[pointKey{r.adapter, r.point}] = true
-			s.mu.Unlock()
-			s.signal()
-		}
-	}
-}
-
-// watchStates records each change of the adapters' statuses as it
-// happens, connected or not.
-func (s *sparkplugSession) watchStates() {
-	defer s.board.unwatch(s.boardChanged)
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-s.boardChanged:
-			s.recordStates()
-		}
-	}
-}
-
-// faults returns each adapter's fault, "" when it is ok.
-func (b *statusBoard) faults() map[string]string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	m := make(map[string]string, len(b.adapters))
-	for a, st := range b.adapters {
-		m[a] = st.errText
-	}
-	return m
-}
-
-// recordStates notes the adapters whose status changed: their state
-// metric goes out in NDATA, and a change between ok and error is marked
-// at the buffer's next seq.
-func (s *sparkplugSession) recordStates() {
-	faults := s.board.faults()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var next uint64
-	for a, f := range faults {
-		old, seen := s.present[a]
-		if seen && old == f {
-			continue
-		}
-		s.present[a] = f
-		if s.inbox.changed == nil {
-			s.inbox.changed = map[string]bool{}
-		}
-		s.inbox.changed[a] = true
-		if (f != "") != (old != "") { // also an adapter first seen in error
-			if next == 0 {
-				next = s.buf.Stats().Next
-			}
-			s.inbox.marks = append(s.inbox.marks, deviceMark{next, a, f != ""})
-			s.logger.Debug("sparkplug: adapter state marked", "adapter", a, "dead", f != "", "seq", next)
-		}
-	}
-	if len(s.inbox.changed) > 0 {
-		s.signal()
-	}
 }
 
 func (s *sparkplugSession) takeInbox() sessionInbox {
@@ -635,78 +492,6 @@ func (s *sparkplugSession) births(pos uint64) error {
 	return nil
 }
 
-// deviceBirth publishes a device's DBIRTH with its points' latest values.
-func (s *sparkplugSession) deviceBirth(cat *sparkplug.Catalog, device string, now time.Time) {
-	current := map[string]sparkplug.Sample{}
-	for p, r := range s.latest.adapter(device) {
-		if m, ok := cat.Lookup(device, p); ok && m.Check(r.Value) == nil {
-			current[p] = sparkplug.Sample{Name: p, Value: r.Value, Time: r.Time}
-		}
-	}
-	b, err := cat.DBirth(s.seq.Next(), now, device, current)
-	if err != nil { // device comes from the catalog, values were checked
-		s.logger.Error("sparkplug: DBIRTH not built", "adapter", device, "err", err)
-		return
-	}
-	s.conn.publish(s.node.DeviceTopic(sparkplug.DBIRTH, device), 0, false, b)
-	s.born[device] = true
-}
-
-func (s *sparkplugSession) deviceDeath(device string, now time.Time) {
-	s.conn.publish(s.node.DeviceTopic(sparkplug.DDEATH, device), 0, false, sparkplug.DDeath(s.seq.Next(), now))
-	s.born[device] = false
-}
-
-// deadAt returns the devices dead at seq pos of the stream.
-func (s *sparkplugSession) deadAt(pos uint64) map[string]bool {
-	dead := maps.Clone(s.baseDead)
-	for _, m := range s.marks {
-		if m.seq > pos {
-			break
-		}
-		dead[m.adapter] = m.dead
-	}
-	return dead
-}
-
-// applyMarks publishes the DDEATHs and DBIRTHs marked up to seq upTo.
-func (s *sparkplugSession) applyMarks(upTo uint64) {
-	for ; s.applied < len(s.marks) && s.marks[s.applied].seq <= upTo; s.applied++ {
-		m := s.marks[s.applied]
-		born, known := s.born[m.adapter]
-		switch {
-		case !known:
-		case m.dead && born:
-			s.deviceDeath(m.adapter, time.Now())
-		case !m.dead && !born:
-			s.deviceBirth(s.cat.Load(), m.adapter, time.Now())
-		}
-	}
-}
-
-// nextMark is the seq of the first mark ahead of the stream.
-func (s *sparkplugSession) nextMark() uint64 {
-	if s.applied < len(s.marks) {
-		return s.marks[s.applied].seq
-	}
-	return math.MaxUint64
-}
-
-// pruneMarks forgets the marks the cursor has passed: the stream never
-// goes back before the cursor.
-func (s *sparkplugSession) pruneMarks() {
-	if s.applied == 0 {
-		return
-	}
-	cursor := s.buf.Cursor(s.s.name)
-	k := 0
-	for ; k < s.applied && s.marks[k].seq <= cursor; k++ {
-		s.baseDead[s.marks[k].adapter] = s.marks[k].dead
-	}
-	s.marks = s.marks[k:]
-	s.applied -= k
-}
-
 // admit reports whether the publisher may go on with the reading e, and
 // first publishes what must precede it: the DDEATHs and DBIRTHs marked up
 // to its seq, and the DBIRTH of its device if that is dead in the stream.
@@ -792,27 +577,4 @@ func (s *sparkplugSession) nodeData(samples []sparkplug.Sample) {
 		return
 	}
 	s.conn.publish(s.node.Topic(sparkplug.NDATA), s.s.qos, false, b)
-}
-
-// reprint publishes the latest value of each point whose command was
-// refused, so hosts show what the device holds.
-func (s *sparkplugSession) reprint(points map[pointKey]bool) {
-	cat := s.cat.Load()
-	for k := range points {
-		m, ok := cat.Lookup(k.adapter, k.point)
-		if !ok || !s.born[k.adapter] {
-			continue
-		}
-		now := time.Now()
-		sm := sparkplug.Sample{Name: k.point, Time: now} // null: no reading yet
-		if r, ok := s.latest.of(k); ok && m.Check(r.Value) == nil {
-			sm.Value, sm.Time = r.Value, r.Time
-		}
-		b, err := cat.DData(s.seq.Next(), now, k.adapter, []sparkplug.Sample{sm})
-		if err != nil {
-			s.logger.Error("sparkplug: DDATA not built", "adapter", k.adapter, "point", k.point, "err", err)
-			continue
-		}
-		s.conn.publish(s.node.DeviceTopic(sparkplug.DDATA, k.adapter), s.s.qos, false, b)
-	}
 }

@@ -78,7 +78,7 @@ func (c *conn) setUp(bo *backoff.Backoff) bool {
 				c.logger.Warn("TLS: insecure_skip_verify is set: the broker's certificate is not verified")
 			}
 			c.tls = t
-			c.client = mqtt.NewClient(c.options())
+			c.client = mqtt.NewClient(c.options(t))
 			return true
 		}
 		c.logger.Error("cannot set up the connection", "err", err)
@@ -88,7 +88,7 @@ func (c *conn) setUp(bo *backoff.Backoff) bool {
 	}
 }
 
-func (c *conn) options() *mqtt.ClientOptions {
+func (c *conn) options(tlsCfg *tls.Config) *mqtt.ClientOptions {
 	o := mqtt.NewClientOptions()
 	for i := range c.s.brokers {
 		o.AddBroker(c.s.brokers[(c.first+i)%len(c.s.brokers)].String())
@@ -107,7 +107,7 @@ func (c *conn) options() *mqtt.ClientOptions {
 	o.SetConnectRetry(false)
 	o.SetResumeSubs(false)
 	o.SetStore(c.store)
-	o.SetTLSConfig(c.tls)
+	o.SetTLSConfig(tlsCfg)
 	if c.will.topic != "" {
 		o.SetBinaryWill(c.will.topic, c.will.payload, 1, c.will.retain)
 	}
@@ -146,7 +146,7 @@ func (c *conn) dial(bo *backoff.Backoff, delay time.Duration, abandonBy func() t
 				continue
 			}
 			c.will = w
-			c.client = mqtt.NewClient(c.options())
+			c.client = mqtt.NewClient(c.options(c.tls))
 		}
 		tok := c.client.Connect()
 		select {

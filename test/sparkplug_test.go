@@ -180,6 +180,10 @@ func TestSparkplugEdgeNodeEndToEnd(t *testing.T) {
 		t.Errorf("metrics:\n%s", m)
 	}
 
+	// An NCMD of another metric is logged and ignored.
+	host.NCMD(t, peers.SparkplugWrite{Name: "Properties/Version", Value: "x"})
+	g.waitLog("NCMD metric ignored", "metric=Properties/Version")
+
 	// A rebirth request: the births again, same bdSeq, and no data made
 	// after the request reached the node.
 	from = host.Len()

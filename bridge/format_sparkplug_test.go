@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -136,5 +138,33 @@ func BenchmarkMessageSizes(b *testing.B) {
 				b.ReportMetric(float64(msgs), "messages")
 			})
 		}
+	}
+}
+
+// TestSparkplugDeclarations: each adapter with points is a device, in the
+// config's order; a point's datatype follows its type and scaling; names
+// that differ only in case and types without a datatype are reported.
+func TestSparkplugDeclarations(t *testing.T) {
+	defs, problems := defsOf(&view{adapters: []string{"io", "boiler", "sunspec"}, points: []reading.Point{
+		{Adapter: "io", Name: "door", Type: "bool", Scale: 1},
+		{Adapter: "boiler", Name: "Temp", Type: "int16", Scale: 1, Unit: "degC"},
+		{Adapter: "boiler", Name: "temp", Type: "int16", Scale: 1, Offset: -40},
+		{Adapter: "boiler", Name: "blob", Type: "bytes", Scale: 1},
+	}})
+	want := catalogDefs{
+		node: sparkplug.GatewayMetrics([]string{"io", "boiler", "sunspec"}),
+		devices: []sparkplug.Device{
+			{ID: "io", Metrics: []sparkplug.MetricDef{{Name: "door", Type: pb.DataType_Boolean}}},
+			{ID: "boiler", Metrics: []sparkplug.MetricDef{
+				{Name: "Temp", Type: pb.DataType_Int16, Unit: "degC"},
+				{Name: "temp", Type: pb.DataType_Double},
+			}},
+		},
+	}
+	if !reflect.DeepEqual(defs, want) {
+		t.Errorf("declarations\n%+v\nwant\n%+v", defs, want)
+	}
+	if len(problems) != 2 || !strings.Contains(problems[0], "differ only in case") || !strings.Contains(problems[1], "boiler/blob left out") {
+		t.Errorf("problems %q", problems)
 	}
 }

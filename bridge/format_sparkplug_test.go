@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -166,5 +168,27 @@ func TestSparkplugDeclarations(t *testing.T) {
 	}
 	if len(problems) != 2 || !strings.Contains(problems[0], "differ only in case") || !strings.Contains(problems[1], "boiler/blob left out") {
 		t.Errorf("problems %q", problems)
+	}
+}
+
+// TestSparkplugMarksAreBounded: beyond maxMarks the oldest marks count as
+// passed, so the devices' states at the end of the stream stay right.
+func TestSparkplugMarksAreBounded(t *testing.T) {
+	s := &sparkplugSession{baseDead: map[string]bool{}}
+	var ms []deviceMark
+	for i := range maxMarks + 5 {
+		ms = append(ms, deviceMark{seq: uint64(i), adapter: fmt.Sprint("a", i%3), dead: i%2 == 0})
+	}
+	s.addMarks(ms[:10])
+	s.applied = 7
+	s.addMarks(ms[10:])
+	if len(s.marks) != maxMarks || s.marks[0].seq != 5 || s.applied != 2 {
+		t.Errorf("%d marks from seq %d, %d applied; want %d from 5, 2", len(s.marks), s.marks[0].seq, s.applied, maxMarks)
+	}
+	if want := map[string]bool{"a0": false, "a1": true, "a2": true}; !maps.Equal(s.deadAt(0), want) {
+		t.Errorf("states before the kept marks %v, want those of the dropped ones %v", s.deadAt(0), want)
+	}
+	if got := s.deadAt(math.MaxUint64); got["a0"] != ms[len(ms)-3].dead || got["a1"] != ms[len(ms)-2].dead || got["a2"] != ms[len(ms)-1].dead {
+		t.Errorf("states at the end %v", got)
 	}
 }

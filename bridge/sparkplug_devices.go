@@ -3,6 +3,7 @@ package bridge
 import (
 	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/fieldgate/fieldgate/bridge/sparkplug"
@@ -63,6 +64,9 @@ func (s *sparkplugSession) recordStates() {
 			if next == 0 {
 				next = s.buf.Stats().Next
 			}
+			if len(s.inbox.marks) == maxMarks {
+				s.inbox.marks = s.inbox.marks[1:] // the newest states are the ones that matter
+			}
 			s.inbox.marks = append(s.inbox.marks, deviceMark{next, a, f != ""})
 			s.logger.Debug("sparkplug: adapter state marked", "adapter", a, "dead", f != "", "seq", next)
 		}
@@ -92,6 +96,22 @@ func (s *sparkplugSession) deviceBirth(cat *sparkplug.Catalog, device string, no
 func (s *sparkplugSession) deviceDeath(device string, now time.Time) {
 	s.conn.publish(s.node.DeviceTopic(sparkplug.DDEATH, device), 0, false, sparkplug.DDeath(s.seq.Next(), now))
 	s.born[device] = false
+}
+
+// addMarks takes new marks. Beyond maxMarks the oldest count as passed:
+// the stream then shows fewer of the devices' changes, never a wrong
+// current state.
+func (s *sparkplugSession) addMarks(ms []deviceMark) {
+	s.marks = append(s.marks, ms...)
+	over := len(s.marks) - maxMarks
+	if over <= 0 {
+		return
+	}
+	for _, m := range s.marks[:over] {
+		s.baseDead[m.adapter] = m.dead
+	}
+	s.marks = slices.Delete(s.marks, 0, over)
+	s.applied = max(s.applied-over, 0)
 }
 
 // deadAt returns the devices dead at seq pos of the stream.

@@ -29,6 +29,9 @@ const (
 	backlogEvery = 10 * time.Second
 	// maxStates bounds the STATE messages waiting for the session.
 	maxStates = 16
+	// maxMarks bounds the device marks kept: a device that flaps through
+	// a week-long outage must not fill the memory.
+	maxMarks = 1024
 )
 
 var errHostOffline = errors.New("the primary host application went offline")
@@ -333,7 +336,7 @@ func (s *sparkplugSession) takeInbox() sessionInbox {
 // error ends the connection.
 func (s *sparkplugSession) service(next uint64) error {
 	in := s.takeInbox()
-	s.marks = append(s.marks, in.marks...)
+	s.addMarks(in.marks)
 	if err := s.followHost(in.states); err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/fieldgate/fieldgate/adapters"
 	"github.com/fieldgate/fieldgate/buffer"
 	"github.com/fieldgate/fieldgate/config"
+	"github.com/fieldgate/fieldgate/internal/statefile"
 )
 
 // Buffer is the part of the disk buffer the bridge reads; *buffer.Buffer
@@ -30,6 +31,10 @@ type Buffer interface {
 	Ack(upstream string, next uint64) error
 	// Changed is closed at the next Append.
 	Changed() <-chan struct{}
+	// Stats gives the seq the next reading gets and each upstream's
+	// cursor: a Sparkplug upstream reports its backlog and tells
+	// historical readings from live ones by them.
+	Stats() buffer.Stats
 }
 
 // Bridge runs one publisher per upstream. Its methods are safe for
@@ -40,6 +45,8 @@ type Bridge struct {
 	logger *slog.Logger
 	status *statusBoard
 	view   atomic.Pointer[view]
+	latest *latest // each point's last reading, for Sparkplug births
+	node   edgeNode
 
 	mu        sync.Mutex
 	specs     []*settings
@@ -59,18 +66,39 @@ type view struct {
 	units     map[pointKey]string
 	maxAge    time.Duration // command_max_age
 	gatewayID string
-	points    []reading.Point // for Home Assistant discovery
+	points    []reading.Point // for Home Assistant discovery and Sparkplug births
+	adapters  []string        // every adapter's name, in file order
+}
+
+// Option adds to what New is given.
+type Option func(*Bridge)
+
+// edgeNode is what a Sparkplug upstream needs of the gateway beyond its
+// config.
+type edgeNode struct {
+	version string
+	state   *statefile.Dir // nil: bdSeq is kept in memory only
+}
+
+// WithEdgeNode gives Sparkplug upstreams the gateway's version, which
+// their NBIRTH carries, and the directory where each keeps its bdSeq
+// across restarts (nil: in memory only, so a restart counts from 0 again).
+func WithEdgeNode(version string, state *statefile.Dir) Option {
+	return func(b *Bridge) { b.node = edgeNode{version: version, state: state} }
 }
 
 // New prepares a bridge for cfg, which comes from config.Load: the bridge
 // relies on its defaults and checks. Nothing connects before Run. cmd may be
 // nil when no upstream takes commands: commands are then refused.
-func New(cfg *config.Config, buf Buffer, cmd Commander, logger *slog.Logger) *Bridge {
+func New(cfg *config.Config, buf Buffer, cmd Commander, logger *slog.Logger, opts ...Option) *Bridge {
 	if cmd == nil {
 		cmd = noCommands{}
 	}
-	b := &Bridge{buf: buf, cmd: cmd, logger: logger, status: newStatusBoard(), upstreams: map[string]*upstream{},
+	b := &Bridge{buf: buf, cmd: cmd, logger: logger, status: newStatusBoard(), latest: newLatest(), upstreams: map[string]*upstream{},
 		discovered: map[string]map[string]string{}}
+	for _, o := range opts {
+		o(b)
+	}
 	specs, v, err := resolve(cfg)
 	b.specs, b.cfgErr = specs, err
 	b.view.Store(v)
@@ -91,6 +119,9 @@ func adapterNames(cfg *config.Config) []string {
 func resolve(cfg *config.Config) ([]*settings, *view, error) {
 	v := &view{units: unitsOf(cfg.Points()), maxAge: cfg.Gateway.CommandMaxAge.D(),
 		gatewayID: cfg.Gateway.ID, points: cfg.Points()}
+	for _, a := range cfg.Adapters {
+		v.adapters = append(v.adapters, a.Name)
+	}
 	specs := make([]*settings, 0, len(cfg.Upstream))
 	for _, u := range cfg.Upstream {
 		s, err := newSettings(u)
@@ -162,6 +193,7 @@ func (b *Bridge) Reload(cfg *config.Config) error {
 		if s, ok := start[name]; ok && reflect.DeepEqual(s, u.s) {
 			delete(start, name)
 			u.disco.resync()
+			u.spb.resync()
 			continue
 		}
 		stop = append(stop, u)
@@ -186,11 +218,19 @@ func (b *Bridge) SetStatus(adapter string, err error) (changed bool) {
 	return b.status.set(adapter, err, time.Now())
 }
 
+// Observe records the latest value of each point: a Sparkplug birth
+// carries each point's current value, which may be newer than what an
+// upstream has delivered. The gateway calls it with every poll's readings.
+func (b *Bridge) Observe(rs []reading.Reading) { b.latest.observe(rs) }
+
 // UpstreamState is one upstream's connection as the gateway's health check
 // and metrics report it.
 type UpstreamState struct {
 	Name      string
 	Connected bool
+	// CommandsRefused counts the commands this upstream delivered that
+	// were refused or failed.
+	CommandsRefused uint64
 }
 
 // Upstreams reports the running upstreams, sorted by name.
@@ -198,7 +238,11 @@ func (b *Bridge) Upstreams() []UpstreamState {
 	b.mu.Lock()
 	out := make([]UpstreamState, 0, len(b.upstreams))
 	for name, u := range b.upstreams {
-		out = append(out, UpstreamState{Name: name, Connected: u.conn.online.Load()})
+		st := UpstreamState{Name: name, Connected: u.conn.online.Load()}
+		if u.commands != nil {
+			st.CommandsRefused = u.commands.refused.Load()
+		}
+		out = append(out, st)
 	}
 	b.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

@@ -13,7 +13,12 @@
 // format_*.go); the commandWorker (commandworker.go) serves commands; the
 // statusPublisher (status.go) and discovery (homeassistant.go) keep
 // adapter statuses and Home Assistant configs on the broker; a reload that
-// removes an adapter clears its retained status on every upstream.
+// removes an adapter clears its retained status on every upstream. An
+// upstream of format sparkplug is a Sparkplug B edge node: its
+// sparkplugSession (sparkplug_session.go) takes the place of statuses and
+// result topics, publishes births and deaths, serves NCMD and DCMD, and
+// holds the publisher's readings back while they must wait; its DDATA come
+// from the buffer through the publisher like any format's messages.
 //
 // # Delivery
 //

@@ -113,6 +113,7 @@ func (e *emitter) Emit(rs []reading.Reading) {
 	if len(rs) == 0 {
 		return
 	}
+	e.g.bridge.Observe(rs) // current values, for Sparkplug births, even if the buffer refuses them
 	if _, _, err := e.g.buf.Append(rs); err != nil {
 		// Logged when appends start failing, not for every poll of a full disk;
 		// the metrics count every one.

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -44,6 +45,13 @@ func startStream(g *gateway) *stream {
 		}
 	}()
 	return s
+}
+
+// lastSeq is the last seq appended so far.
+func (s *stream) lastSeq() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last
 }
 
 // end stops the stream and returns the seqs it appended.
@@ -186,4 +194,100 @@ func TestQoS2CursorWaitsForPubcomp(t *testing.T) {
 	g.awaitCursor("cloud", last+1)
 	ms := obs.Await(t, wait, "every seq", func(ms []peers.Message) bool { return hasAll(seqsOf(t, ms, "fg/gw"), first, last) })
 	checkOrder(t, seqsOf(t, ms, "fg/gw"), first)
+}
+
+// TestFailover: with urls listing two brokers, losing the connected one
+// moves the upstream to the other, which gets the stream from the cursor
+// on, with no gap; the upstream stays there, with no flapping back, while
+// it works, even once the first broker is back (SPEC §4.8).
+func TestFailover(t *testing.T) {
+	m1 := peers.StartMosquitto(t, peers.MosquittoOptions{})
+	m2 := peers.StartMosquitto(t, peers.MosquittoOptions{})
+	obs1 := peers.Observe(t, m1.URL(), "fg/gw/#")
+	obs2 := peers.Observe(t, m2.URL(), "fg/gw/#")
+	up := config.Upstream{Name: "cluster", URLs: []string{m1.URL(), m2.URL()}, ReconnectMax: config.Duration(time.Second)}
+	g := startGateway(t, testConfig(t, up), nil)
+	g.logs.Await(t, wait, "msg=connected", "upstream=cluster", fmt.Sprintf("127.0.0.1:%d", m1.Port))
+	s := startStream(g)
+	obs1.Await(t, wait, "the stream on the first broker", func(ms []peers.Message) bool {
+		return len(seqsOf(t, ms, "fg/gw")) >= 200
+	})
+
+	n := g.logs.Len()
+	died := time.Now()
+	m1.Stop()
+	g.logs.AwaitFrom(t, wait, n, "msg=connected", "upstream=cluster", fmt.Sprintf("127.0.0.1:%d", m2.Port))
+	t.Logf("failed over to the second broker in %v", time.Since(died).Round(time.Millisecond))
+	obs2.Await(t, wait, "the stream on the second broker", func(ms []peers.Message) bool {
+		return len(seqsOf(t, ms, "fg/gw")) >= 200
+	})
+
+	// The first broker comes back; the upstream stays where it works.
+	m1.Start()
+	back := peers.Observe(t, m1.URL(), "fg/gw/#")
+	mark := s.lastSeq()
+	obs2.Await(t, wait, "more of the stream on the second broker", func(ms []peers.Message) bool {
+		seqs := seqsOf(t, ms, "fg/gw")
+		return len(seqs) > 0 && seqs[len(seqs)-1] > mark+500
+	})
+	first, last := s.end()
+	g.awaitCursor("cluster", last+1)
+	if seqs := seqsOf(t, back.Inbox.All(), "fg/gw"); len(seqs) > 0 {
+		t.Errorf("%d readings went back to the first broker while the second worked", len(seqs))
+	}
+	all := append(seqsOf(t, obs1.Inbox.All(), "fg/gw"), seqsOf(t, obs2.Await(t, wait, "every seq", func(ms []peers.Message) bool {
+		return hasAll(append(seqsOf(t, obs1.Inbox.All(), "fg/gw"), seqsOf(t, ms, "fg/gw")...), first, last)
+	}), "fg/gw")...)
+	if !hasAll(all, first, last) {
+		t.Fatal("a gap across the failover")
+	}
+	if d := len(all) - int(last-first+1); d > maxInFlight {
+		t.Errorf("%d readings repeated across the failover, want at most the window %d", d, maxInFlight)
+	}
+}
+
+// TestSlowUpstreamIsolation: one upstream throttled to a trickle while a
+// second gets every reading as it is taken; the slow one falls far behind,
+// never holding the other up, and catches up without a gap once its link
+// is back (SPEC §4.4). FIELDGATE_SLOW_FOR sets how long the trickle lasts
+// (default 10 s; make soak runs it for minutes).
+func TestSlowUpstreamIsolation(t *testing.T) {
+	slowFor := 10 * time.Second
+	if s := os.Getenv("FIELDGATE_SLOW_FOR"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slowFor = d
+	}
+	ms := peers.StartMosquitto(t, peers.MosquittoOptions{})
+	p := peers.StartProxy(t, fmt.Sprintf("127.0.0.1:%d", ms.Port))
+	fast := peers.StartMochi(t)
+	obs := peers.Observe(t, ms.URL(), "fg/gw/#")
+	g := startGateway(t, testConfig(t, upstreamCfg("slow", p.URL()), upstreamCfg("fast", fast.URL())), nil)
+	p.Throttle(2000) // bytes a second: some twenty readings
+	s := startStream(g)
+	var maxLag time.Duration
+	for end := time.Now().Add(slowFor); time.Now().Before(end); {
+		// The fast upstream confirms each reading soon after it is taken.
+		_, last := g.emit(cycle(0)...)
+		appended := time.Now()
+		g.awaitCursor("fast", last+1)
+		maxLag = max(maxLag, time.Since(appended))
+	}
+	first, last := s.end()
+	slowAt := g.buf.Cursor("slow")
+	t.Logf("over %v: the fast upstream confirmed every reading, at most %v after it was taken; the slow one had %d of %d",
+		slowFor, maxLag.Round(time.Millisecond), slowAt-first, last-first+1)
+	if slowAt > first+(last-first)/2 {
+		t.Fatalf("the throttled upstream kept up (%d of %d): the test throttled nothing", slowAt-first, last-first+1)
+	}
+	p.Throttle(0)
+	g.awaitCursor("slow", last+1)
+	got := obs.Await(t, wait, "every seq on the slow broker", func(ms []peers.Message) bool {
+		return hasAll(seqsOf(t, ms, "fg/gw"), first, last)
+	})
+	if dups := checkOrder(t, seqsOf(t, got, "fg/gw"), first); dups != 0 {
+		t.Errorf("%d repeats without a loss of link", dups)
+	}
 }

@@ -149,6 +149,10 @@ func (e *emitter) Status(err error) {
 	}
 }
 
+// Describe implements adapters.Emitter: the bridge adds the points to its
+// payloads and Home Assistant discovery.
+func (e *emitter) Describe(ps []reading.Point) { e.g.bridge.SetPoints(e.name, ps) }
+
 // fault returns the adapter's current fault, "" when it is ok.
 func (e *emitter) fault() string {
 	if p := e.status.Load(); p != nil {

@@ -160,10 +160,25 @@ var sunTypes = map[string]string{
 var sunText = map[string]bool{"ipaddr": true, "ipv6addr": true, "eui48": true}
 
 // sunUnits spells the units of the SunSpec definitions as the device
-// profiles and Home Assistant do; the others are published as written.
+// profiles and Home Assistant do.
 var sunUnits = map[string]string{
 	"C": "°C", "Pct": "%", "Var": "var", "Varh": "varh", "WH": "Wh", "AH": "Ah",
 	"Secs": "s", "Sec": "s", "mSecs": "ms", "Degrees": "°", "deg": "°",
+}
+
+// sunUnit is the unit a SunSpec point is published with: a percentage of a
+// rating ("%WHRtg", "% WChaMax") is a plain %, a few spellings become the
+// usual ones (sunUnits), and the rest is published as the definition
+// writes it.
+func sunUnit(u string) string {
+	u = strings.TrimSpace(u)
+	if s, ok := sunUnits[u]; ok {
+		return s
+	}
+	if strings.HasPrefix(u, "%") && !strings.Contains(u, "/") {
+		return "%"
+	}
+	return u
 }
 
 // implemented reports whether wire, a point's registers as read, holds a
@@ -254,16 +269,19 @@ func sfValue(wire []byte) (e int, ok bool) {
 	return v, v >= -maxSF && v <= maxSF
 }
 
-// layoutChain places the points of the known models of a chain in registers,
-// regs holding each model's registers (ID and L included) as read at
-// discovery: the values of the points that count a repeating group come
-// from there, and the scale factors that the points' descriptions carry.
-// Each point is named after its model and group as the definitions name
-// them: inverter_three_phase_W; a repeating group adds the instance's index
-// from 1 (mppt_module_1_DCA); a model that occurs again in the chain adds
-// the occurrence's from 2 (lithium_ion_string_2_SoC). It returns the points
-// to publish: not ID and L, padding or scale factors, which are read with
-// the points they scale.
+// layoutChain places the points of the known models of a chain in
+// registers, regs holding each model's registers (ID and L included) as
+// read at discovery: the values of the points that count a repeating group
+// come from there, and the scale factors that the points' descriptions
+// carry. Each point is named after its model and group as the definitions
+// name them: inverter_three_phase_W; a repeating group adds the instance's
+// index from 1 (mppt_module_1_DCA); a model that occurs again in the chain
+// adds the occurrence's from 2 (lithium_ion_string_2_SoC). It returns the
+// points to publish: not ID and L, padding or scale factors, which are read
+// with the points they scale, and not the points the device said at
+// discovery it does not implement (their value, or their scale factor's,
+// is the type's "not implemented"): SunSpec devices leave many points of a
+// model out, and these never have a value.
 func layoutChain(adapter string, ms []SunSpecModel, regs [][]byte) []*point {
 	var published []*point
 	seen := map[int]int{}
@@ -280,9 +298,11 @@ func layoutChain(adapter string, ms []SunSpecModel, regs [][]byte) []*point {
 		l := &modelLayout{base: m.Addr, end: m.Addr + 2 + m.Len, addr: m.Addr, regs: regs[i]}
 		l.group(def.Group, prefix, nil)
 		for _, p := range l.published {
-			p.sun.desc = l.describe(adapter, p)
+			if l.implemented(p) {
+				p.sun.desc = l.describe(adapter, p)
+				published = append(published, p)
+			}
 		}
-		published = append(published, l.published...)
 	}
 	return published
 }
@@ -400,13 +420,40 @@ func (l *modelLayout) length(g sunspec.Group) int {
 	return n
 }
 
+// wire returns p's registers as read at discovery, nil if they were not.
+func (l *modelLayout) wire(p *point) []byte {
+	off := 2 * (p.addr - l.base)
+	if off < 0 || off+2*p.width() > len(l.regs) {
+		return nil
+	}
+	return l.regs[off : off+2*p.width()]
+}
+
 // raw returns the value p's first register held at discovery.
 func (l *modelLayout) raw(p *point) (uint16, bool) {
-	off := 2 * (p.addr - l.base)
-	if off < 0 || off+2 > len(l.regs) {
+	w := l.wire(p)
+	if w == nil {
 		return 0, false
 	}
-	return binary.BigEndian.Uint16(l.regs[off:]), true
+	return binary.BigEndian.Uint16(w), true
+}
+
+// implemented reports whether p and its scale factor held values at
+// discovery.
+func (l *modelLayout) implemented(p *point) bool {
+	w := l.wire(p)
+	if w == nil || !p.sun.implemented(w) {
+		return false
+	}
+	if sf := p.sun.sf; sf != nil {
+		w := l.wire(sf)
+		if w == nil {
+			return false
+		}
+		_, ok := sfValue(w)
+		return ok
+	}
+	return true
 }
 
 // describe describes p for those who present its readings, with the scale
@@ -418,11 +465,7 @@ func (l *modelLayout) describe(adapter string, p *point) reading.Point {
 	}
 	e := p.sun.fixed
 	if sf := p.sun.sf; sf != nil {
-		if raw, ok := l.raw(sf); ok {
-			if v, ok := sfValue([]byte{byte(raw >> 8), byte(raw)}); ok {
-				e = v
-			}
-		}
+		e, _ = sfValue(l.wire(sf)) // implemented, so read and in range
 	}
 	return reading.Point{Adapter: adapter, Name: p.name, Type: typ, Unit: p.sun.unit, Writable: p.writable,
 		Scale: math.Pow10(e)}
@@ -443,13 +486,9 @@ func newSunPoint(name string, addr int, d sunspec.Point) *point {
 	if err != nil || c.regs != d.Size {
 		return nil
 	}
-	unit := d.Units
-	if u, ok := sunUnits[unit]; ok {
-		unit = u
-	}
 	return &point{name: name, table: holdingRegisters, addr: addr, codec: c,
 		writable: d.Writable && !sunText[d.Type] && d.Type != "sunssf",
-		sun:      &sunPoint{typ: d.Type, fixed: d.FixedSF, unit: unit}}
+		sun:      &sunPoint{typ: d.Type, fixed: d.FixedSF, unit: sunUnit(d.Units)}}
 }
 
 // discovery is an adapter's SunSpec discovery while Run runs.

@@ -56,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return check(*path, stdout, stderr)
 		}
 		return runGateway(*path, stderr)
+	case "profiles":
+		return profilesCmd(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		usage(stdout)
 		return exitOK
@@ -71,6 +73,7 @@ func usage(w io.Writer) {
   fieldgate run [-c FILE]     run the gateway (default FILE `+defaultConfig+`)
   fieldgate check [-c FILE]   validate the configuration and print a summary
   fieldgate version           print version information
+  fieldgate profiles [NAME]   list the built-in device profiles, or print one's points
 `)
 }
 

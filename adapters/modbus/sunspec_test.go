@@ -2,13 +2,8 @@ package modbus
 
 import (
 	"context"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -24,260 +19,32 @@ import (
 	"github.com/fieldgate/fieldgate/test/modbussim"
 )
 
-// The SunSpec tests serve devices laid out by sunDevice, a second reading
-// of the Alliance's JSON definitions (sunspec/models), independent of the
-// generated tables and of the adapter's layout, so that each checks the
-// other.
+// The SunSpec tests serve devices that modbussim.SunSpec lays out from the
+// Alliance's JSON definitions, independently of the generated tables and
+// of the adapter's layout, so that each checks the other.
 
-// jsonGroup and jsonPoint are the JSON definitions' groups and points.
-type (
-	jsonGroup struct {
-		Name   string      `json:"name"`
-		Count  any         `json:"count"`
-		Points []jsonPoint `json:"points"`
-		Groups []jsonGroup `json:"groups"`
+// sunDevice lays out a chain at base: the models by id, each with the
+// counts of its repeating groups, and the end marker.
+func sunDevice(t *testing.T, base int, vals map[string]any, models ...sunModel) *modbussim.SunSpec {
+	t.Helper()
+	d := modbussim.NewSunSpec(base, vals)
+	for _, m := range models {
+		if m.vendor > 0 {
+			d.Vendor(m.id, m.vendor)
+		} else if err := d.Model(m.id, m.counts); err != nil {
+			t.Fatal(err)
+		}
 	}
-	jsonPoint struct {
-		Name   string `json:"name"`
-		Type   string `json:"type"`
-		Size   int    `json:"size"`
-		SF     any    `json:"sf"`
-		Units  string `json:"units"`
-		Access string `json:"access"`
-	}
-)
-
-// unimpl marks a point a device does not implement, in sunDevice.vals.
-type notImplemented struct{}
-
-var unimpl notImplemented
-
-// sunDevice lays SunSpec models out in holding registers from the JSON
-// definitions and records what the adapter must publish for each point.
-type sunDevice struct {
-	t    *testing.T
-	regs map[int]uint16
-	addr int // the next model's
-	// vals sets points' registers ([]uint16) by published name, or marks
-	// them unimpl; the others get a value of their own.
-	vals map[string]any
-	want map[string]sunWant
-	k    int // counts the points filled, for their values
-}
-
-// sunWant is what the adapter must publish of one point.
-type sunWant struct {
-	value    reading.Value
-	unit     string
-	writable bool
-	absent   bool // not implemented, or its scale factor is not
-	addr     int
-}
-
-// newSunDevice starts a chain at base, with the marker.
-func newSunDevice(t *testing.T, base int, vals map[string]any) *sunDevice {
-	d := &sunDevice{t: t, regs: map[int]uint16{}, addr: base + 2, vals: vals, want: map[string]sunWant{}}
-	d.regs[base], d.regs[base+1] = 0x5375, 0x6e53
+	d.End()
 	return d
 }
 
-// placed is a point laid out, before its expectation is known.
-type placed struct {
-	name  string
-	def   jsonPoint
-	addr  int
-	raw   []uint16
-	scope []map[string]*placed // its group's points and those around, innermost first
-	top   bool                 // ID or L
-}
-
-// model lays out model id, its repeating groups occurring counts[group]
-// times (a count point is given its value through vals).
-func (d *sunDevice) model(id int, counts map[string]int) {
-	d.t.Helper()
-	b, err := os.ReadFile(filepath.Join("sunspec", "models", fmt.Sprintf("model_%d.json", id)))
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	var m struct {
-		Group jsonGroup `json:"group"`
-	}
-	if err := json.Unmarshal(b, &m); err != nil {
-		d.t.Fatal(err)
-	}
-	start := d.addr
-	var all []*placed
-	var lay func(g jsonGroup, name string, scope []map[string]*placed)
-	lay = func(g jsonGroup, name string, scope []map[string]*placed) {
-		own := map[string]*placed{}
-		scope = append([]map[string]*placed{own}, scope...)
-		for i, p := range g.Points {
-			pl := &placed{name: name + "_" + p.Name, def: p, addr: d.addr, scope: scope, top: len(scope) == 1 && i < 2}
-			pl.raw = d.fill(pl)
-			for j, r := range pl.raw {
-				d.regs[d.addr+j] = r
-			}
-			d.addr += p.Size
-			own[p.Name] = pl
-			all = append(all, pl)
-		}
-		for _, sub := range g.Groups {
-			if sub.Count == nil {
-				lay(sub, name+"_"+sub.Name, scope)
-				continue
-			}
-			for i := range counts[sub.Name] {
-				lay(sub, fmt.Sprintf("%s_%s_%d", name, sub.Name, i+1), scope)
-			}
-		}
-	}
-	lay(m.Group, m.Group.Name, nil)
-	d.regs[start], d.regs[start+1] = uint16(id), uint16(d.addr-start-2)
-	for _, p := range all {
-		if !p.top && p.def.Type != "pad" && p.def.Type != "sunssf" {
-			d.want[p.name] = d.expect(p)
-		}
-	}
-}
-
-// vendor lays out a model the definitions do not have: its header and n
-// registers.
-func (d *sunDevice) vendor(id, n int) {
-	d.regs[d.addr], d.regs[d.addr+1] = uint16(id), uint16(n)
-	for i := range n {
-		d.regs[d.addr+2+i] = uint16(i)
-	}
-	d.addr += 2 + n
-}
-
-// end writes the end marker; the device is then complete.
-func (d *sunDevice) end() {
-	d.regs[d.addr], d.regs[d.addr+1] = 0xffff, 0
-}
-
-// serve puts the device into bank.
-func (d *sunDevice) serve(bank *modbussim.Bank) {
-	for a, r := range d.regs {
-		bank.SetHolding(uint16(a), r)
-	}
-}
-
-// fill returns a point's registers: as vals sets them, or a value of its
-// own of its type.
-func (d *sunDevice) fill(p *placed) []uint16 {
-	d.t.Helper()
-	switch v := d.vals[p.name].(type) {
-	case []uint16:
-		if len(v) != p.def.Size {
-			d.t.Fatalf("%s: %d registers for a point of %d", p.name, len(v), p.def.Size)
-		}
-		return v
-	case notImplemented:
-		switch p.def.Type {
-		case "int16", "sunssf":
-			return []uint16{0x8000}
-		case "int32":
-			return []uint16{0x8000, 0}
-		case "uint16", "enum16", "bitfield16", "uint32", "enum32", "bitfield32", "uint64":
-			return []uint16{0xffff, 0xffff, 0xffff, 0xffff}[:p.def.Size]
-		case "acc16", "acc32", "acc64", "string":
-			return make([]uint16, p.def.Size)
-		case "float32":
-			return []uint16{0x7fc0, 0}
-		}
-		d.t.Fatalf("%s: no unimplemented value for %s", p.name, p.def.Type)
-	}
-	d.k++
-	k := d.k
-	switch p.def.Type {
-	case "int16":
-		return []uint16{uint16(int16(-1 - k%1000))}
-	case "uint16", "enum16", "bitfield16", "count", "raw16", "acc16":
-		return []uint16{uint16(1 + k%1000)}
-	case "int32":
-		v := uint32(int32(-100000 - k))
-		return []uint16{uint16(v >> 16), uint16(v)}
-	case "uint32", "acc32", "enum32", "bitfield32":
-		v := uint32(100000 + k)
-		return []uint16{uint16(v >> 16), uint16(v)}
-	case "uint64", "acc64":
-		v := uint64(1e12) + uint64(k)
-		return []uint16{uint16(v >> 48), uint16(v >> 32), uint16(v >> 16), uint16(v)}
-	case "float32":
-		v := math.Float32bits(float32(k) + 0.25)
-		return []uint16{uint16(v >> 16), uint16(v)}
-	case "string":
-		s := fmt.Sprintf("S%d", k)
-		regs := make([]uint16, p.def.Size)
-		for i := 0; i < len(s); i += 2 {
-			regs[i/2] = uint16(s[i]) << 8
-			if i+1 < len(s) {
-				regs[i/2] |= uint16(s[i+1])
-			}
-		}
-		return regs
-	case "sunssf":
-		return []uint16{0}
-	case "pad":
-		return []uint16{0x8000}
-	}
-	d.t.Fatalf("%s: type %s not laid out by the test", p.name, p.def.Type)
-	return nil
-}
-
-// expect is what the adapter must publish of p.
-func (d *sunDevice) expect(p *placed) sunWant {
-	w := sunWant{unit: p.def.Units, writable: p.def.Access == "RW", addr: p.addr}
-	if d.vals[p.name] == unimpl {
-		w.absent = true
-		return w
-	}
-	sf := 0
-	switch s := p.def.SF.(type) {
-	case float64:
-		sf = int(s)
-	case string:
-		var f *placed
-		for _, sc := range p.scope {
-			if f = sc[s]; f != nil {
-				break
-			}
-		}
-		if f == nil {
-			d.t.Fatalf("%s: scale factor %s not found", p.name, s)
-		}
-		if f.raw[0] == 0x8000 {
-			w.absent = true
-			return w
-		}
-		sf = int(int16(f.raw[0]))
-	}
-	var be []byte
-	for _, r := range p.raw {
-		be = binary.BigEndian.AppendUint16(be, r)
-	}
-	scaled := func(raw float64) reading.Value { return reading.Float(raw * math.Pow10(sf)) }
-	switch p.def.Type {
-	case "int16":
-		w.value = reading.Int(int64(int16(p.raw[0])))
-	case "int32":
-		w.value = reading.Int(int64(int32(binary.BigEndian.Uint32(be))))
-	case "uint16", "enum16", "bitfield16", "count", "raw16", "acc16":
-		w.value = reading.Uint(uint64(p.raw[0]))
-	case "uint32", "acc32", "enum32", "bitfield32":
-		w.value = reading.Uint(uint64(binary.BigEndian.Uint32(be)))
-	case "uint64", "acc64":
-		w.value = reading.Uint(binary.BigEndian.Uint64(be))
-	case "float32":
-		w.value = reading.Float(float64(math.Float32frombits(binary.BigEndian.Uint32(be))))
-	case "string":
-		w.value = reading.String(strings.TrimRight(string(be), "\x00"))
-	}
-	if sf != 0 {
-		f, _ := w.value.Float64()
-		w.value = scaled(f)
-	}
-	return w
+// sunModel is one model of a test chain: vendor > 0 lays out a model the
+// definitions lack, of that length.
+type sunModel struct {
+	id     int
+	counts map[string]int
+	vendor int
 }
 
 // inverterDevice is the test's SunSpec device at 40000: common (1), a
@@ -285,9 +52,10 @@ func (d *sunDevice) expect(p *placed) sunWant {
 // and positive (WH), an MPPT extension (160) with two modules, a meter
 // (203), a float meter (213), basic storage (124) and a battery (802), with
 // some points and one scale factor not implemented.
-func inverterDevice(t *testing.T) *sunDevice {
-	d := newSunDevice(t, 40000, map[string]any{
-		"common_Mn":                    regsOf("fieldgate"),
+func inverterDevice(t *testing.T) *modbussim.SunSpec {
+	unimpl := modbussim.NotImplemented
+	return sunDevice(t, 40000, map[string]any{
+		"common_Mn":                    modbussim.Text("fieldgate", 16),
 		"common_Opt":                   unimpl,
 		"inverter_three_phase_A_SF":    []uint16{0xfffe}, // -2
 		"inverter_three_phase_V_SF":    []uint16{0xffff}, // -1
@@ -311,25 +79,8 @@ func inverterDevice(t *testing.T) *sunDevice {
 		"storage_basic_InBatV_SF":      unimpl,
 		"battery_SoC_SF":               []uint16{0xffff},
 		"battery_SoC":                  []uint16{805}, // 80.5 %
-	})
-	d.model(1, nil)
-	d.model(103, nil)
-	d.model(160, map[string]int{"module": 2})
-	d.model(203, nil)
-	d.model(213, nil)
-	d.model(124, nil)
-	d.model(802, nil)
-	d.end()
-	return d
-}
-
-// regsOf is s in registers, two characters each.
-func regsOf(s string) []uint16 {
-	regs := make([]uint16, 16)
-	for i := 0; i < len(s); i++ {
-		regs[i/2] |= uint16(s[i]) << (8 * (1 - i%2))
-	}
-	return regs
+	}, sunModel{id: 1}, sunModel{id: 103}, sunModel{id: 160, counts: map[string]int{"module": 2}},
+		sunModel{id: 203}, sunModel{id: 213}, sunModel{id: 124}, sunModel{id: 802})
 }
 
 // sunspecConfig is an adapter with SunSpec discovery and no other point.
@@ -355,7 +106,7 @@ func described(ps []reading.Point) map[string]reading.Point {
 func TestSunSpecPublishesEveryModel(t *testing.T) {
 	d := inverterDevice(t)
 	bank := modbussim.NewBank()
-	d.serve(bank)
+	d.Serve(bank)
 	srv := serve(t, bank, "127.0.0.1:0").Addr
 	a, rec := start(t, sunspecConfig("tcp://"+srv))
 
@@ -365,10 +116,10 @@ func TestSunSpecPublishesEveryModel(t *testing.T) {
 		t.Fatalf("status %v", c.Err)
 	}
 	published := 0
-	for name, w := range d.want {
+	for name, w := range d.Points() {
 		p, announced := desc[name]
 		v, read := c.Value(name)
-		if w.absent {
+		if w.Absent {
 			if announced || read {
 				t.Errorf("%s: not implemented, but announced (%t) or read (%v)", name, announced, v)
 			}
@@ -379,11 +130,11 @@ func TestSunSpecPublishesEveryModel(t *testing.T) {
 			t.Errorf("%s: announced %t, read %t", name, announced, read)
 			continue
 		}
-		if !near(v, w.value) {
-			t.Errorf("%s = %v (%s), want %v (%s)", name, v, v.Kind(), w.value, w.value.Kind())
+		if !near(v, w.Value) {
+			t.Errorf("%s = %v (%s), want %v (%s)", name, v, v.Kind(), w.Value, w.Value.Kind())
 		}
-		if p.Unit != sunUnit(w.unit) || p.Writable != w.writable || p.Adapter != "dev" {
-			t.Errorf("%s described as %+v, want unit %q, writable %t", name, p, sunUnit(w.unit), w.writable)
+		if p.Unit != sunUnit(w.Unit) || p.Writable != w.Writable || p.Adapter != "dev" {
+			t.Errorf("%s described as %+v, want unit %q, writable %t", name, p, sunUnit(w.Unit), w.Writable)
 		}
 	}
 	if len(desc) != published || len(c.Readings) != published {
@@ -399,7 +150,7 @@ func TestSunSpecPublishesEveryModel(t *testing.T) {
 		"mppt_module_2_DCA":           reading.Float(8.7),
 		"storage_basic_WChaMax":       reading.Float(3500),
 		"battery_SoC":                 reading.Float(80.5),
-		"inverter_three_phase_PhVphA": d.want["inverter_three_phase_PhVphA"].value,
+		"inverter_three_phase_PhVphA": d.Points()["inverter_three_phase_PhVphA"].Value,
 	} {
 		if got, _ := c.Value(name); got != want {
 			t.Errorf("%s = %v (%s), want exactly %v (%s)", name, got, got.Kind(), want, want.Kind())
@@ -446,7 +197,7 @@ func planRegs(plan []readPlan) int {
 func TestSunSpecWrite(t *testing.T) {
 	d := inverterDevice(t)
 	bank := modbussim.NewBank()
-	d.serve(bank)
+	d.Serve(bank)
 	srv := serve(t, bank, "127.0.0.1:0").Addr
 	a, rec := start(t, sunspecConfig("tcp://"+srv))
 	rec.AwaitCycle(t, "a cycle with readings", func(c adapterstest.Cycle) bool { return len(c.Readings) > 0 })
@@ -460,7 +211,7 @@ func TestSunSpecWrite(t *testing.T) {
 	if written != reading.Float(4200) || back.Value != reading.Float(4200) || back.Point != "storage_basic_WChaMax" {
 		t.Errorf("written %v, read back %+v; want 4200", written, back)
 	}
-	if got := bank.Holding(uint16(d.want["storage_basic_WChaMax"].addr), 1); got[0] != 420 {
+	if got := bank.Holding(uint16(d.Points()["storage_basic_WChaMax"].Addr), 1); got[0] != 420 {
 		t.Errorf("register holds %d, want 420", got[0])
 	}
 	if _, _, err := a.Write(ctx, "inverter_three_phase_W", reading.Int(1)); !errors.Is(err, adapters.ErrNotWritable) {
@@ -489,7 +240,7 @@ func TestSunSpecMarkerMissing(t *testing.T) {
 		}
 	}
 	rec.AwaitStatus(t, "the error again, at a retry", adapterstest.IsError)
-	inverterDevice(t).serve(bank)
+	inverterDevice(t).Serve(bank)
 	c := rec.AwaitCycle(t, "readings after a retry", func(c adapterstest.Cycle) bool { return c.Err == nil && len(c.Readings) > 0 })
 	if v, _ := c.Value("inverter_three_phase_Hz"); v != reading.Float(50.02) {
 		t.Errorf("inverter_three_phase_Hz = %v", v)
@@ -501,11 +252,7 @@ func TestSunSpecMarkerMissing(t *testing.T) {
 // its points.
 func TestSunSpecRediscoversAtReconnect(t *testing.T) {
 	bank := modbussim.NewBank()
-	d := newSunDevice(t, 40000, nil)
-	d.model(1, nil)
-	d.model(103, nil)
-	d.end()
-	d.serve(bank)
+	sunDevice(t, 40000, nil, sunModel{id: 1}, sunModel{id: 103}).Serve(bank)
 	srv := serve(t, bank, "127.0.0.1:0")
 	cfg := sunspecConfig("tcp://" + srv.Addr)
 	cfg.Interval = config.Duration(20 * time.Millisecond)
@@ -518,7 +265,7 @@ func TestSunSpecRediscoversAtReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec.AwaitStatus(t, "error while the device is away", adapterstest.IsError)
-	inverterDevice(t).serve(bank)
+	inverterDevice(t).Serve(bank)
 	serve(t, bank, srv.Addr)
 	rec.AwaitPoints(t, "the new chain's points", func(ps []reading.Point) bool { _, ok := described(ps)["battery_SoC"]; return ok })
 	rec.AwaitCycle(t, "a battery reading", func(c adapterstest.Cycle) bool { v, _ := c.Value("battery_SoC"); return v == reading.Float(80.5) })
@@ -529,13 +276,8 @@ func TestSunSpecRediscoversAtReconnect(t *testing.T) {
 func TestDiscoverSunSpec(t *testing.T) {
 	for _, base := range []int{40000, 50000, 0} {
 		t.Run(fmt.Sprint(base), func(t *testing.T) {
-			d := newSunDevice(t, base, nil)
-			d.model(1, nil)
-			d.model(160, map[string]int{"module": 3})
-			d.vendor(64999, 3)
-			d.end()
 			bank := modbussim.NewBank()
-			d.serve(bank)
+			sunDevice(t, base, nil, sunModel{id: 1}, sunModel{id: 160, counts: map[string]int{"module": 3}}, sunModel{id: 64999, vendor: 3}).Serve(bank)
 			srv := serve(t, bank, "127.0.0.1:0").Addr
 			h := gmb.NewTCPClientHandler(srv)
 			h.Timeout = 5 * time.Second

@@ -358,3 +358,50 @@ func TestSunSpecValues(t *testing.T) {
 func sunspecPoint(typ string, size int) sunspec.Point {
 	return sunspec.Point{Name: "p", Type: typ, Size: size}
 }
+
+// TestEveryModelLaysOut lays out each of the definitions' models, with
+// every repeating group once and every register 1 (a value of every type),
+// and checks that each point the model defines is published once, but
+// those too wide for one request.
+func TestEveryModelLaysOut(t *testing.T) {
+	models := sunspec.Models()
+	if len(models) < 100 {
+		t.Fatalf("%d models", len(models))
+	}
+	for _, def := range models {
+		want, n := 0, 0
+		var walk func(g sunspec.Group, top bool)
+		walk = func(g sunspec.Group, top bool) {
+			for i, p := range g.Points {
+				n += p.Size
+				if !(top && i < 2) && p.Type != "pad" && p.Type != "sunssf" && p.Size <= 125 {
+					want++
+				}
+			}
+			for _, sub := range g.Groups {
+				walk(sub, false)
+			}
+		}
+		walk(def.Group, true)
+		regs := make([]byte, 2*n)
+		for i := 1; i < len(regs); i += 2 {
+			regs[i] = 1
+		}
+		ms := []SunSpecModel{{ID: def.ID, Addr: 40002, Len: n - 2, Name: def.Name}}
+		got := layoutChain("dev", ms, [][]byte{regs})
+		names := map[string]bool{}
+		for _, p := range got {
+			if names[p.name] || !strings.HasPrefix(p.name, def.Name+"_") {
+				t.Errorf("model %d: point %s named twice or outside the model", def.ID, p.name)
+			}
+			names[p.name] = true
+			if p.addr < 40004 || p.addr+p.width() > 40002+n {
+				t.Errorf("model %d: point %s at %d outside the model", def.ID, p.name, p.addr)
+			}
+		}
+		if len(got) != want {
+			t.Errorf("model %d (%s): %d points published, want %d", def.ID, def.Name, len(got), want)
+		}
+	}
+	t.Logf("%d models", len(models))
+}

@@ -223,7 +223,7 @@ func (c *Config) Summary() string {
 		points += fmt.Sprintf(" (%d from profile %s)", n, c.Profile)
 	}
 	if c.SunSpec {
-		points += " and the SunSpec models it finds"
+		points += " + SunSpec discovery"
 	}
 	return fmt.Sprintf("%s unit %d, %s every %s", config.RedactURL(c.URL), c.UnitID, points, c.Interval)
 }

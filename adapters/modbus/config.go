@@ -195,32 +195,18 @@ func (c *Config) PointInfo() []reading.Point {
 	pcs := c.points()
 	ps := make([]reading.Point, len(pcs))
 	for i, p := range pcs {
-		ps[i] = p.info(c.Name)
+		ps[i] = reading.Point{Adapter: c.Name, Name: p.Name, Type: p.Type, Unit: p.Unit, Writable: p.Writable,
+			Scale: *p.Scale, Offset: p.Offset}
 	}
 	return ps
 }
 
-// info describes the point, whose defaults are filled in.
-func (p PointConfig) info(adapter string) reading.Point {
-	return reading.Point{Adapter: adapter, Name: p.Name, Type: p.Type, Unit: p.Unit, Writable: p.Writable,
-		Scale: *p.Scale, Offset: p.Offset}
-}
-
 // Summary implements config.AdapterConfig.
 func (c *Config) Summary() string {
-	points := config.Count(len(c.points()), "point")
+	all := c.points()
+	points := config.Count(len(all), "point")
 	if c.Profile != "" {
-		configured := map[string]bool{}
-		for _, p := range c.Points {
-			configured[p.Name] = true
-		}
-		n := 0
-		for _, p := range c.profile {
-			if !configured[p.Name] {
-				n++
-			}
-		}
-		points += fmt.Sprintf(" (%d from profile %s)", n, c.Profile)
+		points += fmt.Sprintf(" (%d from profile %s)", len(all)-len(c.Points), c.Profile)
 	}
 	if c.SunSpec {
 		points += " + SunSpec discovery"

@@ -91,8 +91,8 @@ type point struct {
 	filter    adapters.ChangeFilter
 	backAt    time.Time // when the last write's read-back was read
 	lastWrite time.Time // when the last accepted write went out
-	sf        int       // a scale factor's value as last polled, if sfRead
-	sfRead    bool
+	sfPolled  int       // a scale factor's value as last polled, if sfKnown
+	sfKnown   bool
 }
 
 // width is how many addresses of its table the point spans.
@@ -338,7 +338,7 @@ func (a *Adapter) Run(ctx context.Context, e adapters.Emitter) error {
 		}
 		err := a.poll(ctx, m, e, due)
 		if ctx.Err() != nil {
-			return nil // stopping: an interrupted cycle says nothing of the device
+			return nil
 		}
 		if disc != nil && disc.err != nil {
 			err = joinFaults(disc.err, err)
@@ -478,6 +478,9 @@ func (a *Adapter) poll(ctx context.Context, m *member, e adapters.Emitter, due [
 		}
 	}
 	a.emit(e, rs, ps, sfs)
+	if ctx.Err() != nil {
+		return nil // stopping: an interrupted cycle says nothing of the device
+	}
 	switch {
 	case sent < len(plan):
 		first = fmt.Errorf("%w (%d of %d requests not sent this cycle)", first, len(plan)-sent, len(plan))
@@ -516,7 +519,7 @@ func (a *Adapter) emit(e adapters.Emitter, rs []reading.Reading, ps []*point, sf
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for p, v := range sfs {
-		p.sf, p.sfRead = v, true
+		p.sfPolled, p.sfKnown = v, true
 	}
 	out := rs[:0]
 	for i, rd := range rs {
@@ -613,7 +616,7 @@ func (a *Adapter) writeCodec(p *point) (codec, int, error) {
 	e := p.sun.fixed
 	if sf := p.sun.sf; sf != nil {
 		a.mu.Lock()
-		v, ok := sf.sf, sf.sfRead
+		v, ok := sf.sfPolled, sf.sfKnown
 		a.mu.Unlock()
 		if !ok {
 			return codec{}, 0, fmt.Errorf("%w: its scale factor %s has not been read (or is not implemented)", adapters.ErrNotWritable, sf.name)

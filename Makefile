@@ -3,13 +3,31 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+# Static, stripped, no local paths: what build and release both compile with.
+GOBUILD  = CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 PREFIX  ?= /usr/local
+MAINTAINER ?= fieldgate maintainers <maintainers@fieldgate.invalid>
+# Release architectures: armv6 (Pi Zero/1), armv7, arm64 and amd64.
+RELEASE_ARCHES ?= armv6 armv7 arm64 amd64
+DIST    ?= dist
+# Packages carry the commit's time, so one commit builds the same .debs.
+export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
 
-.PHONY: build demo test test-short test-gpio fuzz bench install clean
+.PHONY: build release demo test test-short test-gpio fuzz bench generate-check install clean
 
 ## build: the gateway binary, bin/fieldgate (static, stripped)
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/fieldgate ./cmd/fieldgate
+	$(GOBUILD) -o bin/fieldgate ./cmd/fieldgate
+
+## release: dist/ with a binary and a .deb per architecture, and SHA256SUMS
+release:
+	rm -rf $(DIST) && mkdir -p $(DIST)
+	set -e; for a in $(RELEASE_ARCHES); do \
+		case $$a in armv*) goarch=arm goarm=$${a#armv} ;; *) goarch=$$a goarm= ;; esac; \
+		GOOS=linux GOARCH=$$goarch GOARM=$$goarm $(GOBUILD) -o $(DIST)/fieldgate_$(VERSION)_linux_$$a ./cmd/fieldgate; \
+	done
+	$(GO) -C packaging run . -version '$(VERSION)' -commit '$(COMMIT)' -maintainer '$(MAINTAINER)' \
+		-dist $(abspath $(DIST)) $(foreach a,$(RELEASE_ARCHES),$(abspath $(DIST))/fieldgate_$(VERSION)_linux_$(a))
 
 ## demo: the gateway against a simulated Modbus device and an embedded broker
 demo: build
@@ -36,20 +54,30 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./config
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCommand$$' -fuzztime $(FUZZTIME) ./bridge
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./buffer
+	$(GO) test -run '^$$' -fuzz '^FuzzRecoverForgery$$' -fuzztime $(FUZZTIME) ./buffer
 	$(GO) test -run '^$$' -fuzz '^FuzzRTUReply$$' -fuzztime $(FUZZTIME) ./adapters/modbus
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEncode$$' -fuzztime $(FUZZTIME) ./adapters/modbus
 	$(GO) test -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME) ./adapters/serial
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME) ./bridge/sparkplug
 
 ## bench: every benchmark once, printing its figures
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 
-## install: the binary, an example config and the systemd unit (as root)
+## generate-check: regenerate the generated code (protoc from Debian's
+## protobuf-compiler) and fail if it differs from what is committed
+generate-check:
+	$(GO) generate ./bridge/sparkplug/sparkplugpb
+	git diff --exit-code -- bridge/sparkplug/sparkplugpb
+
+## install: the binary, the starter config and the systemd unit (as root),
+## without the package; the README's manual route creates the user first
 install: build
 	install -D -m 0755 bin/fieldgate $(DESTDIR)$(PREFIX)/bin/fieldgate
-	install -D -m 0644 systemd/fieldgate.service $(DESTDIR)/etc/systemd/system/fieldgate.service
+	sed 's|/usr/bin/fieldgate|$(PREFIX)/bin/fieldgate|' systemd/fieldgate.service | \
+		install -D -m 0644 /dev/stdin $(DESTDIR)/etc/systemd/system/fieldgate.service
 	test -e $(DESTDIR)/etc/fieldgate/fieldgate.toml || \
-		install -D -m 0640 examples/full.toml $(DESTDIR)/etc/fieldgate/fieldgate.toml
+		install -D -m 0640 examples/starter.toml $(DESTDIR)/etc/fieldgate/fieldgate.toml
 
 clean:
-	rm -rf bin demo-data
+	rm -rf bin dist demo-data

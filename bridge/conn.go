@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"sync/atomic"
 	"time"
 
@@ -80,7 +81,9 @@ func (c *conn) options(tlsCfg *tls.Config) *mqtt.ClientOptions {
 	o.SetPingTimeout(min(c.s.keepalive, 10*time.Second))
 	o.SetProtocolVersion(4)
 	o.SetConnectTimeout(connectTimeout)
-	o.SetDialer(&net.Dialer{Timeout: connectTimeout})
+	o.SetCustomOpenConnectionFn(func(uri *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
+		return openConn(uri, tlsCfg, connectTimeout, c.s.keepalive, c.logger)
+	})
 	o.SetWriteTimeout(writeTimeout)
 	o.SetAutoReconnect(false)
 	o.SetConnectRetry(false)

@@ -3,13 +3,14 @@ package buffer
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"maps"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/fieldgate/fieldgate/internal/reading"
@@ -56,7 +57,8 @@ var (
 	ErrUnknownUpstream = errors.New("unknown upstream")
 	ErrAckRange        = errors.New("ack beyond the last appended reading")
 	ErrTooLarge        = errors.New("poll cycle too large for one record")
-	ErrLocked          = errors.New("buffer directory in use by another process")
+	ErrLocked          = durable.ErrLocked // the buffer directory is in use by another process
+	ErrSeqExhausted    = errors.New("seqs exhausted")
 )
 
 // Defaults for zero Options fields.
@@ -70,6 +72,9 @@ const (
 	// reserveBlock is how many seqs one durable reservation covers: after a
 	// power cut seq jumps by at most this much.
 	reserveBlock = 1 << 16
+	// maxSeq bounds seqs, far beyond any gateway's life (2^62 readings),
+	// so seq arithmetic never wraps.
+	maxSeq = 1 << 62
 	// cacheEntries bounds the recently appended entries kept in memory so
 	// an upstream that keeps up never reads the disk.
 	cacheEntries = 4096
@@ -94,6 +99,9 @@ type Options struct {
 	// process crash (page cache intact) from a reboot. Tests point it
 	// elsewhere to simulate a power cut.
 	BootIDPath string
+	// FS is the file system the buffer lives on; nil is the operating
+	// system's. Tests substitute one that simulates power cuts.
+	FS durable.FS
 
 	afterSync func() // test hook: called after each interval sync
 }
@@ -113,6 +121,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.BootIDPath == "" {
 		o.BootIDPath = DefaultBootIDPath
+	}
+	if o.FS == nil {
+		o.FS = durable.OS
 	}
 	if o.SegmentSize <= 0 {
 		o.SegmentSize = min(max(o.MaxSize/16, 64<<10), maxSegSize)
@@ -144,14 +155,16 @@ type Stats struct {
 type Buffer struct {
 	dir  string
 	opts Options
+	fs   durable.FS
 	log  *slog.Logger
-	lock *os.File
+	lock io.Closer
 	boot string
+	key  []byte // the frame key (see frameSeal)
 
 	mu           sync.Mutex
 	closed       bool
 	segs         []*segment // oldest first; the last is the tail
-	tail         *os.File
+	tail         durable.File
 	bytes        int64
 	next         uint64
 	reserved     uint64
@@ -167,6 +180,7 @@ type Buffer struct {
 	hints        map[string]readHint
 	curGen       uint64 // bumped whenever cursors change
 	dropped      uint64
+	diskFull     diskFull
 	changed      chan struct{}
 
 	syncMu sync.Mutex // serialises log fsyncs; taken before mu
@@ -214,8 +228,11 @@ func (b *Buffer) appendLocked(rs []reading.Reading) (first, gen uint64, err erro
 		return 0, 0, ErrClosed
 	}
 	n := uint64(len(rs))
+	if n > maxSeq-b.next {
+		return 0, 0, ErrSeqExhausted
+	}
 	if b.tailSeg().size >= b.opts.SegmentSize {
-		if err := b.roll(); err != nil {
+		if err := b.makeRoom(b.roll); err != nil {
 			return 0, 0, fmt.Errorf("new segment: %w", err)
 		}
 	}
@@ -230,13 +247,12 @@ func (b *Buffer) appendLocked(rs []reading.Reading) (first, gen uint64, err erro
 		from = 0
 	}
 	defs, defsEnd := b.dict.since(from)
-	b.enc = encodeRecord(b.enc[:0], b.next, b.needSnapshot, defs, b.ids, rs)
+	s := b.tailSeg()
+	b.enc = encodeRecord(b.enc[:0], s.seal, s.size, b.next, b.needSnapshot, defs, b.ids, rs)
 	if len(b.enc)-frameHeaderLen > maxPayload {
 		return 0, 0, fmt.Errorf("%w: %d readings, %d bytes", ErrTooLarge, len(rs), len(b.enc))
 	}
-	s := b.tailSeg()
-	if _, err := b.tail.WriteAt(b.enc, s.size); err != nil {
-		_ = b.tail.Truncate(s.size) // best effort; Open cuts a torn tail anyway
+	if err := b.makeRoom(func() error { return b.writeTail(s, b.enc) }); err != nil {
 		return 0, 0, err
 	}
 	s.mu.Lock()
@@ -256,20 +272,81 @@ func (b *Buffer) appendLocked(rs []reading.Reading) (first, gen uint64, err erro
 	}
 	b.cache.add(es)
 	b.next += n
+	s.end = b.next
 	b.enforceCap()
 	close(b.changed)
 	b.changed = make(chan struct{})
 	return first, b.written, nil
 }
 
+// writeTail writes a record at the end of the tail s, leaving the tail as
+// it was when the write fails.
+func (b *Buffer) writeTail(s *segment, rec []byte) error {
+	if _, err := b.tail.WriteAt(rec, s.size); err != nil {
+		_ = b.tail.Truncate(s.size) // best effort; Open cuts a torn tail anyway
+		return err
+	}
+	return nil
+}
+
+// makeRoom runs op, a write to the log; while it fails because the file
+// system is full, it evicts the oldest sealed segment and tries again: a
+// full disk costs the oldest readings, never new ones (SPEC §4.1). The
+// caller holds mu.
+func (b *Buffer) makeRoom(op func() error) error {
+	for {
+		err := op()
+		if err == nil || !errors.Is(err, syscall.ENOSPC) || len(b.segs) < 2 {
+			return err
+		}
+		first := b.segs[0].first
+		lost, behind := b.evictOldest()
+		b.recordDrop(lost, behind)
+		b.diskFull.evicted(b.log, b.dir, first, b.segs[0].first, lost, b.dropped)
+	}
+}
+
+// diskFull follows an episode of a full file system, so it is logged once
+// when it starts and once when it ends, not at every eviction. It ends when
+// a new segment starts with room for two more.
+type diskFull struct {
+	active   bool
+	readings uint64 // evicted in this episode
+	segments int
+}
+
+func (d *diskFull) evicted(log *slog.Logger, dir string, from, to, lost, total uint64) {
+	if !d.active {
+		log.Warn("buffer: file system full; the oldest readings are evicted to make room", "dir", dir,
+			"seq_from", from, "seq_to", to-1, "readings", lost, "dropped_total", total)
+	}
+	d.active = true
+	d.readings += lost
+	d.segments++
+}
+
+// end closes an episode.
+func (d *diskFull) end(log *slog.Logger) {
+	log.Info("buffer: file system has room again", "readings_evicted", d.readings, "segments_evicted", d.segments)
+	*d = diskFull{}
+}
+
 // roll seals the full tail (forcing it to disk, once per segment whatever
 // the fsync mode) and starts a new one.
 func (b *Buffer) roll() error {
-	if err := durable.Datasync(b.tail); err != nil {
+	if err := b.tail.Datasync(); err != nil {
 		return err
 	}
 	b.syncs.Add(1)
-	return b.createTail(b.next)
+	if err := b.createTail(b.next); err != nil {
+		return err
+	}
+	if b.diskFull.active {
+		if free, err := b.fs.Free(b.dir); err == nil && free >= 2*b.opts.SegmentSize {
+			b.diskFull.end(b.log)
+		}
+	}
+	return nil
 }
 
 // syncTo returns once the log is on disk up to generation gen. Appenders
@@ -282,7 +359,7 @@ func (b *Buffer) syncTo(gen uint64) error {
 		b.mu.Lock()
 		f, w := b.tail, b.written
 		b.mu.Unlock()
-		if err := durable.Datasync(f); err != nil {
+		if err := f.Datasync(); err != nil {
 			b.mu.Lock()
 			rolled := b.tail != f // the roll synced f before closing it
 			b.mu.Unlock()
@@ -303,37 +380,66 @@ func (b *Buffer) enforceCap() {
 	var lost, from, to uint64
 	behind := map[string]bool{}
 	for b.bytes > b.opts.MaxSize && len(b.segs) > 1 {
-		s, end := b.segs[0], b.segs[1].first
-		low := s.first
-		if m, ok := b.minCursor(); ok {
-			low = max(low, min(m, end))
-		}
-		lost += end - low
-		for u, c := range b.cursors {
-			if c < end {
-				b.cursors[u] = end
-				behind[u] = true
-			}
-		}
 		if to == 0 {
-			from = s.first
+			from = b.segs[0].first
 		}
-		to = end
-		b.removeOldest()
+		l, us := b.evictOldest()
+		lost += l
+		for _, u := range us {
+			behind[u] = true
+		}
+		to = b.segs[0].first
 	}
-	if len(behind) > 0 {
-		b.curGen++
-	}
+	names := slices.Sorted(maps.Keys(behind))
+	b.recordDrop(lost, names)
 	if lost > 0 {
-		b.dropped += lost
-		names := make([]string, 0, len(behind))
-		for u := range behind {
-			names = append(names, u)
-		}
-		slices.Sort(names)
 		b.log.Warn("buffer: full, oldest readings dropped", "readings", lost, "seq_from", from, "seq_to", to-1,
 			"upstreams_behind", names, "max_size", b.opts.MaxSize, "dropped_total", b.dropped)
 	}
+}
+
+// evictOldest deletes the oldest sealed segment, moving the cursors of
+// upstreams that had not passed it beyond it, and returns how many of its
+// readings some upstream still needed, and those upstreams. Only readings
+// that exist count: seqs skipped after a power cut lie between segments.
+// The caller holds mu.
+func (b *Buffer) evictOldest() (lost uint64, behind []string) {
+	s, next := b.segs[0], b.segs[1].first
+	end := next
+	if s.indexed || b.indexOldest(s) {
+		end = min(s.end, next)
+	}
+	low := s.first
+	if m, ok := b.minCursor(); ok {
+		low = max(low, min(m, end))
+	}
+	if end > low {
+		lost = end - low
+	}
+	for u, c := range b.cursors {
+		if c < next {
+			b.cursors[u] = next
+			behind = append(behind, u)
+		}
+	}
+	b.removeOldest()
+	return lost, behind
+}
+
+// indexOldest scans a sealed segment no Read has reached yet, to learn
+// where its readings end; false if it could not.
+func (b *Buffer) indexOldest(s *segment) bool {
+	_, err := b.indexSegment(s, s.size)
+	return err == nil && s.indexed
+}
+
+// recordDrop counts evicted readings; cursors moved for the upstreams
+// behind. The caller holds mu.
+func (b *Buffer) recordDrop(lost uint64, behind []string) {
+	if len(behind) > 0 {
+		b.curGen++
+	}
+	b.dropped += lost
 }
 
 // release deletes sealed segments every upstream has passed. The caller
@@ -362,7 +468,7 @@ func (b *Buffer) minCursor() (uint64, bool) {
 
 func (b *Buffer) removeOldest() {
 	s := b.segs[0]
-	if err := os.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := b.fs.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		// Forget it anyway: a segment left behind reappears at the next
 		// Open, behind every cursor, and is deleted then.
 		b.log.Warn("buffer: deleting segment", "segment", s.path, "error", err)
@@ -531,7 +637,7 @@ func (b *Buffer) Close() error {
 
 	b.syncMu.Lock()
 	b.mu.Lock()
-	dataErr := durable.Datasync(b.tail)
+	dataErr := b.tail.Datasync()
 	if dataErr == nil {
 		b.syncs.Add(1)
 		b.synced = b.written
@@ -548,7 +654,7 @@ func (b *Buffer) Close() error {
 
 	b.mu.Lock()
 	if dataErr == nil { // otherwise the next Open must treat this as a crash
-		st := seqState{boot: b.boot, reserved: max(b.reserved, b.next), cleanNext: b.next}
+		st := seqState{boot: b.boot, reserved: max(b.reserved, b.next), cleanNext: b.next, key: b.key}
 		errs = append(errs, b.seqFile.Save(st.encode()))
 	}
 	errs = append(errs, b.seqFile.Close(), b.lock.Close())

@@ -295,7 +295,7 @@ func TestEncodedSizePerReading(t *testing.T) {
 	for i := range ids {
 		ids[i] = uint32(i)
 	}
-	rec := encodeRecord(nil, 1<<30, false, nil, ids, batch(3, n))
+	rec := encodeRecord(nil, testSegment().seal, segHeaderLen, 1<<30, false, nil, ids, batch(3, n))
 	if per := float64(len(rec)) / n; per > 24 {
 		t.Fatalf("%.1f bytes per float reading, target is at most 24", per)
 	}

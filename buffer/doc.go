@@ -39,9 +39,21 @@
 // (flock: one process per directory) and, after a repair, up to three
 // copies of damaged segments (see Crash semantics).
 //
-// A segment is the 8-byte header "fgbuf\0\0\x01" followed by frames:
+// A segment is the 16-byte header "fgbuf\0\0\x02" and the buffer's 8-byte
+// secret key, followed by frames:
 //
-//	magic 0xF6 0x1B | payload length uint32 LE | CRC32C(length, payload) uint32 LE | payload
+//	magic 0xF6 0x1B | payload length uint32 LE | checksum uint32 LE | payload
+//
+// The checksum is CRC-32C over the key, the segment's first seq (uint64 LE),
+// the frame's offset in the file (uint64 LE), the length bytes and the
+// payload. Binding each frame to its place and to a key no device sees
+// means data cannot imitate a record: a whole frame a device sends inside a
+// string value, or a frame copied from elsewhere in the log, never
+// verifies where it lies, so resynchronising after damage lands only on
+// records the buffer wrote. The key is also kept in seq.state, for segments
+// whose header is damaged. Segments of format 1 (header "fgbuf\0\0\x01",
+// 8 bytes, checksum over length and payload only), written by earlier
+// versions, are still read.
 //
 // Each payload is one record, one poll cycle:
 //
@@ -68,9 +80,21 @@
 // overwritten in place in turn (one page write and an fdatasync, no rename,
 // so no journal churn from new inodes); a torn write leaves the other slot's
 // previous state.
-// seq.state holds the kernel boot id, the seq reservation and, after a
-// clean Close, the exact next seq; cursors.state holds each upstream's
-// cursor.
+// seq.state holds the kernel boot id, the seq reservation, after a clean
+// Close the exact next seq, and the frame key; cursors.state holds each
+// upstream's cursor. A record is accepted only if its seqs continue its
+// segment's and stay below the reservation, and seq arithmetic is bounded
+// (2^62), so no damage or forgery can make seqs wrap.
+//
+// # A full disk
+//
+// "Full" is max_size or the file system running out of space, whichever
+// comes first (SPEC §4.1). A write or a new segment that fails for want of
+// space evicts the oldest segment and tries again, so collection never
+// stops: the evicted readings are counted as dropped like those the size
+// cap evicts, and the episode is logged when it starts and when a new
+// segment finds room for two more. A segment that could not be started
+// leaves no file behind.
 //
 // # Crash semantics
 //
@@ -105,7 +129,14 @@
 // clean Close (a power cut), Open continues at the reservation, past any seq
 // that may have been published and then lost with the page cache, so a seq
 // is never reused for another reading. A clean Close records the exact next
-// seq, so even a reboot after it continues without a gap.
+// seq, so even a reboot after it continues without a gap. Skipped seqs lie
+// between segments, never inside one (Open starts a new segment after
+// them), so evicting a segment later counts only readings that existed.
+//
+// The write path goes through internal/durable's FS. Tests run it over
+// crashfs, which forgets what was not synced and tears the last write at a
+// random byte, and cut the power hundreds of times per fsync mode
+// (TestPowerCuts).
 //
 // Fsync modes: FsyncAlways syncs before Append returns, concurrent Appends
 // sharing one fdatasync (group commit); FsyncInterval syncs every

@@ -20,19 +20,20 @@ func Open(dir string, upstreams []string, opts Options) (*Buffer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("buffer %s: %w", dir, err)
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := opts.FS.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("buffer %s: %w", dir, err)
 	}
-	lock, err := lockDir(filepath.Join(dir, lockFileName))
+	lock, err := opts.FS.Lock(filepath.Join(dir, lockFileName))
 	if err != nil {
 		return nil, fmt.Errorf("buffer %s: %w", dir, err)
 	}
 	b := &Buffer{
 		dir:     dir,
 		opts:    opts,
+		fs:      opts.FS,
 		log:     opts.Logger,
 		lock:    lock,
-		boot:    readBootID(opts.BootIDPath),
+		boot:    readBootID(opts.FS, opts.BootIDPath),
 		dict:    newDict(),
 		cursors: make(map[string]uint64),
 		hints:   make(map[string]readHint),
@@ -66,7 +67,7 @@ func (b *Buffer) closeFiles() {
 
 func (b *Buffer) load(upstreams []string) error {
 	var err error
-	if b.segs, err = listSegments(b.dir); err != nil {
+	if b.segs, err = listSegments(b.fs, b.dir); err != nil {
 		return err
 	}
 	var st seqState
@@ -77,6 +78,13 @@ func (b *Buffer) load(upstreams []string) error {
 	})
 	if err != nil {
 		return err
+	}
+	b.key = st.key
+	if b.key == nil {
+		b.key = newKey()
+	}
+	if haveSeq {
+		b.reserved = st.reserved // no record may claim a seq beyond it
 	}
 	var saved map[string]uint64
 	b.curFile, _, err = b.loadState(cursorFileName, "buffer: cursors unreadable; every upstream restarts at the oldest retained reading", func(p []byte) (err error) {
@@ -107,11 +115,19 @@ func (b *Buffer) load(upstreams []string) error {
 	case fresh:
 		b.next = 1
 	default:
-		b.next = logEnd + reserveBlock
+		b.next = min(logEnd, maxSeq) + reserveBlock
 		b.log.Warn("buffer: seq state missing; seq skips ahead so none is reused", "log_end", logEnd, "next_seq", b.next)
 	}
-	if fresh {
+	switch {
+	case fresh:
 		if err := b.createTail(b.next); err != nil {
+			return err
+		}
+	case b.next > logEnd:
+		// Seqs skipped after a power cut lie between segments, never
+		// inside one, so evicting a segment counts only readings that
+		// existed.
+		if err := b.startAfterGap(); err != nil {
 			return err
 		}
 	}
@@ -134,7 +150,7 @@ func (b *Buffer) load(upstreams []string) error {
 // missing file is not decoded; nor is an unreadable one, which is logged
 // with warning, saying what that costs, and replaced by the next save.
 func (b *Buffer) loadState(name, warning string, decode func([]byte) error) (*statefile.File, bool, error) {
-	f := statefile.New(filepath.Join(b.dir, name), stateFormat)
+	f := statefile.NewIn(b.fs, filepath.Join(b.dir, name), stateFormat)
 	body, err := f.Load()
 	if err == nil {
 		if err = decode(body); err == nil {
@@ -155,7 +171,7 @@ func (b *Buffer) loadState(name, warning string, decode func([]byte) error) (*st
 // dictionary and returns the seq after the last record.
 func (b *Buffer) openTail() (uint64, error) {
 	for _, s := range b.segs[:len(b.segs)-1] {
-		fi, err := os.Stat(s.path)
+		fi, err := b.fs.Stat(s.path)
 		if err != nil {
 			return 0, err
 		}
@@ -163,7 +179,7 @@ func (b *Buffer) openTail() (uint64, error) {
 		b.bytes += s.size
 	}
 	s := b.segs[len(b.segs)-1]
-	f, err := os.OpenFile(s.path, os.O_RDWR, 0)
+	f, err := b.fs.OpenFile(s.path, os.O_RDWR, 0)
 	if err != nil {
 		return 0, err
 	}
@@ -174,8 +190,7 @@ func (b *Buffer) openTail() (uint64, error) {
 	}
 	// A damaged header (torn while the segment was created, or bit rot)
 	// costs no frame: each carries its own checksum.
-	headerOK := checkHeader(f)
-	sc, err := b.scan(s, f, max(fi.Size(), segHeaderLen))
+	headerOK, sc, err := b.scanWithHeader(s, f, fi.Size())
 	if err != nil {
 		return 0, err
 	}
@@ -188,7 +203,7 @@ func (b *Buffer) openTail() (uint64, error) {
 			return 0, fmt.Errorf("repair %s: %w", s.path, err)
 		}
 	}
-	s.size, s.indexed = sc.res.validEnd, true
+	s.size, s.indexed, s.end = sc.res.validEnd, true, sc.end
 	b.bytes += s.size
 	b.dict.merge(sc.defs, sc.refEnd)
 	// Without a snapshot in the tail, older segments hold the rest of the
@@ -216,14 +231,35 @@ type segScan struct {
 	refEnd   uint64 // one past the highest point id referenced
 }
 
+// scanWithHeader reads s's header and then the whole segment (see scan).
+// When the header is damaged and no frame verifies under the current
+// format, the segment is taken for a legacy one.
+func (b *Buffer) scanWithHeader(s *segment, f durable.File, size int64) (headerOK bool, sc segScan, err error) {
+	headerOK = readHeader(f, s, b.key)
+	sc, err = b.scan(s, f, max(size, s.hdrLen))
+	if err == nil && !headerOK && sc.records == 0 && size > segHeaderLenV1 {
+		s.useFormat(1, nil)
+		if legacy, lerr := b.scan(s, f, size); lerr == nil && legacy.records > 0 {
+			return false, legacy, nil
+		}
+		s.useFormat(2, b.key)
+	}
+	return headerOK, sc, err
+}
+
 // scan reads a whole segment, rebuilding its sparse index; corrupt records
-// are counted and logged here, once per segment.
-func (b *Buffer) scan(s *segment, f *os.File, size int64) (segScan, error) {
+// are counted and logged here, once per segment. A record must continue the
+// segment's seqs and stay below the seq reservation: whatever lies outside
+// was never written by this buffer.
+func (b *Buffer) scan(s *segment, f durable.File, size int64) (segScan, error) {
 	sc := segScan{end: s.first}
 	s.index = s.index[:0]
-	res, err := scanSegment(f, size, func(rec *record, at int64) error {
+	res, err := scanSegment(f, s, size, func(rec *record, at int64) error {
 		if rec.first < sc.end {
 			return fmt.Errorf("%w: seq %d after %d", errBadRecord, rec.first, sc.end)
+		}
+		if b.reserved != 0 && rec.end() > b.reserved {
+			return fmt.Errorf("%w: seqs %d–%d beyond the reservation %d", errBadRecord, rec.first, rec.end()-1, b.reserved)
 		}
 		refEnd, err := rec.validate()
 		if err != nil {
@@ -256,13 +292,12 @@ func (b *Buffer) indexSegment(s *segment, size int64) (segScan, error) {
 	if s.indexed {
 		return segScan{}, nil
 	}
-	f, err := os.Open(s.path)
+	f, err := b.fs.OpenFile(s.path, os.O_RDONLY, 0)
 	if err != nil {
 		return segScan{}, err
 	}
 	defer f.Close()
-	headerOK := checkHeader(f)
-	sc, err := b.scan(s, f, size)
+	headerOK, sc, err := b.scanWithHeader(s, f, size)
 	if err != nil {
 		return sc, err
 	}
@@ -270,7 +305,7 @@ func (b *Buffer) indexSegment(s *segment, size int64) (segScan, error) {
 		b.repairSealed(s, sc)
 	}
 	b.dict.merge(sc.defs, sc.refEnd)
-	s.indexed = true
+	s.indexed, s.end = true, sc.end
 	return sc, nil
 }
 
@@ -278,7 +313,7 @@ func (b *Buffer) indexSegment(s *segment, size int64) (segScan, error) {
 // scan found. Its readings are served whatever happens here, so a failure
 // is only logged (and the repair tried again at the next Open).
 func (b *Buffer) repairSealed(s *segment, sc segScan) {
-	f, err := os.OpenFile(s.path, os.O_RDWR, 0)
+	f, err := b.fs.OpenFile(s.path, os.O_RDWR, 0)
 	if err == nil {
 		err = errors.Join(b.repair(f, s, true, -1, sc), f.Close())
 	} else {
@@ -289,18 +324,29 @@ func (b *Buffer) repairSealed(s *segment, sc segScan) {
 	}
 }
 
+// createTail starts a new segment whose first seq is first. On failure (a
+// full disk) it leaves nothing behind, so a later attempt can succeed.
 func (b *Buffer) createTail(first uint64) error {
-	s := &segment{first: first, path: filepath.Join(b.dir, segName(first)), indexed: true, size: segHeaderLen}
-	f, err := os.OpenFile(s.path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
+	s := &segment{first: first, path: filepath.Join(b.dir, segName(first)), indexed: true, size: segHeaderLen, end: first}
+	s.useFormat(2, b.key)
+	f, err := b.fs.OpenFile(s.path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
 	if err != nil {
 		return err
 	}
-	if _, err := f.WriteAt([]byte(segHeader), 0); err != nil {
-		_ = f.Close()
-		return err
+	// The header is synced with the entry, so a power cut never leaves a
+	// segment whose header looks damaged.
+	_, err = f.WriteAt(s.header(b.key), 0)
+	if err == nil {
+		err = f.Datasync()
 	}
-	if err := durable.SyncDir(b.dir); err != nil {
+	if err == nil {
+		err = b.fs.SyncDir(b.dir)
+	}
+	if err != nil {
 		_ = f.Close()
+		if rerr := b.fs.Remove(s.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			b.log.Warn("buffer: removing a segment that could not be started", "segment", s.path, "error", rerr)
+		}
 		return err
 	}
 	if b.tail != nil {
@@ -315,11 +361,31 @@ func (b *Buffer) createTail(first uint64) error {
 	return nil
 }
 
+// startAfterGap starts a new tail at b.next, past seqs that were skipped;
+// an empty tail is replaced rather than kept.
+func (b *Buffer) startAfterGap() error {
+	if t := b.tailSeg(); t.size <= t.hdrLen {
+		if err := b.tail.Close(); err != nil {
+			return err
+		}
+		if err := b.fs.Remove(t.path); err != nil {
+			return err
+		}
+		b.bytes -= t.size
+		b.segs, b.tail = b.segs[:len(b.segs)-1], nil
+		return b.createTail(b.next)
+	}
+	return b.roll()
+}
+
 // reserve makes seqs below need+reserveBlock durable before any is used,
 // so a reboot never hands one out twice. The caller holds mu.
 func (b *Buffer) reserve(need uint64) error {
+	if need > maxSeq {
+		return ErrSeqExhausted
+	}
 	r := need + reserveBlock
-	if err := b.seqFile.Save(seqState{boot: b.boot, reserved: r}.encode()); err != nil {
+	if err := b.seqFile.Save(seqState{boot: b.boot, reserved: r, key: b.key}.encode()); err != nil {
 		return fmt.Errorf("seq reservation: %w", err)
 	}
 	b.reserved = r

@@ -8,6 +8,7 @@ import (
 	"os"
 	"sort"
 
+	"github.com/fieldgate/fieldgate/internal/durable"
 	"github.com/fieldgate/fieldgate/internal/reading"
 )
 
@@ -97,13 +98,13 @@ func (b *Buffer) readDisk(views []segView, from uint64, limit int, hint readHint
 		if hint.s == v.s && hint.seq <= from && hint.off > off {
 			off = hint.off // every record before it ends below from
 		}
-		f, err := os.Open(v.s.path)
+		f, err := b.fs.OpenFile(v.s.path, os.O_RDONLY, 0)
 		if err != nil {
 			return nil, hint, err
 		}
 		n := len(out)
 		var last readHint
-		out, last, err = b.readSegment(f, off, v.size, from, limit, out)
+		out, last, err = b.readSegment(v.s, f, off, v.size, from, limit, out)
 		_ = f.Close() // read-only
 		if err != nil {
 			return nil, hint, err
@@ -118,8 +119,8 @@ func (b *Buffer) readDisk(views []segView, from uint64, limit int, hint readHint
 // readSegment appends entries from one segment, returning where the record
 // holding the last one starts. Bad records were counted when the segment was
 // scanned, so here they are only stepped over.
-func (b *Buffer) readSegment(f *os.File, off, size int64, from uint64, limit int, out []Entry) ([]Entry, readHint, error) {
-	fr := frameReader{r: f, off: off, end: size}
+func (b *Buffer) readSegment(s *segment, f durable.File, off, size int64, from uint64, limit int, out []Entry) ([]Entry, readHint, error) {
+	fr := frameReader{r: f, seal: s.seal, off: off, end: size}
 	var last readHint
 	var prevEnd uint64
 	unknown := 0

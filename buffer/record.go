@@ -59,8 +59,9 @@ type record struct {
 func (r *record) end() uint64 { return r.first + uint64(r.count) }
 
 // encodeRecord appends one framed record holding rs (with dictionary ids ids)
-// numbered from first, preceded by the definitions defs.
-func encodeRecord(dst []byte, first uint64, snapshot bool, defs []def, ids []uint32, rs []reading.Reading) []byte {
+// numbered from first, preceded by the definitions defs, to be written at
+// offset off of the segment sealed by seal.
+func encodeRecord(dst []byte, seal frameSeal, off int64, first uint64, snapshot bool, defs []def, ids []uint32, rs []reading.Reading) []byte {
 	start := len(dst)
 	dst = append(dst, frameMagic0, frameMagic1, 0, 0, 0, 0, 0, 0, 0, 0)
 	var flags byte
@@ -90,12 +91,37 @@ func encodeRecord(dst []byte, first uint64, snapshot bool, defs []def, ids []uin
 	}
 	payload := dst[start+frameHeaderLen:]
 	binary.LittleEndian.PutUint32(dst[start+2:], uint32(len(payload)))
-	binary.LittleEndian.PutUint32(dst[start+6:], frameCRC(dst[start+2:start+6], payload))
+	binary.LittleEndian.PutUint32(dst[start+6:], seal.sum(off, dst[start+2:start+6], payload))
 	return dst
 }
 
-func frameCRC(lenBytes, payload []byte) uint32 {
-	return crc32.Update(crc32.Checksum(lenBytes, castagnoli), castagnoli, payload)
+// frameSeal computes the checksums of one segment's frames. In the current
+// format (2) a checksum covers, besides the frame's length and payload, the
+// buffer's secret key, the segment's first seq and the frame's offset, so
+// no bytes can pass for a frame anywhere but where the buffer wrote them: a
+// frame a device smuggles into a string value, or one copied from
+// elsewhere, never verifies, and resynchronising after damage can only
+// land on real records. Format 1 segments, written before, checksum the
+// length and payload only.
+type frameSeal struct {
+	legacy bool   // format 1
+	seed   uint32 // format 2: CRC-32C of the key and the segment's first seq
+}
+
+func newSeal(key []byte, first uint64) frameSeal {
+	b := binary.LittleEndian.AppendUint64(append([]byte(nil), key...), first)
+	return frameSeal{seed: crc32.Checksum(b, castagnoli)}
+}
+
+func (s frameSeal) sum(off int64, lenBytes, payload []byte) uint32 {
+	if s.legacy {
+		return crc32.Update(crc32.Checksum(lenBytes, castagnoli), castagnoli, payload)
+	}
+	var o [8]byte
+	binary.LittleEndian.PutUint64(o[:], uint64(off))
+	c := crc32.Update(s.seed, castagnoli, o[:])
+	c = crc32.Update(c, castagnoli, lenBytes)
+	return crc32.Update(c, castagnoli, payload)
 }
 
 func appendString(dst []byte, s string) []byte {
@@ -120,9 +146,9 @@ func appendValue(dst []byte, v reading.Value) []byte {
 	return binary.AppendUvarint(dst, v.Bits())
 }
 
-// parseFrame checks the frame at the start of b and returns its payload and
-// total length.
-func parseFrame(b []byte) (payload []byte, n int, err error) {
+// parseFrame checks the frame at the start of b, which is at offset off of
+// the segment sealed by seal, and returns its payload and total length.
+func parseFrame(b []byte, seal frameSeal, off int64) (payload []byte, n int, err error) {
 	if len(b) < frameHeaderLen || b[0] != frameMagic0 || b[1] != frameMagic1 {
 		return nil, 0, errBadFrame
 	}
@@ -131,7 +157,7 @@ func parseFrame(b []byte) (payload []byte, n int, err error) {
 		return nil, 0, errBadFrame
 	}
 	payload = b[frameHeaderLen : frameHeaderLen+int(l)]
-	if frameCRC(b[2:6], payload) != binary.LittleEndian.Uint32(b[6:]) {
+	if seal.sum(off, b[2:6], payload) != binary.LittleEndian.Uint32(b[6:]) {
 		return nil, 0, errBadFrame
 	}
 	return payload, frameHeaderLen + int(l), nil

@@ -30,7 +30,7 @@ const (
 // header, cuts a torn tail at cutAt (none when negative) and syncs. Every
 // frame that verifies stays where it is. An error means the segment itself
 // could not be written; a failure to keep the copy is only logged.
-func (b *Buffer) repair(f *os.File, s *segment, headerBad bool, cutAt int64, sc segScan) error {
+func (b *Buffer) repair(f durable.File, s *segment, headerBad bool, cutAt int64, sc segScan) error {
 	fi, err := f.Stat()
 	if err != nil {
 		return err
@@ -57,7 +57,7 @@ func (b *Buffer) repair(f *os.File, s *segment, headerBad bool, cutAt int64, sc 
 		}
 	}
 	damage := strings.Join(why, "; ")
-	if err := mend(f, headerBad, cutAt); err != nil {
+	if err := mend(f, s.header(b.key), headerBad, cutAt); err != nil {
 		b.log.Warn("buffer: repair failed", append(attrs, "damage", damage, "error", err)...)
 		return err
 	}
@@ -66,9 +66,9 @@ func (b *Buffer) repair(f *os.File, s *segment, headerBad bool, cutAt int64, sc 
 }
 
 // mend writes repair's changes and syncs them.
-func mend(f *os.File, headerBad bool, cutAt int64) error {
+func mend(f durable.File, header []byte, headerBad bool, cutAt int64) error {
 	if headerBad {
-		if _, err := f.WriteAt([]byte(segHeader), 0); err != nil {
+		if _, err := f.WriteAt(header, 0); err != nil {
 			return err
 		}
 	}
@@ -77,7 +77,7 @@ func mend(f *os.File, headerBad bool, cutAt int64) error {
 			return err
 		}
 	}
-	return durable.Datasync(f)
+	return f.Datasync()
 }
 
 // keepEvidence copies the first size bytes of the segment at path (open as
@@ -88,11 +88,11 @@ func mend(f *os.File, headerBad bool, cutAt int64) error {
 func (b *Buffer) keepEvidence(src io.ReaderAt, path string, size int64) (string, error) {
 	b.evidenceMu.Lock()
 	defer b.evidenceMu.Unlock()
-	var dst *os.File
+	var dst durable.File
 	var name string
 	for k := 1; dst == nil; k++ {
 		name = evidenceName(path, k)
-		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+		f, err := b.fs.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
 		switch {
 		case err == nil:
 			dst = f
@@ -102,15 +102,15 @@ func (b *Buffer) keepEvidence(src io.ReaderAt, path string, size int64) (string,
 	}
 	_, err := io.Copy(dst, io.NewSectionReader(src, 0, size))
 	if err == nil {
-		err = durable.Datasync(dst)
+		err = dst.Datasync()
 	}
 	if err = errors.Join(err, dst.Close()); err != nil {
-		_ = os.Remove(name) // a partial copy is no evidence
+		_ = b.fs.Remove(name) // a partial copy is no evidence
 		return "", err
 	}
 	dir := filepath.Dir(path)
 	b.pruneEvidence(dir, filepath.Base(name))
-	if err := durable.SyncDir(dir); err != nil {
+	if err := b.fs.SyncDir(dir); err != nil {
 		return name, fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return name, nil
@@ -143,7 +143,7 @@ func isEvidence(name string) bool {
 // (after a reboot the clock of a box without an RTC may be behind the
 // copies' times until NTP sets it).
 func (b *Buffer) pruneEvidence(dir, keep string) {
-	des, err := os.ReadDir(dir)
+	des, err := b.fs.ReadDir(dir)
 	if err != nil {
 		b.log.Warn("buffer: listing damaged-segment copies", "error", err)
 		return
@@ -168,7 +168,7 @@ func (b *Buffer) pruneEvidence(dir, keep string) {
 	})
 	for _, c := range others[min(len(others), evidenceKept-1):] {
 		p := filepath.Join(dir, c.name)
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := b.fs.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			b.log.Warn("buffer: deleting an old damaged-segment copy", "path", p, "error", err)
 			continue
 		}

@@ -61,7 +61,7 @@ func TestRepairWithoutRoomForEvidence(t *testing.T) {
 		if c := b.Stats().Corrupt; c != 1 {
 			t.Fatalf("Corrupt = %d, want 1", c)
 		}
-		if h := readFile(t, tail.path)[:segHeaderLen]; string(h) != segHeader {
+		if h := readFile(t, tail.path)[:len(segHeaderV2)]; string(h) != segHeaderV2 {
 			t.Fatalf("header %q not rewritten", h)
 		}
 	})

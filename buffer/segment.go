@@ -5,17 +5,24 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/fieldgate/fieldgate/internal/durable"
 )
 
 const (
-	segHeader    = "fgbuf\x00\x00\x01" // magic and format version
-	segHeaderLen = int64(len(segHeader))
-	segExt       = ".seg"
+	// A segment starts with a magic and format version; format 2 adds the
+	// buffer's 8-byte key (see frameSeal).
+	segMagic       = "fgbuf\x00\x00"
+	segHeaderV1    = segMagic + "\x01"
+	segHeaderV2    = segMagic + "\x02"
+	keyLen         = 8
+	segHeaderLenV1 = int64(len(segHeaderV1))
+	segHeaderLen   = int64(len(segHeaderV2)) + keyLen // the current format's
+	segExt         = ".seg"
 	// indexEvery is the spacing of the sparse index: a Read scans at most
 	// this many bytes to find its first record, and the index costs
 	// 16 bytes per this many bytes of backlog.
@@ -29,9 +36,15 @@ const (
 // segment is one log file. Its name is the seq of its first reading, so the
 // seq range of a sealed segment is [first, next segment's first).
 type segment struct {
-	first uint64
-	path  string
-	size  int64 // valid bytes; grows under Buffer.mu while this is the tail
+	first  uint64
+	path   string
+	size   int64     // valid bytes; grows under Buffer.mu while this is the tail
+	hdrLen int64     // where frames start
+	seal   frameSeal // how its frames are checksummed
+	// end is the seq after its last record, once known (scanned, or
+	// written by this process); 0 until then. Seqs skipped after a power
+	// cut lie between segments, never inside one.
+	end uint64
 
 	mu      sync.Mutex // guards index and indexed
 	indexed bool
@@ -56,8 +69,8 @@ func parseSegName(name string) (uint64, bool) {
 }
 
 // listSegments returns the segment files in dir, oldest first.
-func listSegments(dir string) ([]*segment, error) {
-	des, err := os.ReadDir(dir)
+func listSegments(fsys durable.FS, dir string) ([]*segment, error) {
+	des, err := fsys.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +96,7 @@ func (s *segment) addIndex(seq uint64, off int64) {
 // seek returns the offset of the last indexed record starting at or before
 // seq. The caller holds s.mu.
 func (s *segment) seek(seq uint64) int64 {
-	off := segHeaderLen
+	off := s.hdrLen
 	for _, e := range s.index { // short: one entry per indexEvery bytes
 		if e.seq > seq {
 			break
@@ -97,6 +110,7 @@ func (s *segment) seek(seq uint64) int64 {
 // Slices it returns are valid until its next call.
 type frameReader struct {
 	r      io.ReaderAt
+	seal   frameSeal
 	end    int64 // bytes at or past end are never read
 	off    int64 // next frame
 	buf    []byte
@@ -151,7 +165,7 @@ func (fr *frameReader) frameAt(at int64) ([]byte, int64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	p, n, err := parseFrame(w)
+	p, n, err := parseFrame(w, fr.seal, at)
 	return p, int64(n), err
 }
 
@@ -208,12 +222,12 @@ type scanResult struct {
 	torn         bool // bytes after validEnd hold no valid frame
 }
 
-// scanSegment reads every record in [segHeaderLen, end) and calls fn with
+// scanSegment reads every record of s in [s.hdrLen, end) and calls fn with
 // each decodable one and its offset; a record fn rejects counts as
 // corrupt. Bad frames are skipped by resynchronising on the next valid frame.
-func scanSegment(r io.ReaderAt, end int64, fn func(rec *record, at int64) error) (scanResult, error) {
-	fr := frameReader{r: r, end: end, off: segHeaderLen}
-	res := scanResult{validEnd: segHeaderLen}
+func scanSegment(r io.ReaderAt, s *segment, end int64, fn func(rec *record, at int64) error) (scanResult, error) {
+	fr := frameReader{r: r, seal: s.seal, end: end, off: s.hdrLen}
+	res := scanResult{validEnd: s.hdrLen}
 	for {
 		p, at, err := fr.next()
 		switch {
@@ -246,9 +260,38 @@ func scanSegment(r io.ReaderAt, end int64, fn func(rec *record, at int64) error)
 	}
 }
 
-// checkHeader reports whether f starts with the segment header.
-func checkHeader(f io.ReaderAt) bool {
+// readHeader learns s's format from the header of f, the segment's file,
+// and reports whether the header is intact. A damaged header is taken for
+// the current format with the buffer's key; the caller may retry the
+// legacy format when no frame verifies under it.
+func readHeader(f io.ReaderAt, s *segment, key []byte) bool {
 	var h [segHeaderLen]byte
-	_, err := f.ReadAt(h[:], 0)
-	return err == nil && string(h[:]) == segHeader
+	n, _ := f.ReadAt(h[:], 0)
+	switch {
+	case n >= len(segHeaderV2)+keyLen && string(h[:len(segHeaderV2)]) == segHeaderV2:
+		s.useFormat(2, h[len(segHeaderV2):])
+		return true
+	case n >= len(segHeaderV1) && string(h[:len(segHeaderV1)]) == segHeaderV1:
+		s.useFormat(1, nil)
+		return true
+	}
+	s.useFormat(2, key)
+	return false
+}
+
+// useFormat sets where s's frames start and how they are checksummed.
+func (s *segment) useFormat(version int, key []byte) {
+	if version == 1 {
+		s.hdrLen, s.seal = segHeaderLenV1, frameSeal{legacy: true}
+		return
+	}
+	s.hdrLen, s.seal = segHeaderLen, newSeal(key, s.first)
+}
+
+// header returns the header s's format calls for, with key for format 2.
+func (s *segment) header(key []byte) []byte {
+	if s.seal.legacy {
+		return []byte(segHeaderV1)
+	}
+	return append([]byte(segHeaderV2), key...)
 }

@@ -1,11 +1,14 @@
 package buffer
 
 import (
+	"crypto/rand"
 	"encoding/binary"
-	"os"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
+	"github.com/fieldgate/fieldgate/internal/durable"
 	"github.com/fieldgate/fieldgate/internal/statefile"
 )
 
@@ -15,26 +18,40 @@ var stateFormat = statefile.Format{Magic: [4]byte{'F', 'G', 'S', '1'}, Align: 40
 
 // seqState is the seq reservation: seqs below reserved may have been handed
 // out during boot; cleanNext is the exact next seq after a clean Close (0
-// while running).
+// while running). key is the buffer's secret frame key (see frameSeal),
+// kept here too so that segments whose header is damaged can be read;
+// files written before it existed have none.
 type seqState struct {
 	boot      string
 	reserved  uint64
 	cleanNext uint64
+	key       []byte
 }
 
 func (st seqState) encode() []byte {
 	b := appendString(nil, st.boot)
 	b = binary.AppendUvarint(b, st.reserved)
-	return binary.AppendUvarint(b, st.cleanNext)
+	b = binary.AppendUvarint(b, st.cleanNext)
+	return appendString(b, string(st.key))
 }
 
 func decodeSeqState(b []byte) (seqState, error) {
 	d := decoder{b: b}
 	st := seqState{boot: d.string("boot id"), reserved: d.uvarint("reserved"), cleanNext: d.uvarint("clean next")}
-	if d.err != nil {
-		return seqState{}, d.err
+	if len(d.b) > 0 {
+		st.key = []byte(d.string("key"))
+	}
+	if d.err != nil || st.key != nil && len(st.key) != keyLen {
+		return seqState{}, errors.Join(d.err, fmt.Errorf("%w: key of %d bytes", errBadRecord, len(st.key)))
 	}
 	return st, nil
+}
+
+// newKey returns a fresh frame key.
+func newKey() []byte {
+	k := make([]byte, keyLen)
+	_, _ = rand.Read(k) // crypto/rand never fails on Linux
+	return k
 }
 
 func encodeCursors(c map[string]uint64) []byte {
@@ -71,8 +88,8 @@ func decodeCursors(b []byte) (map[string]uint64, error) {
 // readBootID returns the kernel's boot id, or "" where there is none; ""
 // never matches, so an unknown boot is treated as a reboot (seq jumps, never
 // repeats).
-func readBootID(path string) string {
-	b, err := os.ReadFile(path)
+func readBootID(fsys durable.FS, path string) string {
+	b, err := durable.ReadFile(fsys, path)
 	if err != nil {
 		return ""
 	}

@@ -2,6 +2,8 @@
 // length of a test, and a Recorder, the Emitter it reports to, keeps every
 // batch of readings, every status and every announcement of points in order
 // and lets the test await them within a bounded time instead of sleeping.
+// Contract is the suite every adapter runs against its real peers, through
+// a Rig of hooks on them.
 package adapterstest
 
 import (
@@ -25,24 +27,38 @@ const Timeout = 10 * time.Second
 // Timeout; calls after the first do nothing.
 func Run(t testing.TB, a adapters.Adapter, e adapters.Emitter) (stop func()) {
 	t.Helper()
+	s := run(t, a, e, Timeout)
+	return func() { s() }
+}
+
+// run is Run with a bound of its own; stop returns how long Run took to
+// return once cancelled, or 0 if it did not within the bound.
+func run(t testing.TB, a adapters.Adapter, e adapters.Emitter, within time.Duration) (stop func() time.Duration) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx, e) }()
-	var once sync.Once
-	stop = func() {
+	var (
+		once sync.Once
+		took time.Duration
+	)
+	stop = func() time.Duration {
 		once.Do(func() {
 			cancel()
+			begin := time.Now()
 			select {
 			case err := <-done:
+				took = time.Since(begin)
 				if err != nil {
 					t.Errorf("%s: Run returned %v", a.Name(), err)
 				}
-			case <-time.After(Timeout):
-				t.Errorf("%s: Run did not return within %v of cancellation", a.Name(), Timeout)
+			case <-time.After(within):
+				t.Errorf("%s: Run did not return within %v of cancellation", a.Name(), within)
 			}
 		})
+		return took
 	}
-	t.Cleanup(stop)
+	t.Cleanup(func() { stop() })
 	return stop
 }
 

@@ -67,22 +67,28 @@ func vmInit(m *testing.M) {
 
 var simCount atomic.Int32
 
+// simLabel returns a chip label no other simulated chip of the test
+// binary has.
+func simLabel() string { return fmt.Sprintf("fg-sim-%d", simCount.Add(1)) }
+
 // newSim creates a simulated chip of n lines with a label of its own and
 // removes it when the test ends.
 func newSim(t *testing.T, n int) (*gpiosim.Chip, string) {
 	t.Helper()
-	label := fmt.Sprintf("fg-sim-%d", simCount.Add(1))
-	return newSimLabelled(t, n, label), label
+	label := simLabel()
+	return &newSimLabelled(t, n, label).Chips[0], label
 }
 
-func newSimLabelled(t *testing.T, n int, label string) *gpiosim.Chip {
+// newSimLabelled creates a simulator of one chip of n lines labelled label
+// and removes it when the test ends; closing it earlier unplugs the chip.
+func newSimLabelled(t *testing.T, n int, label string) *gpiosim.Sim {
 	t.Helper()
 	s, err := gpiosim.NewSim(gpiosim.WithBank(gpiosim.NewBank(label, n)))
 	if err != nil {
 		t.Fatalf("gpio-sim: %v", err)
 	}
 	t.Cleanup(s.Close)
-	return &s.Chips[0]
+	return s
 }
 
 // start runs an adapter for chip with points, fast probe and retry, and
@@ -105,15 +111,22 @@ func startIn(t *testing.T, sdir, chip string, points []PointConfig, opts ...opti
 // startFailing runs an adapter without waiting for its first status.
 func startFailing(t *testing.T, sdir, chip string, points []PointConfig, opts ...option) (*Adapter, *adapterstest.Recorder, func()) {
 	t.Helper()
+	a := build(t, sdir, &Config{Name: "io", Chip: chip, Points: points}, opts...)
+	rec := &adapterstest.Recorder{}
+	stop := adapterstest.Run(t, a, rec)
+	return a, rec, stop
+}
+
+// build makes an adapter for cfg that probes and retries quickly, with
+// counters' totals in sdir unless it is empty.
+func build(t *testing.T, sdir string, cfg *Config, opts ...option) *Adapter {
+	t.Helper()
 	opts = append([]option{withProbe(50 * time.Millisecond), withRetry(50*time.Millisecond, 200*time.Millisecond)}, opts...)
 	var env adapters.Env
 	if sdir != "" {
 		env.State = stateDir(t, sdir)
 	}
-	a := newWith(t, &Config{Name: "io", Chip: chip, Points: points}, env, opts...)
-	rec := &adapterstest.Recorder{}
-	stop := adapterstest.Run(t, a, rec)
-	return a, rec, stop
+	return newWith(t, cfg, env, opts...)
 }
 
 // expect waits for the next reading and checks its point and value; it
@@ -127,7 +140,7 @@ func expect(t *testing.T, rec *adapterstest.Recorder, point string, v bool) (rea
 	return x, at
 }
 
-func level(t *testing.T, c *gpiosim.Chip, offset int) int {
+func level(t testing.TB, c *gpiosim.Chip, offset int) int {
 	t.Helper()
 	v, err := c.Level(offset)
 	if err != nil {
@@ -420,11 +433,7 @@ func TestLineOutOfRange(t *testing.T) {
 // USB GPIO expander does, then brings a chip with the same label back.
 func TestChipVanishes(t *testing.T) {
 	const label = "fg-vanishing"
-	sim, err := gpiosim.NewSim(gpiosim.WithBank(gpiosim.NewBank(label, 2)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(sim.Close) // in case the test fails before closing it
+	sim := newSimLabelled(t, 2, label)
 	first := sim.Chips[0].ChipName()
 	a, rec, _ := start(t, label, []PointConfig{
 		{Name: "door", Line: 0},
@@ -436,7 +445,7 @@ func TestChipVanishes(t *testing.T) {
 		t.Fatal(err)
 	}
 	sim.Close()
-	err = rec.NextStatus(t)
+	err := rec.NextStatus(t)
 	if !errors.Is(err, syscall.ENODEV) || !strings.Contains(err.Error(), first) || !strings.Contains(err.Error(), "line 0") {
 		t.Fatalf("status %v, want ENODEV naming %s line 0", err, first)
 	}
@@ -447,7 +456,7 @@ func TestChipVanishes(t *testing.T) {
 		t.Fatalf("status %v, want chip not found", err)
 	}
 
-	c := newSimLabelled(t, 2, label)
+	c := &newSimLabelled(t, 2, label).Chips[0]
 	for err != nil {
 		err = rec.NextStatus(t)
 	}
@@ -686,4 +695,50 @@ func TestCounterActiveLow(t *testing.T) {
 	if got := stateTotal(t, dir, "water"); got != 3 {
 		t.Errorf("state file holds %d, want 3", got)
 	}
+}
+
+// TestContract runs the adapter contract against gpio-sim: removing the
+// chip is the fault, as unplugging a USB GPIO expander, and a chip with the
+// same label coming back the cure.
+func TestContract(t *testing.T) {
+	adapterstest.Contract(t, func(t *testing.T) adapterstest.Rig {
+		const lines = 3
+		label := simLabel()
+		sim := newSimLabelled(t, lines, label)
+		chip := &sim.Chips[0]
+		cfg := &Config{Name: "io", Chip: label, Points: []PointConfig{
+			{Name: "door", Line: 0},
+			{Name: "relay", Line: 1, Direction: "output"},
+			{Name: "water", Line: 2, Counter: true},
+		}}
+		return adapterstest.Rig{
+			Adapter: build(t, t.TempDir(), cfg),
+			Kinds:   adapterstest.KindsOf(cfg.PointInfo()),
+			Break:   sim.Close,
+			Heal:    func() { chip = &newSimLabelled(t, lines, label).Chips[0] },
+			Refusals: []adapterstest.Refusal{
+				{Point: "fan", Value: reading.Bool(true), Want: adapters.ErrNoPoint},
+				{Point: "door", Value: reading.Bool(true), Want: adapters.ErrNotWritable},
+				{Point: "water", Value: reading.Uint(0), Want: adapters.ErrNotWritable},
+				{Point: "relay", Value: reading.String("maybe"), Want: adapters.ErrBadValue},
+				{Point: "relay", Value: reading.Int(2), Want: adapters.ErrBadValue},
+			},
+			Accept: adapterstest.Command{Point: "relay", Value: reading.String("on"), Seen: "line 1 high"},
+			// gpio-sim keeps no log of writes, but every line starts low
+			// (the simulator pulls down, the relay's initial level is
+			// off) and a write has set its level when Write returns.
+			FirstWrite: func(t testing.TB) string {
+				var high []string
+				for offset := range lines {
+					if level(t, chip, offset) == 1 {
+						high = append(high, fmt.Sprintf("line %d high", offset))
+					}
+				}
+				if len(high) == 0 {
+					t.Fatal("no line was driven high")
+				}
+				return strings.Join(high, ", ")
+			},
+		}
+	})
 }

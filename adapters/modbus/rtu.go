@@ -303,12 +303,11 @@ func (s serialLine) done(fault error) {
 
 func (s serialLine) close() error { return s.k.Close() }
 
-// portWire is a serial port as a wire. Writes need no deadline: with flow
-// control off the kernel sends them at line speed.
+// portWire is a serial port as a wire.
 type portWire struct{ *serialport.Port }
 
 func (p portWire) SetDeadline(t time.Time) error {
-	p.SetReadDeadline(t)
+	p.Port.SetDeadline(t)
 	return nil
 }
 

@@ -489,3 +489,27 @@ func BenchmarkRTUBus(b *testing.B) {
 		})
 	}
 }
+
+// TestRTUPortThatStopsDraining: a bus whose port stops draining fails each
+// request at its deadline, so the bus owner never wedges: both units show
+// the port fault, and both are ok again once the port drains.
+func TestRTUPortThatStopsDraining(t *testing.T) {
+	bus := startRTUBus(t, line8N1, map[byte]unitRegs{1: {"hr": {"0": {42}}}, 2: {"hr": {"0": {43}}}})
+	var recs []*adapterstest.Recorder
+	for _, u := range []int{1, 2} {
+		cfg := rtuConfig(bus.url, u, 100*time.Millisecond, pt("h", HoldingRegister, 0, "uint16"))
+		cfg.Timeout = config.Duration(300 * time.Millisecond)
+		_, rec := start(t, cfg)
+		rec.AwaitStatus(t, "ok", adapterstest.IsOK)
+		recs = append(recs, rec)
+	}
+	unclog := bus.cable.Clog()
+	notDraining := func(err error) bool { return errors.Is(err, serialport.ErrNotDraining) }
+	for _, rec := range recs {
+		rec.AwaitStatus(t, "the port fault", notDraining)
+	}
+	unclog()
+	for _, rec := range recs {
+		rec.AwaitStatus(t, "ok after the port drains", adapterstest.IsOK)
+	}
+}

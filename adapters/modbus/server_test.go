@@ -137,18 +137,25 @@ func (tp *tap) connections() int {
 	return tp.accepted
 }
 
-// start runs an adapter for cfg until the test ends, with reconnection
-// back-off shortened to keep the tests quick.
+// start runs an adapter for cfg, made by build, until the test ends.
 func start(t *testing.T, cfg *Config) (*Adapter, *adapterstest.Recorder) {
+	t.Helper()
+	a := build(t, cfg)
+	rec := &adapterstest.Recorder{}
+	adapterstest.Run(t, a, rec)
+	return a, rec
+}
+
+// build makes an adapter for cfg that logs to the test, with reconnection
+// back-off shortened to keep the tests quick.
+func build(t *testing.T, cfg *Config) *Adapter {
 	t.Helper()
 	a, err := New(cfg, adapters.Env{Log: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	a.retry = pace{first: 10 * time.Millisecond, max: 50 * time.Millisecond}
-	rec := &adapterstest.Recorder{}
-	adapterstest.Run(t, a, rec)
-	return a, rec
+	return a
 }
 
 func deviceConfig(url string, interval time.Duration, points ...PointConfig) *Config {

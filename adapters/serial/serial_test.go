@@ -57,9 +57,18 @@ func newConfig(port, mode string, points ...serial.PointConfig) *serial.Config {
 	}
 }
 
-// start builds the adapter through the registry and runs it until the test
-// ends, checking that Run returns nil promptly on cancellation.
+// start runs the adapter build makes until the test ends, checking that Run
+// returns nil promptly on cancellation.
 func start(t *testing.T, c *serial.Config) (adapters.Writer, *adapterstest.Recorder) {
+	t.Helper()
+	a := build(t, c)
+	e := &adapterstest.Recorder{}
+	adapterstest.Run(t, a, e)
+	return a.(adapters.Writer), e
+}
+
+// build makes the adapter through the registry, logging to the test.
+func build(t *testing.T, c *serial.Config) adapters.Adapter {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	a, err := adapters.New(config.Adapter{Kind: "serial", Name: c.Name, Config: c}, adapters.Env{Log: log})
@@ -69,9 +78,7 @@ func start(t *testing.T, c *serial.Config) (adapters.Writer, *adapterstest.Recor
 	if a.Name() != c.Name {
 		t.Errorf("Name = %q", a.Name())
 	}
-	e := &adapterstest.Recorder{}
-	adapterstest.Run(t, a, e)
-	return a.(adapters.Writer), e
+	return a
 }
 
 func send(t *testing.T, dev io.Writer, s string) {
@@ -156,10 +163,11 @@ type scale struct {
 	silent   bool
 	tare     string
 	received []string
+	more     chan struct{} // closed and replaced at each line received
 }
 
 func startScale(t *testing.T, dev *os.File) *scale {
-	sc := &scale{tare: "0"}
+	sc := &scale{tare: "0", more: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { sc.serve(ctx, dev) })
@@ -184,6 +192,8 @@ func (sc *scale) serve(ctx context.Context, dev *os.File) {
 		partial = ""
 		sc.mu.Lock()
 		sc.received = append(sc.received, line)
+		close(sc.more)
+		sc.more = make(chan struct{})
 		if v, ok := strings.CutPrefix(line, "T"); ok {
 			sc.tare = strings.TrimRight(v, "\r\n")
 			_, _ = io.WriteString(dev, "ACK\r\n") // an answer that matches no point
@@ -209,6 +219,27 @@ func (sc *scale) lines() []string {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	return slices.Clone(sc.received)
+}
+
+// firstCommand waits for the first line received that is not the query
+// request, and returns it.
+func (sc *scale) firstCommand(t testing.TB, request string) string {
+	t.Helper()
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		sc.mu.Lock()
+		lines, more := sc.received, sc.more
+		sc.mu.Unlock()
+		if i := slices.IndexFunc(lines, func(l string) bool { return l != request }); i >= 0 {
+			return lines[i]
+		}
+		select {
+		case <-more:
+		case <-deadline.C:
+			t.Fatalf("the scale received no command within %v, only %q", wait, lines)
+		}
+	}
 }
 
 func TestQueryMode(t *testing.T) {
@@ -347,4 +378,27 @@ func TestUnplug(t *testing.T) {
 		t.Fatalf("Write after replug: %v", err)
 	}
 	expect(t, dev, "T4\n")
+}
+
+// TestPortThatStopsDraining: a command to a port that stops draining fails
+// at its deadline instead of wedging the port's owner; the adapter reports
+// the port fault and, once the port drains again, reopens it and is ok.
+func TestPortThatStopsDraining(t *testing.T) {
+	cable := peers.StartSocat(t, t.TempDir())
+	w, e := start(t, newConfig(cable.A, "line",
+		serial.PointConfig{Name: "target", Pattern: `T=([0-9.]+)`, Type: "float64", WriteFormat: "T{value}\n"}))
+	if err := e.NextStatus(t); err != nil {
+		t.Fatalf("status %v, want ok", err)
+	}
+	unclog := cable.Clog()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, _, err := w.Write(ctx, "target", reading.Float(21))
+	if !errors.Is(err, serialport.ErrNotDraining) || time.Since(start) > 10*time.Second {
+		t.Fatalf("command to a clogged port = %v after %v, want ErrNotDraining within its bound", err, time.Since(start))
+	}
+	e.AwaitStatus(t, "the port fault", func(err error) bool { return errors.Is(err, serialport.ErrNotDraining) })
+	unclog()
+	e.AwaitStatus(t, "ok after the port drains", adapterstest.IsOK)
 }

@@ -50,17 +50,21 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // File is one state file. It is not safe for concurrent use.
 type File struct {
+	fs     durable.FS
 	path   string
 	format Format
-	f      *os.File // nil until Load found a valid slot or Save wrote the file
-	slot   int64    // bytes per slot; the file is two
-	gen    uint64   // generation of the newest slot
+	f      durable.File // nil until Load found a valid slot or Save wrote the file
+	slot   int64        // bytes per slot; the file is two
+	gen    uint64       // generation of the newest slot
 }
 
 // New returns the state file at path; nothing is read or written before
 // Load or Save.
-func New(path string, format Format) *File {
-	return &File{path: path, format: format}
+func New(path string, format Format) *File { return NewIn(durable.OS, path, format) }
+
+// NewIn is New on the file system fsys.
+func NewIn(fsys durable.FS, path string, format Format) *File {
+	return &File{fs: fsys, path: path, format: format}
 }
 
 // Path returns the file's path, for logs.
@@ -73,7 +77,7 @@ func (f *File) SetAside() (string, error) {
 	_ = f.Close()
 	f.slot, f.gen = 0, 0
 	kept := f.path + ".bad"
-	if err := os.Rename(f.path, kept); err != nil {
+	if err := f.fs.Rename(f.path, kept); err != nil {
 		return "", err
 	}
 	return kept, nil
@@ -104,8 +108,8 @@ func (d *Dir) File(name string, format Format) *File {
 // first Save: it also removes what a crash while the file was being
 // replaced left behind.
 func (f *File) Load() ([]byte, error) {
-	_ = os.Remove(f.path + ".tmp")
-	data, err := os.ReadFile(f.path)
+	_ = f.fs.Remove(f.path + ".tmp")
+	data, err := durable.ReadFile(f.fs, f.path)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +127,7 @@ func (f *File) Load() ([]byte, error) {
 	}
 	f.slot = slot
 	// Unopenable for writing (read-only), it is replaced by the next Save.
-	f.f, _ = os.OpenFile(f.path, os.O_RDWR, 0)
+	f.f, _ = f.fs.OpenFile(f.path, os.O_RDWR, 0)
 	return payload, nil
 }
 
@@ -167,7 +171,7 @@ func (f *File) Save(payload []byte) error {
 	if _, err := f.f.WriteAt(rec, int64((f.gen+1)%2)*f.slot); err != nil {
 		return err
 	}
-	if err := durable.Datasync(f.f); err != nil {
+	if err := f.f.Datasync(); err != nil {
 		return err
 	}
 	f.gen++
@@ -181,10 +185,10 @@ func (f *File) replace(rec []byte) error {
 	data := make([]byte, 2*slot)
 	copy(data[int64((f.gen+1)%2)*slot:], rec)
 	tmp := f.path + ".tmp"
-	if err := writeSynced(tmp, data); err != nil {
+	if err := f.writeSynced(tmp, data); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, f.path); err != nil {
+	if err := f.fs.Rename(tmp, f.path); err != nil {
 		return err
 	}
 	if f.f != nil {
@@ -192,24 +196,24 @@ func (f *File) replace(rec []byte) error {
 	}
 	f.f, f.slot = nil, slot
 	f.gen++
-	if err := durable.SyncDir(filepath.Dir(f.path)); err != nil {
+	if err := f.fs.SyncDir(filepath.Dir(f.path)); err != nil {
 		return err // f.f stays nil, so the next Save replaces the file again
 	}
 	var err error
-	f.f, err = os.OpenFile(f.path, os.O_RDWR, 0)
+	f.f, err = f.fs.OpenFile(f.path, os.O_RDWR, 0)
 	return err
 }
 
-func writeSynced(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+func (f *File) writeSynced(path string, data []byte) error {
+	w, err := f.fs.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(data)
+	_, err = w.Write(data)
 	if err == nil {
-		err = f.Sync()
+		err = w.Datasync()
 	}
-	return errors.Join(err, f.Close())
+	return errors.Join(err, w.Close())
 }
 
 // Close releases the file; every saved state is on disk already.

@@ -1,9 +1,11 @@
 package peers
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,10 +32,7 @@ const socatReady = "starting data transfer loop"
 func StartSocat(t testing.TB, dir string) *Socat {
 	t.Helper()
 	if _, err := exec.LookPath("socat"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("socat is required: %v", err)
-		}
-		t.Skipf("socat not installed: %v", err)
+		Missing(t, "socat is required (apt-get install socat): %v", err)
 	}
 	s := &Socat{A: filepath.Join(dir, "a"), B: filepath.Join(dir, "b"), t: t}
 	s.Start()
@@ -82,4 +81,41 @@ func (s *Socat) Device() *os.File {
 	}
 	s.t.Cleanup(func() { _ = f.Close() })
 	return f
+}
+
+// Clog makes end A stop draining, as a USB adapter that stopped passing data
+// on does: socat stops (SIGSTOP), and A's kernel buffer is filled, so the
+// next write to A blocks. unclog lets it drain again.
+func (s *Socat) Clog() (unclog func()) {
+	s.t.Helper()
+	s.proc.Signal(syscall.SIGSTOP)
+	f, err := os.OpenFile(s.A, os.O_WRONLY|syscall.O_NOCTTY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		s.t.Fatalf("open end A: %v", err)
+	}
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	junk := make([]byte, 4096)
+	for len(junk) > 0 { // big writes until they no longer fit, then single bytes
+		var werr error
+		if err := rc.Write(func(fd uintptr) bool {
+			_, werr = syscall.Write(int(fd), junk)
+			return true // never wait: EAGAIN means full
+		}); err != nil {
+			s.t.Fatal(err)
+		}
+		switch {
+		case errors.Is(werr, syscall.EAGAIN):
+			junk = junk[:len(junk)/2]
+		case werr != nil:
+			s.t.Fatalf("fill end A: %v", werr)
+		}
+	}
+	var once sync.Once
+	unclog = func() { once.Do(func() { s.proc.Signal(syscall.SIGCONT) }) }
+	s.t.Cleanup(unclog)
+	return unclog
 }

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"go.bug.st/serial"
@@ -25,13 +26,22 @@ import (
 // also matches os.ErrDeadlineExceeded, as net.Conn deadlines do.
 var ErrTimeout = fmt.Errorf("serial read timed out: %w", os.ErrDeadlineExceeded)
 
-// Port is an open serial port with net.Conn-style read deadlines. Any error
-// from Read or Write other than ErrTimeout means the port is gone (unplugged,
-// EOF, EIO) and must be closed and reopened; see Keeper.
+// ErrNotDraining is wrapped by Write when the port took nothing for longer
+// than the write deadline: a USB adapter that stopped draining its buffer, or
+// a device that holds the line. It is a port fault: the port is closed and
+// reopened, and it cannot be reopened while the stuck write is still in the
+// kernel.
+var ErrNotDraining = errors.New("the port stopped draining: a write did not complete in time")
+
+// Port is an open serial port with net.Conn-style deadlines. Any error from
+// Read or Write other than ErrTimeout means the port is gone (unplugged, EOF,
+// EIO) or stuck (ErrNotDraining) and must be closed and reopened; see Keeper.
 type Port struct {
 	sp       serial.Port
 	path     string // for error messages
-	deadline time.Time
+	line     config.Line
+	deadline time.Time // for reads
+	wdl      time.Time // for writes; zero: a bound from the line speed
 }
 
 // Open opens the serial device at path (a /dev/serial/by-id/… symlink keeps
@@ -42,11 +52,14 @@ func Open(path string, line config.Line) (*Port, error) {
 	if err != nil {
 		return nil, fmt.Errorf("serial port %s: %w", path, err)
 	}
+	if err := stuck.check(path); err != nil {
+		return nil, fmt.Errorf("serial port %s: %w", path, err)
+	}
 	sp, err := serial.Open(path, m)
 	if err != nil {
 		return nil, fmt.Errorf("serial port %s: open: %w", path, err)
 	}
-	return &Port{sp: sp, path: path}, nil
+	return &Port{sp: sp, path: path, line: line}, nil
 }
 
 // CheckLine reports whether line settings can be used to open a port, so a
@@ -126,9 +139,55 @@ func (p *Port) Read(b []byte) (int, error) {
 	}
 }
 
-// Write writes all of b. With flow control off the kernel drains its buffer
-// at the line speed, so a write of a command-sized b is bounded.
+// SetWriteDeadline bounds the following Writes; the zero time leaves the
+// bound to Write.
+func (p *Port) SetWriteDeadline(t time.Time) { p.wdl = t }
+
+// SetDeadline bounds the following Reads and Writes.
+func (p *Port) SetDeadline(t time.Time) {
+	p.deadline, p.wdl = t, t
+}
+
+// writeSlack is what a write may take beyond its bytes' time on the line:
+// the kernel and a USB adapter pass data on in bursts.
+const writeSlack = time.Second
+
+// Write writes all of b, or fails with ErrNotDraining once the write
+// deadline has passed (without one: twice b's time on the line plus a
+// second). go.bug.st/serial writes block, so the write runs on a goroutine
+// of its own; one the port never lets go of is abandoned, and the path is
+// marked stuck until it returns (see Open).
 func (p *Port) Write(b []byte) (int, error) {
+	deadline := p.wdl
+	if deadline.IsZero() {
+		deadline = time.Now().Add(2*lineTime(len(b), p.line) + writeSlack)
+	}
+	type outcome struct {
+		n   int
+		err error
+	}
+	done := make(chan outcome, 1)
+	returned := make(chan struct{})
+	go func() {
+		defer close(returned)
+		n, err := p.writeAll(b)
+		done <- outcome{n, err}
+	}()
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case o := <-done:
+		return o.n, o.err
+	case <-t.C:
+	}
+	// Discarding what the port holds may let the write go on; if not, the
+	// caller closes the port and Open waits for the write to come back.
+	_ = p.sp.ResetOutputBuffer()
+	stuck.mark(p.path, returned)
+	return 0, fmt.Errorf("serial port %s: write: %w", p.path, ErrNotDraining)
+}
+
+func (p *Port) writeAll(b []byte) (int, error) {
 	n := 0
 	for n < len(b) {
 		m, err := p.sp.Write(b[n:])
@@ -141,6 +200,47 @@ func (p *Port) Write(b []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// lineTime is how long n characters take on the line.
+func lineTime(n int, l config.Line) time.Duration {
+	if l.BaudRate <= 0 {
+		return 0
+	}
+	bits := 1 + l.DataBits + l.StopBits + 1 // start, data, stop, parity at most
+	return time.Duration(int64(n) * int64(bits) * int64(time.Second) / int64(l.BaudRate))
+}
+
+// stuckWrites tracks, by path, writes a port never let go of: until such a
+// write returns, the path is not opened again, so a wedged adapter costs
+// one goroutine, not one per retry.
+type stuckWrites struct {
+	mu    sync.Mutex
+	paths map[string]<-chan struct{} // closed when the write returns
+}
+
+var stuck = &stuckWrites{paths: map[string]<-chan struct{}{}}
+
+func (s *stuckWrites) mark(path string, returned <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.paths[path] = returned
+}
+
+func (s *stuckWrites) check(path string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	returned, ok := s.paths[path]
+	if !ok {
+		return nil
+	}
+	select {
+	case <-returned:
+		delete(s.paths, path)
+		return nil
+	default:
+		return fmt.Errorf("%w (a write from before is still blocked in the kernel)", ErrNotDraining)
+	}
 }
 
 // ResetInput discards received bytes nobody has read, such as a late answer

@@ -231,3 +231,41 @@ func TestKeeperUnplug(t *testing.T) {
 		t.Errorf("Port while backing off = %v, want the fault", err)
 	}
 }
+
+// TestWriteToPortThatStopsDraining: a port that takes nothing more fails the
+// write at its deadline with ErrNotDraining instead of blocking its owner;
+// the path cannot be reopened while the write is stuck in the kernel, and
+// can once the port drains again.
+func TestWriteToPortThatStopsDraining(t *testing.T) {
+	s := peers.StartSocat(t, t.TempDir())
+	p, err := Open(s.A, line8N1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	unclog := s.Clog()
+	p.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+	start := time.Now()
+	_, err = p.Write(make([]byte, 64))
+	if took := time.Since(start); !errors.Is(err, ErrNotDraining) || took > 5*time.Second {
+		t.Fatalf("Write to a clogged port = %v after %v, want ErrNotDraining at its deadline", err, took)
+	}
+	_ = p.Close()
+	if _, err := Open(s.A, line8N1); !errors.Is(err, ErrNotDraining) {
+		t.Fatalf("reopening while the write is stuck = %v, want ErrNotDraining", err)
+	}
+	stuck.mu.Lock()
+	returned := stuck.paths[s.A]
+	stuck.mu.Unlock()
+	unclog()
+	select {
+	case <-returned:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the stuck write never returned after the port drained")
+	}
+	q, err := Open(s.A, line8N1)
+	if err != nil {
+		t.Fatalf("reopening once the port drained: %v", err)
+	}
+	_ = q.Close()
+}

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	gmb "github.com/goburrow/modbus"
+	"github.com/goburrow/modbus"
 
 	"github.com/fieldgate/fieldgate/adapters"
 	"github.com/fieldgate/fieldgate/adapters/modbus/sunspec"
@@ -68,7 +68,7 @@ func DiscoverSunSpec(ctx context.Context, r HoldingReader) ([]SunSpecModel, erro
 			return nil, err
 		}
 		regs, err := readRegs(r, base, 2)
-		var exc *gmb.ModbusError
+		var exc *modbus.ModbusError
 		switch {
 		case errors.As(err, &exc):
 			tried = append(tried, fmt.Sprintf("%d (%v)", base, exc))
@@ -92,7 +92,7 @@ func walkChain(ctx context.Context, r HoldingReader, addr int) ([]SunSpecModel, 
 			return nil, err
 		}
 		hdr, err := readRegs(r, addr, 2)
-		var exc *gmb.ModbusError
+		var exc *modbus.ModbusError
 		switch {
 		case errors.As(err, &exc) && len(ms) > 0:
 			return ms, nil // a device that ends its chain without the end marker
@@ -191,10 +191,10 @@ func (s *sunPoint) implemented(wire []byte) bool {
 		ones = ones && b == 0xff
 		zeros = zeros && b == 0
 	}
-	min := len(wire) > 0 && wire[0] == 0x80 && allZero(wire[1:]) // the most negative integer
+	lowest := len(wire) > 0 && wire[0] == 0x80 && allZero(wire[1:]) // the most negative integer
 	switch s.typ {
 	case "int16", "int32", "int64", "sunssf":
-		return !min
+		return !lowest
 	case "uint16", "enum16", "bitfield16", "uint32", "enum32", "bitfield32", "uint64", "bitfield64":
 		return !ones
 	case "acc16", "acc32", "acc64", "ipaddr", "ipv6addr", "string":

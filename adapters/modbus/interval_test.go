@@ -2,6 +2,7 @@ package modbus
 
 import (
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -99,4 +100,22 @@ func TestPointIntervals(t *testing.T) {
 		t.Errorf("fast point read %d times against the slow point's 3, want 11 (8 at least)", fast)
 	}
 	t.Logf("%d cycles, fast read %d times, slow 3 times, %d requests", len(cycles), fast, reads[len(reads)-1])
+}
+
+// TestPointIntervalConfig: a point's interval is optional, and when given
+// must be more than 0; unset, the point polls at the adapter's.
+func TestPointIntervalConfig(t *testing.T) {
+	const block = "[[modbus]]\nname = \"m\"\nurl = \"tcp://127.0.0.1:502\"\ninterval = \"5s\"\n  [[modbus.point]]\n  name = \"p\"\n  table = \"coil\"\n"
+	c := mustLoadConfig(t, block)
+	a, err := New(c, adapters.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := a.configured[0]; c.Points[0].Interval != 0 || p.every != 5*time.Second {
+		t.Errorf("point interval %v, polled every %v; want unset and the adapter's 5s", c.Points[0].Interval, p.every)
+	}
+	_, err = loadConfig(t, block+"  interval = \"0s\"\n")
+	if err == nil || !strings.Contains(err.Error(), `modbus "m" point "p": interval must be more than 0`) {
+		t.Errorf("interval 0s: %v", err)
+	}
 }

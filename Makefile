@@ -56,6 +56,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./buffer
 	$(GO) test -run '^$$' -fuzz '^FuzzRecoverForgery$$' -fuzztime $(FUZZTIME) ./buffer
 	$(GO) test -run '^$$' -fuzz '^FuzzRTUReply$$' -fuzztime $(FUZZTIME) ./adapters/modbus
+	$(GO) test -run '^$$' -fuzz '^FuzzDeviceIDReply$$' -fuzztime $(FUZZTIME) ./adapters/modbus
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEncode$$' -fuzztime $(FUZZTIME) ./adapters/modbus
 	$(GO) test -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME) ./adapters/serial
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME) ./bridge/sparkplug

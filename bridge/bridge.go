@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"reflect"
 	"slices"
 	"sort"
@@ -18,6 +17,7 @@ import (
 	"github.com/fieldgate/fieldgate/adapters"
 	"github.com/fieldgate/fieldgate/buffer"
 	"github.com/fieldgate/fieldgate/config"
+	"github.com/fieldgate/fieldgate/internal/statefile"
 )
 
 // Buffer is the part of the disk buffer the bridge reads; *buffer.Buffer
@@ -32,6 +32,10 @@ type Buffer interface {
 	Ack(upstream string, next uint64) error
 	// Changed is closed at the next Append.
 	Changed() <-chan struct{}
+	// Stats gives the seq the next reading gets and each upstream's
+	// cursor: a Sparkplug upstream reports its backlog and tells
+	// historical readings from live ones by them.
+	Stats() buffer.Stats
 }
 
 // Bridge runs one publisher per upstream. Its methods are safe for
@@ -41,7 +45,9 @@ type Bridge struct {
 	cmd    Commander
 	logger *slog.Logger
 	status *statusBoard
-	view   atomic.Pointer[view] // configured merges announced
+	view   atomic.Pointer[view] // configured merged with announced
+	latest *latest              // each point's last reading, for Sparkplug births
+	node   edgeNode
 
 	viewMu     sync.Mutex                 // orders the view's updates
 	configured *view                      // the config's part of the view
@@ -66,12 +72,12 @@ type view struct {
 	units     map[pointKey]string
 	maxAge    time.Duration // command_max_age
 	gatewayID string
-	points    []reading.Point // for Home Assistant discovery
-	adapters  map[string]bool // those the config has
+	points    []reading.Point // for Home Assistant discovery and Sparkplug births
+	adapters  []string        // every adapter's name, in file order
 }
 
-// with returns v with the points announced for its adapters added, but
-// those the config describes already.
+// with returns v with the points announced for its adapters added after
+// the config's, but those the config describes already.
 func (v *view) with(announced map[string][]reading.Point) *view {
 	known := map[pointKey]bool{}
 	for _, p := range v.points {
@@ -79,10 +85,7 @@ func (v *view) with(announced map[string][]reading.Point) *view {
 	}
 	out := *v
 	out.points = slices.Clip(v.points)
-	for _, adapter := range slices.Sorted(maps.Keys(announced)) {
-		if !v.adapters[adapter] {
-			continue
-		}
+	for _, adapter := range v.adapters {
 		for _, p := range announced[adapter] {
 			if !known[pointKey{adapter, p.Name}] {
 				out.points = append(out.points, p)
@@ -93,18 +96,39 @@ func (v *view) with(announced map[string][]reading.Point) *view {
 	return &out
 }
 
+// Option adds to what New is given.
+type Option func(*Bridge)
+
+// edgeNode is what a Sparkplug upstream needs of the gateway beyond its
+// config.
+type edgeNode struct {
+	version string
+	state   *statefile.Dir // nil: bdSeq is kept in memory only
+}
+
+// WithEdgeNode gives Sparkplug upstreams the gateway's version, which
+// their NBIRTH carries, and the directory where each keeps its bdSeq
+// across restarts (nil: in memory only, so a restart counts from 0 again).
+func WithEdgeNode(version string, state *statefile.Dir) Option {
+	return func(b *Bridge) { b.node = edgeNode{version: version, state: state} }
+}
+
 // New prepares a bridge for cfg, which comes from config.Load: the bridge
 // relies on its defaults and checks. Nothing connects before Run. cmd may be
 // nil when no upstream takes commands: commands are then refused.
-func New(cfg *config.Config, buf Buffer, cmd Commander, logger *slog.Logger) *Bridge {
+func New(cfg *config.Config, buf Buffer, cmd Commander, logger *slog.Logger, opts ...Option) *Bridge {
 	if cmd == nil {
 		cmd = noCommands{}
 	}
-	b := &Bridge{buf: buf, cmd: cmd, logger: logger, status: newStatusBoard(), upstreams: map[string]*upstream{},
+	b := &Bridge{buf: buf, cmd: cmd, logger: logger, status: newStatusBoard(), latest: newLatest(), upstreams: map[string]*upstream{},
 		discovered: map[string]map[string]string{}, announced: map[string][]reading.Point{}}
+	for _, o := range opts {
+		o(b)
+	}
 	specs, v, err := resolve(cfg)
 	b.specs, b.cfgErr = specs, err
 	b.setView(v, "", nil)
+	b.status.configure(adapterNames(cfg))
 	return b
 }
 
@@ -128,24 +152,35 @@ func (b *Bridge) setView(v *view, adapter string, ps []reading.Point) {
 
 // SetPoints records the points adapter announced at run time (see
 // adapters.Emitter's Describe), replacing its previous announcement; nil
-// withdraws it. They join the config's points in payloads' units and in
-// Home Assistant discovery, whose configs every upstream brings up to date
-// at once. Points the config describes already keep its description.
+// withdraws it. They join the config's points in payloads' units, in Home
+// Assistant discovery and in Sparkplug births, which every upstream brings
+// up to date at once. Points the config describes already keep its
+// description.
 func (b *Bridge) SetPoints(adapter string, ps []reading.Point) {
 	b.setView(nil, adapter, ps)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, u := range b.upstreams {
 		u.disco.resync()
+		u.spb.resync()
 	}
+}
+
+// adapterNames lists the adapters cfg configures.
+func adapterNames(cfg *config.Config) []string {
+	names := make([]string, len(cfg.Adapters))
+	for i, a := range cfg.Adapters {
+		names[i] = a.Name
+	}
+	return names
 }
 
 // resolve derives every upstream's settings; it fails without side effects.
 func resolve(cfg *config.Config) ([]*settings, *view, error) {
 	v := &view{maxAge: cfg.Gateway.CommandMaxAge.D(),
-		gatewayID: cfg.Gateway.ID, points: cfg.Points(), adapters: map[string]bool{}}
+		gatewayID: cfg.Gateway.ID, points: cfg.Points()}
 	for _, a := range cfg.Adapters {
-		v.adapters[a.Name] = true
+		v.adapters = append(v.adapters, a.Name)
 	}
 	specs := make([]*settings, 0, len(cfg.Upstream))
 	for _, u := range cfg.Upstream {
@@ -204,6 +239,7 @@ func (b *Bridge) Reload(cfg *config.Config) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.setView(v, "", nil)
+	b.status.configure(adapterNames(cfg))
 	b.specs, b.cfgErr = specs, nil
 	if !b.running || b.stopping {
 		return nil
@@ -217,6 +253,7 @@ func (b *Bridge) Reload(cfg *config.Config) error {
 		if s, ok := start[name]; ok && reflect.DeepEqual(s, u.s) {
 			delete(start, name)
 			u.disco.resync()
+			u.spb.resync()
 			continue
 		}
 		stop = append(stop, u)
@@ -234,16 +271,26 @@ func (b *Bridge) Reload(cfg *config.Config) error {
 // SetStatus records an adapter's health (nil: ok). A change is published,
 // retained, on every connected upstream; all statuses are published again
 // after each (re)connect. It never blocks on the network, and reports
-// whether the status changed.
+// whether the status changed. Adapters not in the configuration have no
+// status: Reload clears those of the adapters it removes, on every
+// upstream, and ignores their later reports.
 func (b *Bridge) SetStatus(adapter string, err error) (changed bool) {
 	return b.status.set(adapter, err, time.Now())
 }
+
+// Observe records the latest value of each point: a Sparkplug birth
+// carries each point's current value, which may be newer than what an
+// upstream has delivered. The gateway calls it with every poll's readings.
+func (b *Bridge) Observe(rs []reading.Reading) { b.latest.observe(rs) }
 
 // UpstreamState is one upstream's connection as the gateway's health check
 // and metrics report it.
 type UpstreamState struct {
 	Name      string
 	Connected bool
+	// CommandsRefused counts the commands this upstream delivered that
+	// were refused or failed.
+	CommandsRefused uint64
 }
 
 // Upstreams reports the running upstreams, sorted by name.
@@ -251,7 +298,11 @@ func (b *Bridge) Upstreams() []UpstreamState {
 	b.mu.Lock()
 	out := make([]UpstreamState, 0, len(b.upstreams))
 	for name, u := range b.upstreams {
-		out = append(out, UpstreamState{Name: name, Connected: u.conn.online.Load()})
+		st := UpstreamState{Name: name, Connected: u.conn.online.Load()}
+		if u.commands != nil {
+			st.CommandsRefused = u.commands.refused.Load()
+		}
+		out = append(out, st)
 	}
 	b.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

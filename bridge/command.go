@@ -151,13 +151,25 @@ func checkCommand(payload []byte, retained bool, now time.Time, maxAge time.Dura
 	if retained {
 		return c, ErrRetained
 	}
-	if !c.TS.IsZero() {
-		if age := now.Sub(c.TS); age > maxAge {
-			return c, fmt.Errorf("%w: ts %s is %s old, more than command_max_age %s",
-				ErrExpired, c.TS.UTC().Format(time.RFC3339), age.Round(time.Millisecond), maxAge)
-		}
+	return c, checkAge(c.TS, now, maxAge)
+}
+
+// checkAge refuses a command issued at ts (zero: unknown) more than maxAge
+// before now.
+func checkAge(ts, now time.Time, maxAge time.Duration) error {
+	if age := now.Sub(ts); !ts.IsZero() && age > maxAge {
+		return fmt.Errorf("%w: ts %s is %s old, more than command_max_age %s",
+			ErrExpired, ts.UTC().Format(time.RFC3339), age.Round(time.Millisecond), maxAge)
 	}
-	return c, nil
+	return nil
+}
+
+// CheckCommand applies to a command given other than through a broker
+// (`fieldgate write`) the refusals the bridge makes of one it receives:
+// the size limit, the payload's form and its ts against maxAge
+// (command_max_age). Such a command is never retained.
+func CheckCommand(payload []byte, now time.Time, maxAge time.Duration) (Command, error) {
+	return checkCommand(payload, false, now, maxAge)
 }
 
 // result is the outcome of one command, published on its result topic.

@@ -34,6 +34,7 @@ type commandWorker struct {
 
 	jobs    chan job
 	results chan result
+	refused atomic.Uint64 // commands refused or failed
 }
 
 type job struct {
@@ -86,19 +87,27 @@ func (w *commandWorker) onCommand(_ mqtt.Client, m mqtt.Message) {
 	now, maxAge := time.Now(), w.views.Load().maxAge
 	c, err := checkCommand(m.Payload(), m.Retained(), now, maxAge)
 	if err == nil {
-		issued := now // a ts ahead of the gateway's clock must not extend the wait
-		if !c.TS.IsZero() && c.TS.Before(now) {
-			issued = c.TS
-		}
-		select {
-		case w.jobs <- job{adapter, point, c, issued.Add(maxAge)}:
+		if err = w.enqueue(adapter, point, c, now, maxAge); err == nil {
 			return
-		default:
-			err = ErrBusy
 		}
 	}
 	w.logger.Warn("command refused", "adapter", adapter, "point", point, "id", c.ID, "err", err)
 	w.answer(result{adapter: adapter, point: point, id: c.ID, err: err})
+}
+
+// enqueue queues a checked command without blocking, or refuses it as
+// ErrBusy. It expires maxAge after its ts, or after now if sooner.
+func (w *commandWorker) enqueue(adapter, point string, c Command, now time.Time, maxAge time.Duration) error {
+	issued := now // a ts ahead of the gateway's clock must not extend the wait
+	if !c.TS.IsZero() && c.TS.Before(now) {
+		issued = c.TS
+	}
+	select {
+	case w.jobs <- job{adapter, point, c, issued.Add(maxAge)}:
+		return nil
+	default:
+		return ErrBusy
+	}
 }
 
 // answer queues a result without blocking.
@@ -152,6 +161,9 @@ func (w *commandWorker) publishResults() {
 		case <-w.ctx.Done():
 			return
 		case res := <-w.results:
+			if res.err != nil {
+				w.refused.Add(1)
+			}
 			tok := w.conn.publish(w.s.resultTopic(res.adapter, res.point), 1, false, res.payload())
 			t := time.NewTimer(resultTimeout)
 			select {

@@ -43,10 +43,30 @@ type conn struct {
 	// lastErr is the last failure to connect, so a repeat is logged
 	// quietly; owned by the dialling goroutine.
 	lastErr string
+
+	// will is the message the broker publishes if the link is lost, and
+	// sayOffline publishes before a deliberate DISCONNECT (which discards
+	// it): `offline` on the status topic, or Sparkplug's NDEATH.
+	will willMsg
+	// renew, when set, gives the will of each CONNECT: Sparkplug's NDEATH
+	// carries a new bdSeq each time, and since paho fixes the will when it
+	// makes a client, each attempt then gets a new client (the session is
+	// clean, so no session store has to outlive it).
+	renew func() (willMsg, error)
+	tls   *tls.Config
+	first int // the broker tried first, by index in s.brokers
+}
+
+// willMsg is an MQTT will, always at QoS 1.
+type willMsg struct {
+	topic   string
+	payload []byte
+	retain  bool
 }
 
 func newConn(ctx context.Context, s *settings, logger *slog.Logger) *conn {
-	return &conn{s: s, logger: logger, ctx: ctx, store: newSessionStore(), lost: make(chan error, 1)}
+	return &conn{s: s, logger: logger, ctx: ctx, store: newSessionStore(), lost: make(chan error, 1),
+		will: willMsg{topic: s.statusTopic(), payload: []byte("offline"), retain: true}}
 }
 
 // setUp reads the certificate files, retrying with back-off while they are
@@ -58,6 +78,7 @@ func (c *conn) setUp(bo *backoff.Backoff) bool {
 			if t != nil && t.InsecureSkipVerify {
 				c.logger.Warn("TLS: insecure_skip_verify is set: the broker's certificate is not verified")
 			}
+			c.tls = t
 			c.client = mqtt.NewClient(c.options(t))
 			return true
 		}
@@ -70,8 +91,8 @@ func (c *conn) setUp(bo *backoff.Backoff) bool {
 
 func (c *conn) options(tlsCfg *tls.Config) *mqtt.ClientOptions {
 	o := mqtt.NewClientOptions()
-	for _, b := range c.s.brokers {
-		o.AddBroker(b.String())
+	for i := range c.s.brokers {
+		o.AddBroker(c.s.brokers[(c.first+i)%len(c.s.brokers)].String())
 	}
 	o.SetClientID(c.s.clientID)
 	o.SetUsername(c.s.username)
@@ -90,7 +111,9 @@ func (c *conn) options(tlsCfg *tls.Config) *mqtt.ClientOptions {
 	o.SetResumeSubs(false)
 	o.SetStore(c.store)
 	o.SetTLSConfig(tlsCfg)
-	o.SetWill(c.s.statusTopic(), "offline", 1, true)
+	if c.will.topic != "" {
+		o.SetBinaryWill(c.will.topic, c.will.payload, 1, c.will.retain)
+	}
 	o.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 		select {
 		case c.lost <- err:
@@ -118,6 +141,15 @@ func (c *conn) dial(bo *backoff.Backoff, delay time.Duration, abandonBy func() t
 		select {
 		case <-c.lost: // a late report about the previous connection
 		default:
+		}
+		if c.renew != nil {
+			w, err := c.renew()
+			if err != nil {
+				c.failed(err)
+				continue
+			}
+			c.will = w
+			c.client = mqtt.NewClient(c.options(c.tls))
 		}
 		tok := c.client.Connect()
 		select {
@@ -183,10 +215,23 @@ func isTLSError(err error) bool {
 }
 
 // connected starts a new link: it is online and says so, retained, as the
-// birth message.
+// birth message (a Sparkplug session has births of its own).
 func (c *conn) connected() {
 	c.online.Store(true)
-	c.client.Publish(c.s.statusTopic(), 1, true, "online")
+	if c.s.format != formatSparkplug {
+		c.client.Publish(c.s.statusTopic(), 1, true, "online")
+	}
+}
+
+// moveOn makes the next dial try first the broker after the one it is
+// connected to.
+func (c *conn) moveOn() {
+	for i, b := range c.s.brokers {
+		if b.Redacted() == c.brokerName() {
+			c.first = (i + 1) % len(c.s.brokers)
+			return
+		}
+	}
 }
 
 // isOpen reports whether the link is up.
@@ -197,12 +242,13 @@ func (c *conn) publish(topic string, qos byte, retain bool, payload any) mqtt.To
 	return c.client.Publish(topic, qos, retain, payload)
 }
 
-// sayOffline publishes `offline`, retained, and waits for the broker's
+// sayOffline publishes the will (`offline`, retained; or Sparkplug's
+// NDEATH), which a DISCONNECT discards, and waits for the broker's
 // confirmation until deadline.
 func (c *conn) sayOffline(deadline time.Time) {
-	tok := c.client.Publish(c.s.statusTopic(), 1, true, "offline")
+	tok := c.client.Publish(c.will.topic, 1, c.will.retain, c.will.payload)
 	if !tok.WaitTimeout(time.Until(deadline)) || tok.Error() != nil {
-		c.logger.Warn("`offline` not confirmed before the stop deadline")
+		c.logger.Warn("the will's message was not confirmed before the deadline", "topic", c.will.topic)
 	}
 }
 

@@ -12,7 +12,13 @@
 // the encoder of the upstream's payload format (one file per format,
 // format_*.go); the commandWorker (commandworker.go) serves commands; the
 // statusPublisher (status.go) and discovery (homeassistant.go) keep
-// adapter statuses and Home Assistant configs on the broker.
+// adapter statuses and Home Assistant configs on the broker; a reload that
+// removes an adapter clears its retained status on every upstream. An
+// upstream of format sparkplug is a Sparkplug B edge node: its
+// sparkplugSession (sparkplug_session.go) takes the place of statuses and
+// result topics, publishes births and deaths, serves NCMD and DCMD, and
+// holds the publisher's readings back while they must wait; its DDATA come
+// from the buffer through the publisher like any format's messages.
 //
 // # Delivery
 //
@@ -69,7 +75,10 @@
 // point's adapter is ok. It does so at each (re)connect and, for the
 // points that changed, at each reload, where the config of a point that is
 // gone is replaced by an empty retained message, which removes the entity.
-// The configs skip the buffer and go out from their own goroutine, so they
+// At each connect it first learns which configs the broker retains for
+// this gateway id (a brief subscription to homeassistant/+/<gateway
+// id>/+/config, see learnRetained), so the entities of points removed
+// while the gateway was down are removed too. The configs skip the buffer and go out from their own goroutine, so they
 // never hold up readings. The batch format has no topic per point, so it
 // gets no configs (and a warning).
 package bridge

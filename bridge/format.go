@@ -37,12 +37,23 @@ type message struct {
 type encoder interface {
 	// encode returns the first message of es, which is not empty, and
 	// how many entries it took; units are the points' configured units.
+	// A message without a topic carries nothing: its entries are
+	// confirmed without being sent.
 	encode(es []buffer.Entry, units map[pointKey]string) (message, int)
 	// entries is how many entries to read for up to n messages.
 	entries(n int) int
 }
 
-// newEncoder returns the encoder of s's format.
+// encoder returns the encoder of the upstream's format.
+func (u *upstream) encoder() encoder {
+	if u.spb != nil {
+		return u.spb.enc
+	}
+	return newEncoder(u.s)
+}
+
+// newEncoder returns the encoder of s's format, but for Sparkplug's, which
+// is part of its session.
 func newEncoder(s *settings) encoder {
 	switch s.format {
 	case formatBatch:

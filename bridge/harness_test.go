@@ -39,7 +39,7 @@ type gateway struct {
 }
 
 // startGateway runs a bridge for cfg until the test ends.
-func startGateway(t *testing.T, cfg *config.Config, cmd Commander) *gateway {
+func startGateway(t *testing.T, cfg *config.Config, cmd Commander, opts ...Option) *gateway {
 	t.Helper()
 	var names []string
 	for _, u := range cfg.Upstream {
@@ -51,7 +51,7 @@ func startGateway(t *testing.T, cfg *config.Config, cmd Commander) *gateway {
 	}
 	g := &gateway{t: t, buf: buf, acks: &ackWatch{Buffer: buf, acked: make(chan struct{})}, logs: &peers.Lines{}, done: make(chan error, 1)}
 	logger := slog.New(slog.NewTextHandler(g.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	g.b = New(cfg, g.acks, cmd, logger)
+	g.b = New(cfg, g.acks, cmd, logger, opts...)
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
 	go func() { g.done <- g.b.Run(ctx) }()
@@ -85,9 +85,11 @@ func (g *gateway) stop() time.Duration {
 	return time.Since(start)
 }
 
-// emit appends one poll cycle per adapter-point list, values seq-derived.
+// emit hands the bridge one poll cycle as the gateway does: Observe, then
+// Append.
 func (g *gateway) emit(rs ...reading.Reading) (first, last uint64) {
 	g.t.Helper()
+	g.b.Observe(rs)
 	first, last, err := g.buf.Append(rs)
 	if err != nil {
 		g.t.Fatal(err)

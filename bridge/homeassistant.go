@@ -315,6 +315,9 @@ func (d *discovery) sync() {
 	if conn == 0 || !d.conn.isOpen() {
 		return // the next connect brings everything up to date
 	}
+	if conn != d.heldConn && d.s.discovery {
+		d.learnRetained(d.views.Load().gatewayID)
+	}
 	want, collisions := haConfigs(d.s, d.views.Load())
 	if len(collisions) > 0 {
 		d.logger.Warn("homeassistant: points left out: their ids collide with another point's", "points", collisions)

@@ -35,6 +35,7 @@ type liveConn struct {
 	keepalive time.Duration
 	logger    *slog.Logger
 	lastRead  atomic.Int64 // UnixNano of the last byte received
+	silent    atomic.Bool  // the watcher closed the link
 	done      chan struct{}
 	closeOnce sync.Once
 }
@@ -46,10 +47,18 @@ func watchLink(c net.Conn, keepalive time.Duration, logger *slog.Logger) *liveCo
 	return l
 }
 
+// errSilent is what reading a link the watcher closed returns; paho takes
+// the plain "use of closed network connection" for a close of its own and
+// would not report the loss.
+var errSilent = errors.New("the broker stopped answering without closing the link (half-open)")
+
 func (l *liveConn) Read(b []byte) (int, error) {
 	n, err := l.Conn.Read(b)
 	if n > 0 {
 		l.lastRead.Store(time.Now().UnixNano())
+	}
+	if err != nil && l.silent.Load() {
+		err = errSilent
 	}
 	return n, err
 }
@@ -82,6 +91,7 @@ func (l *liveConn) watch() {
 			case !pingAt.IsZero() && now.Sub(pingAt) >= half:
 				l.logger.Warn("the broker stopped answering without closing the link; closing it",
 					"silent_for", now.Sub(last).Round(time.Millisecond), "keepalive", l.keepalive)
+				l.silent.Store(true)
 				_ = l.Close()
 				return
 			}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
-	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/fieldgate/fieldgate/buffer"
 )
@@ -44,6 +43,10 @@ type publisher struct {
 	conn   *conn
 	enc    encoder
 	views  *atomic.Pointer[view] // the live config, for units
+	// spb is the Sparkplug session (format sparkplug only), which has work
+	// of its own between turns (wake) and may hold readings back.
+	spb  *sparkplugSession
+	wake <-chan struct{}
 
 	window      int      // messages in flight at most
 	next        uint64   // next seq to read
@@ -54,8 +57,11 @@ type publisher struct {
 }
 
 func newPublisher(u *upstream) *publisher {
-	p := &publisher{s: u.s, logger: u.logger, ctx: u.ctx, buf: u.b.buf, conn: u.conn, enc: newEncoder(u.s),
+	p := &publisher{s: u.s, logger: u.logger, ctx: u.ctx, buf: u.b.buf, conn: u.conn, enc: u.encoder(),
 		views: &u.b.view, window: maxInFlight}
+	if u.spb != nil {
+		p.spb, p.wake = u.spb, u.spb.wake
+	}
 	if u.s.qos == 2 {
 		p.window = maxInFlightQoS2
 	}
@@ -69,13 +75,12 @@ func newPublisher(u *upstream) *publisher {
 type flight struct {
 	first, last uint64
 	tok         mqtt.Token
-	key         string
-	pkt         packets.ControlPacket
+	stored      storeMark // when tok is nil
 }
 
 func (f *flight) state(s *sessionStore) (done bool, err error) {
 	if f.tok == nil {
-		return !s.holds(f.key, f.pkt), nil
+		return !s.holds(f.stored), nil
 	}
 	select {
 	case <-f.tok.Done():
@@ -100,6 +105,11 @@ func (p *publisher) start() { p.next = p.buf.Cursor(p.s.name) }
 // pump publishes until the connection is lost or the upstream is stopped.
 func (p *publisher) pump() error {
 	for {
+		if p.spb != nil {
+			if err := p.spb.service(p.next); err != nil {
+				return err
+			}
+		}
 		var head <-chan struct{}
 		if len(p.flights) > 0 {
 			head = p.flights[0].wait(p.conn.store)
@@ -126,6 +136,7 @@ func (p *publisher) pump() error {
 		case <-p.idle:
 		case <-p.retry:
 			p.retry = nil
+		case <-p.wake:
 		}
 	}
 }
@@ -188,9 +199,15 @@ func (p *publisher) fill() error {
 			if err := p.ctx.Err(); err != nil {
 				return err // stopping: on a stalled link each Publish may block for writeTimeout
 			}
+			if p.spb != nil && !p.spb.admit(es[0]) {
+				return nil // the session has to publish first; it wakes the pump
+			}
 			m, n := p.enc.encode(es, units)
 			es = es[n:]
-			tok := p.conn.publish(m.topic, p.s.qos, m.retain, m.payload)
+			var tok mqtt.Token = &mqtt.DummyToken{} // nothing the format can carry: done as it is
+			if m.topic != "" {
+				tok = p.conn.publish(m.topic, p.s.qos, m.retain, m.payload)
+			}
 			p.flights = append(p.flights, flight{first: m.first, last: m.last, tok: tok})
 			p.next = m.last + 1
 		}
@@ -212,11 +229,15 @@ func (p *publisher) afterLoss() {
 		if done && err == nil {
 			continue
 		}
-		if !done && p.s.qos > 0 && !p.s.clean {
+		// What paho's session store holds, paho resends after the
+		// reconnect, even a message whose token failed (its send timed
+		// out, or the loss came before it was written): it is watched
+		// there, not read again, or it would go out twice.
+		if p.s.qos > 0 && !p.s.clean {
 			if pt, ok := f.tok.(*mqtt.PublishToken); ok && pt.MessageID() != 0 {
 				key := "o." + strconv.Itoa(int(pt.MessageID())) // paho's key for an outbound packet
-				if pkt := p.conn.store.Get(key); pkt != nil {
-					f.tok, f.key, f.pkt = nil, key, pkt
+				if m, ok := p.conn.store.mark(key); ok {
+					f.tok, f.stored = nil, m
 					continue
 				}
 			}

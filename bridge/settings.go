@@ -14,9 +14,10 @@ import (
 
 // Payload formats (SPEC §3).
 const (
-	formatJSON  = "json"
-	formatValue = "value"
-	formatBatch = "batch"
+	formatJSON      = "json"
+	formatValue     = "value"
+	formatBatch     = "batch"
+	formatSparkplug = "sparkplug" // SPEC §5: see sparkplug_session.go
 )
 
 // settings is one upstream's effective configuration: config.Upstream as
@@ -39,6 +40,7 @@ type settings struct {
 	batchMax     int
 	discovery    bool        // homeassistant: publish Home Assistant discovery configs
 	tls          *config.TLS // nil: plain connection
+	sparkplug    config.Sparkplug
 }
 
 // newSettings takes one [[upstream]] of a loaded config, which has every
@@ -60,6 +62,9 @@ func newSettings(u config.Upstream) (*settings, error) {
 		batchMax:     u.BatchMax,
 		discovery:    u.HomeAssistant,
 		tls:          u.TLS,
+	}
+	if u.Sparkplug != nil {
+		s.sparkplug = *u.Sparkplug
 	}
 	for _, raw := range u.URLs {
 		b, err := brokerURL(raw)

@@ -113,6 +113,15 @@ func TestSessionStore(t *testing.T) {
 	if got := strings.Join(s.All(), " "); got != "o.9 o.2 o.5" {
 		t.Fatalf("All = %s, want insertion order", got)
 	}
+	mark := func(key string) storeMark {
+		t.Helper()
+		m, ok := s.mark(key)
+		if !ok {
+			t.Fatalf("%s not stored", key)
+		}
+		return m
+	}
+	m9, m2, m5 := mark("o.9"), mark("o.2"), mark("o.5")
 	w := s.wait()
 	s.Del("o.2")
 	select {
@@ -120,20 +129,27 @@ func TestSessionStore(t *testing.T) {
 	default:
 		t.Fatal("Del did not signal")
 	}
-	if s.holds("o.2", p2) || !s.holds("o.9", p1) {
+	if s.holds(m2) || !s.holds(m9) {
 		t.Fatal("holds wrong after Del")
 	}
-	s.Put("o.9", p2) // the id reused for another packet
-	if s.holds("o.9", p1) {
-		t.Fatal("holds a replaced packet")
+	// At PUBREC paho replaces a QoS 2 message's PUBLISH with its PUBREL:
+	// the message is still held until PUBCOMP deletes it.
+	s.Put("o.9", packets.NewControlPacket(packets.Pubrel))
+	if !s.holds(m9) {
+		t.Fatal("a message whose PUBREL replaced its PUBLISH counts as delivered")
+	}
+	s.Del("o.9")
+	s.Put("o.9", p2) // the id reused for another message
+	if s.holds(m9) {
+		t.Fatal("holds a message whose id went to another")
 	}
 	s.Close() // the content survives the client's Close/Open
 	s.Open()
-	if !s.holds("o.5", p3) {
+	if !s.holds(m5) {
 		t.Fatal("Close dropped the content")
 	}
 	s.Reset()
-	if len(s.All()) != 0 {
+	if len(s.All()) != 0 || s.holds(m5) {
 		t.Fatal("Reset kept packets")
 	}
 }

@@ -10,31 +10,42 @@ import (
 
 // statusBoard holds each adapter's current status payload. Every change gets
 // a new version; each upstream publishes the payloads newer than the ones it
-// has sent, and all of them after each (re)connect.
+// has sent, and all of them after each (re)connect. An adapter that left
+// the configuration keeps a cleared status, an empty payload, so that every
+// upstream removes its retained status from the broker.
 type statusBoard struct {
-	mu       sync.Mutex
-	version  uint64
-	adapters map[string]*adapterStatus
-	watchers map[chan struct{}]struct{} // one per upstream, capacity 1
+	mu         sync.Mutex
+	version    uint64
+	adapters   map[string]*adapterStatus
+	configured map[string]bool            // the adapters of the running configuration
+	watchers   map[chan struct{}]struct{} // one per upstream, capacity 1
 }
 
 type adapterStatus struct {
 	errText string    // "" when ok
 	since   time.Time // start of the current error spell
+	cleared bool      // the adapter left the configuration: payload is empty
 	version uint64
 	payload []byte
 }
 
 func newStatusBoard() *statusBoard {
-	return &statusBoard{adapters: map[string]*adapterStatus{}, watchers: map[chan struct{}]struct{}{}}
+	return &statusBoard{adapters: map[string]*adapterStatus{}, configured: map[string]bool{},
+		watchers: map[chan struct{}]struct{}{}}
 }
 
 // set records an adapter's status and reports whether it changed. Within one
 // error spell "since" keeps the spell's start even if the error text changes.
+// An adapter not in the configuration has no status: a late report from
+// one that a reload removed is ignored.
 func (b *statusBoard) set(adapter string, err error, now time.Time) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if !b.configured[adapter] {
+		return false
+	}
 	cur, known := b.adapters[adapter]
+	known = known && !cur.cleared
 	next := &adapterStatus{}
 	if err != nil {
 		next.errText, next.since = err.Error(), now
@@ -45,17 +56,39 @@ func (b *statusBoard) set(adapter string, err error, now time.Time) bool {
 	if known && cur.errText == next.errText {
 		return false
 	}
-	b.version++
-	next.version = b.version
 	next.payload = statusPayload(next.errText, next.since)
-	b.adapters[adapter] = next
+	b.changeLocked(adapter, next)
+	return true
+}
+
+// configure takes the adapters of a new configuration: the statuses of
+// those it no longer has are cleared on every upstream.
+func (b *statusBoard) configure(adapters []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	clear(b.configured)
+	for _, a := range adapters {
+		b.configured[a] = true
+	}
+	for a, st := range b.adapters {
+		if !b.configured[a] && !st.cleared {
+			b.changeLocked(a, &adapterStatus{cleared: true, payload: []byte{}})
+		}
+	}
+}
+
+// changeLocked records st as adapter's new status, with the next version,
+// and tells the watchers; b.mu must be held.
+func (b *statusBoard) changeLocked(adapter string, st *adapterStatus) {
+	b.version++
+	st.version = b.version
+	b.adapters[adapter] = st
 	for w := range b.watchers {
 		select {
 		case w <- struct{}{}:
 		default: // already signalled
 		}
 	}
-	return true
 }
 
 // statusPayload encodes {"state":"ok"} or
@@ -106,7 +139,8 @@ func (b *statusBoard) newer(published map[string]uint64, fn func(adapter string,
 }
 
 // statusPublisher keeps one upstream's broker holding every adapter's
-// status: all of them at each new link, then each change.
+// status: all of them at each new link, then each change; an empty
+// retained message removes the status of an adapter no longer configured.
 type statusPublisher struct {
 	board   *statusBoard
 	conn    *conn

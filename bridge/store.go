@@ -18,6 +18,18 @@ type sessionStore struct {
 	n       uint64 // insertion counter: All's order
 	msgs    map[string]storedPacket
 	changed chan struct{} // closed at the next Del or Reset; nil until asked for
+	// dels counts the deletions of each key, resets the Resets, so a mark
+	// tells a message still in the store from a later one under its key.
+	dels   map[string]uint64
+	resets uint64
+}
+
+// storeMark identifies one message in the store, whatever packet of its
+// delivery the store holds: paho replaces a QoS 2 PUBLISH with its PUBREL
+// under the same key at PUBREC, and deletes it only at PUBCOMP.
+type storeMark struct {
+	key          string
+	dels, resets uint64
 }
 
 type storedPacket struct {
@@ -26,7 +38,7 @@ type storedPacket struct {
 }
 
 func newSessionStore() *sessionStore {
-	return &sessionStore{msgs: map[string]storedPacket{}}
+	return &sessionStore{msgs: map[string]storedPacket{}, dels: map[string]uint64{}}
 }
 
 // Open does nothing: the contents must survive the client's disconnects.
@@ -69,6 +81,7 @@ func (s *sessionStore) Del(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.msgs, key)
+	s.dels[key]++
 	s.signal()
 }
 
@@ -77,6 +90,7 @@ func (s *sessionStore) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	clear(s.msgs)
+	s.resets++
 	s.signal()
 }
 
@@ -87,12 +101,21 @@ func (s *sessionStore) signal() {
 	}
 }
 
-// holds reports whether p is still stored under key: paho deletes it when the
-// broker confirms delivery.
-func (s *sessionStore) holds(key string, p packets.ControlPacket) bool {
+// mark returns the mark of the message stored under key, if any.
+func (s *sessionStore) mark(key string) (storeMark, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return p != nil && s.msgs[key].p == p
+	_, ok := s.msgs[key]
+	return storeMark{key, s.dels[key], s.resets}, ok
+}
+
+// holds reports whether the marked message is still in the store: paho
+// deletes it when the broker confirms delivery (PUBACK, PUBCOMP).
+func (s *sessionStore) holds(m storeMark) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.msgs[m.key]
+	return ok && s.dels[m.key] == m.dels && s.resets == m.resets
 }
 
 // wait returns a channel closed at the next removal.

@@ -43,17 +43,21 @@ type upstream struct {
 	pub      *publisher
 	commands *commandWorker // nil when the upstream takes no commands
 	statuses *statusPublisher
-	disco    *discovery // nil: no Home Assistant discovery
+	disco    *discovery        // nil: no Home Assistant discovery
+	spb      *sparkplugSession // format sparkplug only
 }
 
 func newUpstream(b *Bridge, s *settings, discovered map[string]string) *upstream {
 	ctx, cancel := context.WithCancel(context.Background())
 	u := &upstream{b: b, s: s, logger: b.logger.With("upstream", s.name), ctx: ctx, cancel: cancel, done: make(chan struct{})}
 	u.conn = newConn(ctx, s, u.logger)
-	u.pub = newPublisher(u)
 	if s.commands {
 		u.commands = newCommandWorker(u)
 	}
+	if s.format == formatSparkplug {
+		u.spb = newSparkplugSession(u)
+	}
+	u.pub = newPublisher(u)
 	u.statuses = newStatusPublisher(u)
 	u.disco = newDiscovery(u, discovered)
 	return u
@@ -73,14 +77,20 @@ func (u *upstream) run() {
 	defer close(u.done)
 	defer u.wg.Wait()
 	u.wg.Go(u.statuses.run)
+	if u.spb != nil {
+		defer u.spb.close()
+		u.spb.start(&u.wg)
+	}
 	bo := backoff.New(time.Second, u.s.reconnectMax)
 	if !u.conn.setUp(bo) {
 		return
 	}
 	if u.commands != nil {
-		u.conn.client.AddRoute(u.s.commandFilter(), u.commands.onCommand)
 		u.wg.Go(u.commands.execute)
-		u.wg.Go(u.commands.publishResults)
+		if u.spb == nil { // a Sparkplug session takes its commands and their results
+			u.conn.client.AddRoute(u.s.commandFilter(), u.commands.onCommand)
+			u.wg.Go(u.commands.publishResults)
+		}
 	}
 	if u.disco != nil {
 		u.wg.Go(u.disco.run)
@@ -97,8 +107,11 @@ func (u *upstream) run() {
 			u.statuses.disconnected()
 			if u.ctx.Err() == nil {
 				u.logger.Warn("connection lost", "err", err, "in_flight", len(u.pub.flights))
-				if u.conn.isOpen() {
-					u.conn.disconnect() // a publish failed on a live link: start afresh
+				if u.conn.isOpen() { // a publish failed on a live link, or the primary host left: start afresh
+					if u.spb != nil {
+						u.conn.sayOffline(time.Now().Add(deathWait)) // the NDEATH, which the DISCONNECT discards
+					}
+					u.conn.disconnect()
 				}
 				u.pub.afterLoss()
 				if time.Since(up) >= stableAfter {
@@ -123,6 +136,10 @@ func (u *upstream) connected(sessionPresent bool) {
 	u.logger.Info("connected", "broker", u.conn.brokerName(), "session_present", sessionPresent,
 		"backlog_from", u.pub.next, "resending", len(u.pub.flights))
 	u.conn.connected()
+	if u.spb != nil {
+		u.spb.connected() // births instead of statuses and discovery
+		return
+	}
 	if u.commands != nil {
 		u.commands.subscribe()
 	}

@@ -452,6 +452,43 @@ point = [{ name = "n", line = 1, direction = "output", counter = true },
 				`fieldgate.toml:32:64: gpio "d" point "z": a counter counts rising edges: edge must be rising or both, not "none"`,
 			},
 		},
+		{
+			name: "sparkplug",
+			src: gw + `
+[[upstream]]
+name = "a"
+url = "mqtt://x:1883"
+format = "sparkplug"
+[[upstream]]
+name = "b"
+url = "mqtt://x:1883"
+sparkplug = { group_id = "g" }
+[[upstream]]
+name = "c"
+url = "mqtt://x:1883"
+format = "sparkplug"
+retain = true
+homeassistant = true
+  [upstream.sparkplug]
+  edge_node_id = "n/1"
+  primary_host_id = "h#"
+[[upstream]]
+name = "d"
+url = "mqtt://x:1883"
+format = "sparkplug"
+sparkplug = { group_id = "plant+1" }
+`,
+			want: []string{
+				`fieldgate.toml:7:1: upstream "a": format "sparkplug" needs an [upstream.sparkplug] table with group_id`,
+				`fieldgate.toml:11:1: upstream "b": a sparkplug table needs format = "sparkplug"`,
+				`fieldgate.toml:16:1: upstream "c": retain must be false with format "sparkplug": Sparkplug messages are never retained`,
+				`fieldgate.toml:17:1: upstream "c": homeassistant does not go with format "sparkplug", which has no topic per point`,
+				`fieldgate.toml:18:3: upstream "c" sparkplug: group_id is required`,
+				`fieldgate.toml:19:3: upstream "c" sparkplug: bad edge_node_id "n/1": must be UTF-8 without + / #`,
+				`fieldgate.toml:20:3: upstream "c" sparkplug: bad primary_host_id "h#": must be UTF-8 without + / #`,
+				`fieldgate.toml:25:15: upstream "d" sparkplug: bad group_id "plant+1": must be UTF-8 without + / #`,
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -576,8 +613,8 @@ func TestExample(t *testing.T) {
 			}
 		}
 	}
-	if len(used) != 11 {
-		t.Errorf("example has %d kinds of table, want all 11", len(used))
+	if len(used) != 12 {
+		t.Errorf("example has %d kinds of table, want all 12", len(used))
 	}
 }
 
@@ -664,9 +701,10 @@ buffer /var/lib/fieldgate: max 256MiB, fsync interval every 1s
   modbus meter: rtu:///dev/ttyUSB0 unit 7, 1 point every 1s
   serial scale: /dev/ttyUSB1 9600 baud, query mode, 1 point
   gpio io: gpiochip0, 3 points
-2 upstreams:
+3 upstreams:
   cloud: mqtts://broker.example.com:8883, qos 1, json, tls with client certificate
   site: tcp://gw:xxxxx@10.0.0.2:1883 tcp://10.0.0.3:1883, qos 2, batch
+  scada: mqtt://ignition.local:1883, qos 0, sparkplug group plant-1 edge node pi-gw-01 primary host scada-host
 `
 	if got := c.Summary(); got != want {
 		t.Errorf("summary:\n%s\nwant:\n%s", got, want)
@@ -754,6 +792,28 @@ func TestLoad(t *testing.T) {
 	var es config.Errors
 	if !errors.Is(err, fs.ErrNotExist) || errors.As(err, &es) {
 		t.Errorf("missing file: %v, want a plain fs.ErrNotExist", err)
+	}
+}
+
+// TestSparkplugUpstream: the edge node id defaults to the gateway's and
+// the session is clean whatever clean_session says (SPEC §5).
+func TestSparkplugUpstream(t *testing.T) {
+	c, err := load(t, t.TempDir(), `
+[gateway]
+id = "gw"
+[[upstream]]
+name = "scada"
+url = "mqtt://x:1883"
+format = "sparkplug"
+clean_session = false
+sparkplug = { group_id = "plant 1" }
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := c.Upstream[0]
+	if want := (config.Sparkplug{GroupID: "plant 1", EdgeNodeID: "gw"}); *u.Sparkplug != want || !u.CleanSession {
+		t.Errorf("sparkplug %+v clean_session %v; want %+v and a clean session", *u.Sparkplug, u.CleanSession, want)
 	}
 }
 

@@ -42,6 +42,12 @@ func (c *Config) Summary() string {
 			urls[i] = RedactURL(s)
 		}
 		fmt.Fprintf(&b, "  %s: %s, qos %d, %s", u.Name, strings.Join(urls, " "), *u.QoS, u.Format)
+		if sp := u.Sparkplug; sp != nil {
+			fmt.Fprintf(&b, " group %s edge node %s", sp.GroupID, sp.EdgeNodeID)
+			if sp.PrimaryHostID != "" {
+				fmt.Fprintf(&b, " primary host %s", sp.PrimaryHostID)
+			}
+		}
 		if u.TLS != nil {
 			b.WriteString(", tls")
 			if u.TLS.CertFile != "" {

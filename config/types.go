@@ -51,10 +51,23 @@ type Upstream struct {
 	ReconnectMax  Duration `toml:"reconnect_max"` // default 10s
 	Commands      *bool    `toml:"commands"`      // default true
 	TopicPrefix   string   `toml:"topic_prefix"`  // default gateway.topic_prefix
-	Format        string   `toml:"format"`        // json | value | batch; default json
+	Format        string   `toml:"format"`        // json | value | batch | sparkplug; default json
 	BatchMax      int      `toml:"batch_max"`     // default 100
 	HomeAssistant bool     `toml:"homeassistant"`
 	TLS           *TLS     `toml:"tls"` // after Load: non-nil exactly when the URLs use TLS
+	// Sparkplug is required by format "sparkplug" and refused otherwise.
+	// Such an upstream's session is always clean: Load sets CleanSession.
+	Sparkplug *Sparkplug `toml:"sparkplug"`
+}
+
+// Sparkplug is an upstream's [upstream.sparkplug] table: the gateway's
+// identity as a Sparkplug B edge node (SPEC §5).
+type Sparkplug struct {
+	GroupID    string `toml:"group_id"`     // required
+	EdgeNodeID string `toml:"edge_node_id"` // default gateway.id
+	// PrimaryHostID, when set, makes the node publish only while the host
+	// application of that id says online on spBv1.0/STATE/<id>.
+	PrimaryHostID string `toml:"primary_host_id"`
 }
 
 // TLS is an upstream's [upstream.tls] table.

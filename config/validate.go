@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // topicPrefix fills an empty prefix with def, which is checked where it
@@ -154,6 +155,55 @@ func (l *loader) upstream(o *Check, u *Upstream, g *Gateway, seen map[string]nod
 		*u.Commands = true
 	}
 	o.topicPrefix(&u.TopicPrefix, g.TopicPrefix)
-	o.Choice(&u.Format, "format", "json", "json", "value", "batch")
+	o.Choice(&u.Format, "format", "json", "json", "value", "batch", "sparkplug")
 	o.Int(&u.BatchMax, "batch_max", 100, 1, math.MaxInt)
+	o.sparkplug(u, g)
+}
+
+// sparkplug checks the [upstream.sparkplug] table, which format
+// "sparkplug" needs and no other format takes. Sparkplug sessions are
+// clean and nothing in them is retained (SPEC §5): clean_session is set
+// whatever the file says, and retain or homeassistant, which would need
+// retained messages, are refused rather than silently dropped.
+func (o *Check) sparkplug(u *Upstream, g *Gateway) {
+	sp := u.Sparkplug
+	switch {
+	case u.Format != "sparkplug":
+		if sp != nil {
+			o.Errorf("sparkplug", "a sparkplug table needs format = \"sparkplug\"")
+		}
+		return
+	case sp == nil:
+		o.Errorf("format", "format \"sparkplug\" needs an [upstream.sparkplug] table with group_id")
+		return
+	}
+	u.CleanSession = true
+	if u.Retain {
+		o.Errorf("retain", "retain must be false with format \"sparkplug\": Sparkplug messages are never retained")
+	}
+	if u.HomeAssistant {
+		o.Errorf("homeassistant", "homeassistant does not go with format \"sparkplug\", which has no topic per point")
+	}
+	t := o.Table("sparkplug")
+	if t.Required(sp.GroupID, "group_id") {
+		t.sparkplugID(sp.GroupID, "group_id")
+	}
+	if sp.EdgeNodeID == "" {
+		sp.EdgeNodeID = g.ID // a valid gateway id is a valid Sparkplug id
+	} else {
+		t.sparkplugID(sp.EdgeNodeID, "edge_node_id")
+	}
+	if sp.PrimaryHostID != "" {
+		t.sparkplugID(sp.PrimaryHostID, "primary_host_id")
+	}
+}
+
+// sparkplugID checks a Sparkplug group, edge node or host id by the rule
+// of bridge/sparkplug.CheckID (which this package cannot import): each is
+// one topic level, so it is UTF-8 without + / and #, nor the NUL no MQTT
+// topic may hold.
+func (o *Check) sparkplugID(v, k string) {
+	if !utf8.ValidString(v) || strings.ContainsAny(v, "+/#\x00") {
+		o.Errorf(k, "bad %s %q: must be UTF-8 without + / #", k, v)
+	}
 }

@@ -59,6 +59,9 @@ type PointConfig struct {
 // types are the point types, as the config names them.
 var types = []string{"bool", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "string"}
 
+// byteOrderNames are the byte orders, as the config names them.
+var byteOrderNames = []string{"ABCD", "CDAB", "BADC", "DCBA"}
+
 // Registers is how many 16-bit registers (or, for coils and discrete inputs,
 // bits) the point occupies. Unknown types, which Check refuses, count 0.
 func (p PointConfig) Registers() int {
@@ -148,7 +151,7 @@ func (p *PointConfig) check(ck *config.Check) {
 		ck.Errorf("address", "address %d with %d registers does not fit 0..65535", p.Address, n)
 	}
 	p.ByteOrder = strings.ToUpper(p.ByteOrder)
-	ck.Choice(&p.ByteOrder, "byte_order", "ABCD", "ABCD", "CDAB", "BADC", "DCBA")
+	ck.Choice(&p.ByteOrder, "byte_order", "ABCD", byteOrderNames...)
 	if p.Writable && p.Table != Coil && p.Table != HoldingRegister {
 		ck.Errorf("writable", "a %s is read-only: only coils and holding registers are writable", p.Table)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/fieldgate/fieldgate/adapters/adapterstest"
 	"github.com/fieldgate/fieldgate/internal/reading"
 	"github.com/fieldgate/fieldgate/test/modbussim"
+	"github.com/fieldgate/fieldgate/test/rtuserver"
 )
 
 // TestContract runs the adapter contract over Modbus TCP against the
@@ -43,9 +44,9 @@ func TestContract(t *testing.T) {
 // plugging it back at the same path the cure.
 func TestRTUContract(t *testing.T) {
 	adapterstest.Contract(t, func(t *testing.T) adapterstest.Rig {
-		bus := startRTUBus(t, line8N1, map[byte]unitRegs{1: {}})
-		rig := contractRig(t, rtuConfig(bus.url, 1, contractInterval, contractPoints()...), "hr 0 = 5")
-		rig.Break, rig.Heal = bus.cable.Stop, bus.cable.Start
+		bus := rtuserver.StartBus(t, line8N1, map[byte]rtuserver.Unit{1: {}}, nil)
+		rig := contractRig(t, rtuConfig(bus.URL, 1, contractInterval, contractPoints()...), "hr 0 = 5")
+		rig.Break, rig.Heal = bus.Cable.Stop, bus.Cable.Start
 		// The server keeps no log of writes, but it stored each before it
 		// answered, and every address the points span started at 0.
 		rig.FirstWrite = func(t testing.TB) string {
@@ -54,7 +55,7 @@ func TestRTUContract(t *testing.T) {
 				table string
 				n     int
 			}{{"co", 1}, {"hr", 5}, {"ir", 10}} {
-				vals := strings.Fields(strings.TrimPrefix(bus.srv.command("get 1 %s 0 %d", r.table, r.n), "values "))
+				vals := strings.Fields(strings.TrimPrefix(bus.Server.Command("get 1 %s 0 %d", r.table, r.n), "values "))
 				for addr, v := range vals {
 					if v != "0" {
 						changed = append(changed, fmt.Sprintf("%s %d = %s", r.table, addr, v))

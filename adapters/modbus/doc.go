@@ -143,4 +143,14 @@
 // After a write, the read-back is what the caller publishes, and it counts
 // as the point's last published value for on_change: the next poll does
 // not publish the same value again.
+//
+// # Commissioning
+//
+// Bus serves `fieldgate scan` and `fieldgate read`: one-off reads and
+// device identification (FC 43/14), through the same transports and, on a
+// shared bus, the same owner as the adapters. goburrow/modbus has no
+// method for FC 43, so its request goes out as a raw PDU through the
+// transport's own packager and transporter (unitClient); over RTU the
+// reply's length is read object by object as it arrives. Interpret shows
+// registers as every type in every byte order.
 package modbus

@@ -25,6 +25,13 @@ var (
 	errStopped      = errors.New("adapter is not running")
 )
 
+// openError is a failure to open the transport: the device or bus cannot
+// be reached at all, whichever unit is asked. Its text is the cause's.
+type openError struct{ err error }
+
+func (e *openError) Error() string { return e.err.Error() }
+func (e *openError) Unwrap() error { return e.err }
+
 // transport is one connection to a device or bus, as goburrow provides it,
 // with its own reconnection policy. Only the owner goroutine of the link
 // uses it.
@@ -36,7 +43,8 @@ type transport interface {
 	// connection; the zero time when it may be tried now.
 	retryAt() time.Time
 	// client returns a client addressing unit, whose requests time out
-	// after timeout; log takes wire dumps at debug level.
+	// after timeout; log takes wire dumps at debug level. It is a
+	// unitClient, which also sends requests goburrow has no method for.
 	client(unit byte, timeout time.Duration, log *slog.Logger) modbus.Client
 	// settle takes the outcome of each request and reports whether it
 	// broke the connection, which the transport has then closed.
@@ -110,7 +118,7 @@ func newEndpoint(cfg *Config) (endpoint, error) {
 // next request's. So every fault but a Modbus exception closes it.
 type tcpTransport struct {
 	h *modbus.TCPClientHandler
-	c modbus.Client
+	c unitClient
 	redial
 }
 
@@ -118,7 +126,7 @@ func newTCPTransport(addr string, timeout time.Duration, retry pace) *tcpTranspo
 	h := modbus.NewTCPClientHandler(addr)
 	h.Timeout = timeout // bounds the dial and each request
 	h.IdleTimeout = 0   // the link decides when to close, not a timer
-	return &tcpTransport{h: h, c: modbus.NewClient(h), redial: newRedial(retry)}
+	return &tcpTransport{h: h, c: unitClient{Client: modbus.NewClient(h), pk: h, tr: h}, redial: newRedial(retry)}
 }
 
 func (t *tcpTransport) open() error {
@@ -429,7 +437,7 @@ func (l *link) exec(c *call) error {
 		}
 		if err := l.tr.open(); err != nil {
 			l.fault(log, err)
-			return err
+			return &openError{err}
 		}
 		l.open = true
 		l.opens.Add(1)

@@ -37,6 +37,16 @@ var tableNames = [...]string{
 
 func (t table) String() string { return tableNames[t] }
 
+// parseTable looks up a config table name.
+func parseTable(name string) (table, bool) {
+	for t, n := range tableNames {
+		if n != "" && n == name {
+			return table(t), true
+		}
+	}
+	return 0, false
+}
+
 func (t table) bits() bool { return t == coils || t == discreteInputs }
 
 // limit is the most addresses one read request may cover.
@@ -253,12 +263,8 @@ func planTable(t table, ps []*point, maxGap int) []readPlan {
 func newPoint(pc PointConfig) (*point, error) {
 	p := &point{name: pc.Name, addr: pc.Address, writable: pc.Writable, minWrite: pc.MinWriteInterval.D(), every: pc.Interval.D()}
 	p.filter = adapters.ChangeFilter{OnChange: pc.OnChange, Deadband: pc.Deadband, Heartbeat: pc.Heartbeat.D()}
-	for t, n := range tableNames {
-		if n != "" && n == pc.Table {
-			p.table = table(t)
-		}
-	}
-	if p.table == 0 {
+	var ok bool
+	if p.table, ok = parseTable(pc.Table); !ok {
 		return nil, fmt.Errorf("unknown table %q", pc.Table)
 	}
 	var err error
@@ -534,21 +540,26 @@ func (a *Adapter) emit(e adapters.Emitter, rs []reading.Reading, ps []*point, sf
 
 // read executes one read request through m and notes when the answer
 // arrived; urgent reads (read-backs of writes) go before polls.
-// data and at are only read once do has returned the call's own result,
-// which orders them after the owner goroutine wrote them.
 func (a *Adapter) read(ctx context.Context, m *member, urgent bool, t table, start, count int) ([]byte, time.Time, error) {
+	return m.read(ctx, a.unit, urgent, t, start, count)
+}
+
+// read executes one read request to unit and notes when the answer
+// arrived. data and at are only read once do has returned the call's own
+// result, which orders them after the owner goroutine wrote them.
+func (m *member) read(ctx context.Context, unit byte, urgent bool, t table, start, count int) ([]byte, time.Time, error) {
 	var (
 		data []byte
 		at   time.Time
 	)
-	err := m.do(ctx, a.unit, urgent, func(c modbus.Client) error {
+	err := m.do(ctx, unit, urgent, func(c modbus.Client) error {
 		var err error
 		data, err = t.read(c, start, count)
 		at = time.Now()
 		return err
 	})
 	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("unit %d: read %s %d–%d: %w", a.unit, t, start, start+count-1, err)
+		return nil, time.Time{}, fmt.Errorf("unit %d: read %s %d–%d: %w", unit, t, start, start+count-1, err)
 	}
 	return data, at, nil
 }

@@ -87,7 +87,7 @@ type rtuTransport struct {
 	line rtuLine
 	w    wire // nil while closed
 	pk   rtuPackager
-	c    modbus.Client
+	c    unitClient
 	gap  time.Duration // the inter-frame silence
 
 	// Of the request being made.
@@ -100,7 +100,7 @@ type rtuTransport struct {
 
 func newRTUTransport(line rtuLine, gap time.Duration) *rtuTransport {
 	t := &rtuTransport{line: line, gap: gap, pk: rtuPackager{modbus.NewRTUClientHandler("")}}
-	t.c = modbus.NewClient2(&t.pk, t)
+	t.c = unitClient{Client: modbus.NewClient2(&t.pk, t), pk: &t.pk, tr: t}
 	return t
 }
 
@@ -184,7 +184,7 @@ func (t *rtuTransport) readReply(req []byte) ([]byte, error) {
 			return nil, fmt.Errorf("%w within %s: %w", ErrNoResponse, t.timeout, err)
 		case err != nil:
 			return nil, fmt.Errorf("%w: %d bytes (% x), then nothing until the timeout of %s", ErrBadFrame, len(buf), buf, t.timeout)
-		case want == 3 && len(buf) == 3:
+		case len(buf) == want:
 			if want, err = replyLen(req, buf); err != nil {
 				return nil, err
 			}
@@ -193,10 +193,12 @@ func (t *rtuTransport) readReply(req []byte) ([]byte, error) {
 	return buf, nil
 }
 
-// replyLen returns the length of the reply to req that starts with head
-// (three bytes): an exception is five bytes, a read reply carries its byte
-// count, a write reply echoes eight. A reply with another function code,
-// or a byte count beyond the 256 bytes of a frame, is malformed.
+// replyLen returns the length of the reply to req as far as head, its
+// first three bytes or more, tells; the reply is complete when that is
+// len(head). An exception is five bytes, a read reply carries its byte
+// count, a write reply echoes eight; a device identification reply (FC
+// 43/14) announces its length object by object. A reply with another
+// function code, or longer than the 256 bytes of a frame, is malformed.
 func replyLen(req, head []byte) (int, error) {
 	fc := req[1]
 	switch {
@@ -205,18 +207,26 @@ func replyLen(req, head []byte) (int, error) {
 	case head[1] != fc:
 		return 0, fmt.Errorf("%w: function code %d in the reply to function %d", ErrBadFrame, head[1], fc)
 	}
+	n := 0
 	switch fc {
 	case modbus.FuncCodeReadCoils, modbus.FuncCodeReadDiscreteInputs,
 		modbus.FuncCodeReadHoldingRegisters, modbus.FuncCodeReadInputRegisters:
-		if n := 3 + int(head[2]) + 2; n <= rtuMaxFrame {
-			return n, nil
-		}
-		return 0, fmt.Errorf("%w: byte count %d exceeds a frame", ErrBadFrame, head[2])
+		n = 3 + int(head[2]) + 2
 	case modbus.FuncCodeWriteSingleCoil, modbus.FuncCodeWriteSingleRegister,
 		modbus.FuncCodeWriteMultipleCoils, modbus.FuncCodeWriteMultipleRegisters:
-		return 8, nil
+		n = 8
+	case fcMEI:
+		if head[2] != meiDeviceID {
+			return 0, fmt.Errorf("%w: MEI type %d in the reply to a device identification request", ErrBadFrame, head[2])
+		}
+		n = 2 + deviceIDLen(head[2:]) + 2
+	default:
+		return 0, fmt.Errorf("%w: the reply length of function %d is unknown", ErrBadFrame, fc)
 	}
-	return 0, fmt.Errorf("%w: the reply length of function %d is unknown", ErrBadFrame, fc)
+	if n > rtuMaxFrame {
+		return 0, fmt.Errorf("%w: a reply of %d bytes exceeds a frame", ErrBadFrame, n)
+	}
+	return n, nil
 }
 
 // drain reads and drops what arrives until the line has been quiet for

@@ -17,15 +17,16 @@ import (
 	"github.com/fieldgate/fieldgate/adapters/internal/serialport"
 	"github.com/fieldgate/fieldgate/config"
 	"github.com/fieldgate/fieldgate/test/peers"
+	"github.com/fieldgate/fieldgate/test/rtuserver"
 )
 
 // TestRTUDecode polls every codec case over RTU from the real server, with
 // the fixture the TCP test uses.
 func TestRTUDecode(t *testing.T) {
-	regs := unitRegs{}
-	points, check := decodeFixture(regs.seed)
-	bus := startRTUBus(t, line8N1, map[byte]unitRegs{1: regs})
-	cfg := rtuConfig(bus.url, 1, time.Hour, points...)
+	regs := rtuserver.Unit{}
+	points, check := decodeFixture(regs.Seed)
+	bus := rtuserver.StartBus(t, line8N1, map[byte]rtuserver.Unit{1: regs}, nil)
+	cfg := rtuConfig(bus.URL, 1, time.Hour, points...)
 	cfg.Name = "dev"
 	_, rec := start(t, cfg)
 	check(t, rec.NextCycle(t))
@@ -51,18 +52,18 @@ func soakDuration(t *testing.T) time.Duration {
 // soakUnit is what TestRTUTwoUnitsSoak's unit u serves: ten holding
 // registers, an int32 input and a coil, three requests a cycle, with values
 // that tell the units apart.
-func soakUnit(u byte) (unitRegs, []PointConfig, map[string]reading.Value) {
-	regs := unitRegs{}
+func soakUnit(u byte) (rtuserver.Unit, []PointConfig, map[string]reading.Value) {
+	regs := rtuserver.Unit{}
 	var points []PointConfig
 	want := map[string]reading.Value{}
 	for i := range 10 {
 		name := fmt.Sprintf("h%d", i)
-		regs.seed(HoldingRegister, i, []uint16{uint16(100*int(u) + i)})
+		regs.Seed(HoldingRegister, i, []uint16{uint16(100*int(u) + i)})
 		points = append(points, pt(name, HoldingRegister, i, "uint16"))
 		want[name] = reading.Uint(uint64(100*int(u) + i))
 	}
-	regs.seed(InputRegister, 0, []uint16{0, uint16(u)})
-	regs.seed(Coil, 7, []uint16{uint16(u % 2)})
+	regs.Seed(InputRegister, 0, []uint16{0, uint16(u)})
+	regs.Seed(Coil, 7, []uint16{uint16(u % 2)})
 	points = append(points, pt("i", InputRegister, 0, "int32"), pt("c", Coil, 7, "bool"))
 	want["i"], want["c"] = reading.Int(int64(u)), reading.Bool(u%2 == 1)
 	return regs, points, want
@@ -73,17 +74,17 @@ func soakUnit(u byte) (unitRegs, []PointConfig, map[string]reading.Value) {
 // timeouts) or return the other unit's values.
 func TestRTUTwoUnitsSoak(t *testing.T) {
 	d := soakDuration(t)
-	units := map[byte]unitRegs{}
+	units := map[byte]rtuserver.Unit{}
 	points := map[byte][]PointConfig{}
 	wants := map[byte]map[string]reading.Value{}
 	for _, u := range []byte{1, 2} {
 		units[u], points[u], wants[u] = soakUnit(u)
 	}
-	bus := startRTUBus(t, line8N1, units)
+	bus := rtuserver.StartBus(t, line8N1, units, nil)
 	const interval = 100 * time.Millisecond
 	var recs []*adapterstest.Recorder
 	for _, u := range []byte{1, 2} {
-		_, rec := start(t, rtuConfig(bus.url, int(u), interval, points[u]...))
+		_, rec := start(t, rtuConfig(bus.URL, int(u), interval, points[u]...))
 		recs = append(recs, rec)
 	}
 	time.Sleep(d) // the soak itself: every cycle is checked afterwards
@@ -102,10 +103,10 @@ func TestRTUTwoUnitsSoak(t *testing.T) {
 // timeout (its second request is not sent), and the live unit keeps
 // reading without an error: the port is not reopened for a silent unit.
 func TestRTUDeadUnit(t *testing.T) {
-	bus := startRTUBus(t, line8N1, map[byte]unitRegs{1: {"hr": {"0": {42}}}})
+	bus := rtuserver.StartBus(t, line8N1, map[byte]rtuserver.Unit{1: {"hr": {"0": {42}}}}, nil)
 	const interval, deadTimeout = 100 * time.Millisecond, 250 * time.Millisecond
-	_, liveRec := start(t, rtuConfig(bus.url, 1, interval, pt("h", HoldingRegister, 0, "uint16")))
-	cfg := rtuConfig(bus.url, 7, interval, pt("a", HoldingRegister, 0, "uint16"), pt("b", InputRegister, 0, "uint16"))
+	_, liveRec := start(t, rtuConfig(bus.URL, 1, interval, pt("h", HoldingRegister, 0, "uint16")))
+	cfg := rtuConfig(bus.URL, 7, interval, pt("a", HoldingRegister, 0, "uint16"), pt("b", InputRegister, 0, "uint16"))
 	cfg.Timeout = config.Duration(deadTimeout)
 	_, deadRec := start(t, cfg)
 	for range 8 { // some 3 s, each cycle costing the dead unit's timeout; all are checked below
@@ -134,15 +135,15 @@ func TestRTUDeadUnit(t *testing.T) {
 // TestRTUFairness polls one unit flat out, three requests a cycle, and
 // another every 100 ms: round-robin keeps the second on its interval.
 func TestRTUFairness(t *testing.T) {
-	units := map[byte]unitRegs{}
+	units := map[byte]rtuserver.Unit{}
 	points := map[byte][]PointConfig{}
 	wants := map[byte]map[string]reading.Value{}
 	for _, u := range []byte{1, 2} {
 		units[u], points[u], wants[u] = soakUnit(u)
 	}
-	bus := startRTUBus(t, line8N1, units)
-	_, greedyRec := start(t, rtuConfig(bus.url, 1, time.Millisecond, points[1]...))
-	_, politeRec := start(t, rtuConfig(bus.url, 2, 100*time.Millisecond, points[2]...))
+	bus := rtuserver.StartBus(t, line8N1, units, nil)
+	_, greedyRec := start(t, rtuConfig(bus.URL, 1, time.Millisecond, points[1]...))
+	_, politeRec := start(t, rtuConfig(bus.URL, 2, 100*time.Millisecond, points[2]...))
 	time.Sleep(2 * time.Second) // every cycle is checked afterwards
 	greedy, polite := summarize(greedyRec, wants[1]), summarize(politeRec, wants[2])
 	greedy.check(t, "greedy unit")
@@ -158,11 +159,11 @@ func TestRTUFairness(t *testing.T) {
 // fails with ErrCRC and emits nothing, and the next one reads normally, on
 // the same open port.
 func TestRTUBadCRC(t *testing.T) {
-	bus := startRTUBus(t, line8N1, map[byte]unitRegs{1: {"hr": {"0": {42}}}})
-	_, rec := start(t, rtuConfig(bus.url, 1, 20*time.Millisecond, pt("h", HoldingRegister, 0, "uint16")))
+	bus := rtuserver.StartBus(t, line8N1, map[byte]rtuserver.Unit{1: {"hr": {"0": {42}}}}, nil)
+	_, rec := start(t, rtuConfig(bus.URL, 1, 20*time.Millisecond, pt("h", HoldingRegister, 0, "uint16")))
 	rec.AwaitCycle(t, "status ok", func(c adapterstest.Cycle) bool { return c.Err == nil })
 
-	bus.srv.command("corrupt 1")
+	bus.Server.Command("corrupt 1")
 	c := rec.AwaitCycle(t, "an error", func(c adapterstest.Cycle) bool { return c.Err != nil })
 	if !errors.Is(c.Err, ErrCRC) || !strings.Contains(c.Err.Error(), "CRC") {
 		t.Errorf("status %q: want a CRC error", c.Err)
@@ -170,7 +171,7 @@ func TestRTUBadCRC(t *testing.T) {
 	if len(c.Readings) != 0 {
 		t.Errorf("readings %+v from a reply with a bad CRC", c.Readings)
 	}
-	bus.srv.out.Await(t, 5*time.Second, "corrupted 1") // the server did corrupt a reply
+	bus.Server.Out.Await(t, 5*time.Second, "corrupted 1") // the server did corrupt a reply
 	c = rec.NextCycle(t)
 	if v, _ := c.Value("h"); c.Err != nil || v != reading.Uint(42) {
 		t.Errorf("the cycle after the bad frame: %v, %v; want 42 at once", v, c.Err)
@@ -181,9 +182,9 @@ func TestRTUBadCRC(t *testing.T) {
 // out on the same bus: the writes reach the server, their read-backs come
 // back, and unit 1 never sees an error.
 func TestRTUWriteWhilePolling(t *testing.T) {
-	bus := startRTUBus(t, line8N1, map[byte]unitRegs{1: {"hr": {"0": {42}}}, 2: {}})
-	_, busyRec := start(t, rtuConfig(bus.url, 1, time.Millisecond, pt("h", HoldingRegister, 0, "uint16")))
-	a, rec := start(t, rtuConfig(bus.url, 2, time.Hour,
+	bus := rtuserver.StartBus(t, line8N1, map[byte]rtuserver.Unit{1: {"hr": {"0": {42}}}, 2: {}}, nil)
+	_, busyRec := start(t, rtuConfig(bus.URL, 1, time.Millisecond, pt("h", HoldingRegister, 0, "uint16")))
+	a, rec := start(t, rtuConfig(bus.URL, 2, time.Hour,
 		pt("temp", HoldingRegister, 5, "int16", writable, scaled(0.1)),
 		pt("valve", Coil, 3, "bool", writable)))
 	rec.NextCycle(t)
@@ -211,7 +212,7 @@ func TestRTUWriteWhilePolling(t *testing.T) {
 		if written != c.written || rb.Value != c.written || rb.Point != c.point {
 			t.Errorf("Write %s=%v: written %v, read back %+v; want %v", c.point, c.v, written, rb, c.written)
 		}
-		if got := bus.srv.command(c.get); got != c.want {
+		if got := bus.Server.Command(c.get); got != c.want {
 			t.Errorf("server after writing %s=%v: %q, want %q", c.point, c.v, got, c.want)
 		}
 		t.Logf("write and read-back of %s took %s", c.point, took.Round(time.Microsecond))
@@ -227,15 +228,15 @@ func TestRTUWriteWhilePolling(t *testing.T) {
 // running adapter and plugs it back at the same path: the status goes to
 // error, and polling resumes without a restart.
 func TestRTUUnplug(t *testing.T) {
-	bus := startRTUBus(t, line8N1, map[byte]unitRegs{1: {"hr": {"0": {42}}}})
-	_, rec := start(t, rtuConfig(bus.url, 1, 20*time.Millisecond, pt("h", HoldingRegister, 0, "uint16")))
+	bus := rtuserver.StartBus(t, line8N1, map[byte]rtuserver.Unit{1: {"hr": {"0": {42}}}}, nil)
+	_, rec := start(t, rtuConfig(bus.URL, 1, 20*time.Millisecond, pt("h", HoldingRegister, 0, "uint16")))
 	rec.AwaitCycle(t, "first reading", func(c adapterstest.Cycle) bool { v, _ := c.Value("h"); return c.Err == nil && v == reading.Uint(42) })
 
-	bus.cable.Stop()
+	bus.Cable.Stop()
 	c := rec.AwaitCycle(t, "status error", func(c adapterstest.Cycle) bool { return c.Err != nil })
 	t.Logf("status after unplugging: %v", c.Err)
-	bus.srv.command("set 1 hr 0 43")
-	bus.cable.Start()
+	bus.Server.Command("set 1 hr 0 43")
+	bus.Cable.Start()
 	rec.AwaitCycle(t, "reading after replug", func(c adapterstest.Cycle) bool { v, _ := c.Value("h"); return c.Err == nil && v == reading.Uint(43) })
 }
 
@@ -243,11 +244,11 @@ func TestRTUUnplug(t *testing.T) {
 // TCP-to-serial bridge, as an Ethernet–RS-485 converter: polls, a write, a
 // bad CRC rejected, and a reconnection after the converter restarted.
 func TestRTUOverTCP(t *testing.T) {
-	needRTUServer(t)
+	rtuserver.Need(t)
 	cable := peers.StartSocat(t, t.TempDir())
-	srv := startRTUServer(t, cable.B, line8N1, map[byte]unitRegs{1: {"hr": {"0": {11}}}, 2: {"hr": {"0": {22}}}})
+	srv := rtuserver.Start(t, cable.B, line8N1, map[byte]rtuserver.Unit{1: {"hr": {"0": {11}}}, 2: {"hr": {"0": {22}}}}, nil)
 	addr := peers.FreeAddr(t)
-	bridge := startTCPBridge(t, addr, cable.A)
+	bridge := rtuserver.StartTCPBridge(t, addr, cable.A)
 	url := "rtu+tcp://" + addr
 	_, rec1 := start(t, rtuConfig(url, 1, 20*time.Millisecond, pt("h", HoldingRegister, 0, "uint16")))
 	a2, rec2 := start(t, rtuConfig(url, 2, time.Hour, pt("h", HoldingRegister, 0, "uint16", writable)))
@@ -263,11 +264,11 @@ func TestRTUOverTCP(t *testing.T) {
 	if _, rb, err := a2.Write(ctx, "h", reading.Int(23)); err != nil || rb.Value != reading.Uint(23) {
 		t.Errorf("write to unit 2: %v, %v", rb.Value, err)
 	}
-	if got := srv.command("get 2 hr 0 1"); got != "values 23" {
+	if got := srv.Command("get 2 hr 0 1"); got != "values 23" {
 		t.Errorf("server after the write: %q", got)
 	}
 
-	srv.command("corrupt 1")
+	srv.Command("corrupt 1")
 	c := rec1.AwaitCycle(t, "an error", func(c adapterstest.Cycle) bool { return c.Err != nil })
 	if !errors.Is(c.Err, ErrCRC) || len(c.Readings) != 0 {
 		t.Errorf("status %v with %d readings: want a CRC error and none", c.Err, len(c.Readings))
@@ -277,8 +278,8 @@ func TestRTUOverTCP(t *testing.T) {
 	bridge.Stop()
 	c = rec1.AwaitCycle(t, "status error", func(c adapterstest.Cycle) bool { return c.Err != nil })
 	t.Logf("status with the converter down: %v", c.Err)
-	srv.command("set 1 hr 0 12")
-	startTCPBridge(t, addr, cable.A)
+	srv.Command("set 1 hr 0 12")
+	rtuserver.StartTCPBridge(t, addr, cable.A)
 	rec1.AwaitCycle(t, "reading after reconnection", func(c adapterstest.Cycle) bool { v, _ := c.Value("h"); return c.Err == nil && v == reading.Uint(12) })
 }
 
@@ -438,15 +439,15 @@ func BenchmarkRTUBus(b *testing.B) {
 	for _, baud := range []int{9600, 115200} {
 		b.Run(fmt.Sprint(baud), func(b *testing.B) {
 			line := config.Line{BaudRate: baud, DataBits: 8, Parity: "N", StopBits: 1}
-			units := map[byte]unitRegs{}
+			units := map[byte]rtuserver.Unit{}
 			for u := range byte(2) {
-				units[u+1] = unitRegs{"hr": {"0": {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}}}
+				units[u+1] = rtuserver.Unit{"hr": {"0": {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}}}
 			}
-			bus := startRTUBus(b, line, units)
+			bus := rtuserver.StartBus(b, line, units, nil)
 			var members []*member
 			var as []*Adapter
 			for u := 1; u <= 2; u++ {
-				cfg := rtuConfig(bus.url, u, time.Second, pt("h", HoldingRegister, 0, "uint16"))
+				cfg := rtuConfig(bus.URL, u, time.Second, pt("h", HoldingRegister, 0, "uint16"))
 				cfg.Line = line
 				a, err := New(cfg, adapters.Env{})
 				if err != nil {
@@ -494,16 +495,16 @@ func BenchmarkRTUBus(b *testing.B) {
 // request at its deadline, so the bus owner never wedges: both units show
 // the port fault, and both are ok again once the port drains.
 func TestRTUPortThatStopsDraining(t *testing.T) {
-	bus := startRTUBus(t, line8N1, map[byte]unitRegs{1: {"hr": {"0": {42}}}, 2: {"hr": {"0": {43}}}})
+	bus := rtuserver.StartBus(t, line8N1, map[byte]rtuserver.Unit{1: {"hr": {"0": {42}}}, 2: {"hr": {"0": {43}}}}, nil)
 	var recs []*adapterstest.Recorder
 	for _, u := range []int{1, 2} {
-		cfg := rtuConfig(bus.url, u, 100*time.Millisecond, pt("h", HoldingRegister, 0, "uint16"))
+		cfg := rtuConfig(bus.URL, u, 100*time.Millisecond, pt("h", HoldingRegister, 0, "uint16"))
 		cfg.Timeout = config.Duration(300 * time.Millisecond)
 		_, rec := start(t, cfg)
 		rec.AwaitStatus(t, "ok", adapterstest.IsOK)
 		recs = append(recs, rec)
 	}
-	unclog := bus.cable.Clog()
+	unclog := bus.Cable.Clog()
 	notDraining := func(err error) bool { return errors.Is(err, serialport.ErrNotDraining) }
 	for _, rec := range recs {
 		rec.AwaitStatus(t, "the port fault", notDraining)

@@ -8,8 +8,8 @@ import (
 	"github.com/fieldgate/fieldgate/internal/statefile"
 )
 
-// bdSeqFormat tells a bdSeq file from the gateway's other state files.
-var bdSeqFormat = statefile.Format{Magic: [4]byte{'F', 'G', 'B', 'D'}, Align: 64}
+// BdSeqFormat tells a bdSeq file from the gateway's other state files.
+var BdSeqFormat = statefile.Format{Magic: [4]byte{'F', 'G', 'B', 'D'}, Align: 64}
 
 // BdSeq is the birth/death sequence number of an edge node, kept in a
 // small crash-safe state file: 0 at the first MQTT CONNECT ever, one more
@@ -18,16 +18,22 @@ var bdSeqFormat = statefile.Format{Magic: [4]byte{'F', 'G', 'B', 'D'}, Align: 64
 // after a restart the gateway must not reuse the number of the session
 // whose will the broker may still deliver. Not safe for concurrent use.
 type BdSeq struct {
-	file *statefile.File
+	file *statefile.File // nil: kept in memory only
 	last uint8
 	used bool // last holds a number already used
 }
 
-// OpenBdSeq opens (or, at the first Next, creates) the bdSeq file at path.
-// A file that exists but has no valid state is an error wrapping
-// statefile.ErrCorrupt; removing it starts the count at 0 again.
-func OpenBdSeq(path string) (*BdSeq, error) {
-	b := &BdSeq{file: statefile.New(path, bdSeqFormat)}
+// OpenBdSeq loads the bdSeq kept in file, a state file of BdSeqFormat,
+// which the first Next creates if need be. A file that exists but has no
+// valid state is an error wrapping statefile.ErrCorrupt; setting it aside
+// (statefile.File.SetAside) starts the count at 0 again. A nil file keeps
+// the count in memory only, for a gateway that has nowhere to keep it: a
+// restart then starts again at 0.
+func OpenBdSeq(file *statefile.File) (*BdSeq, error) {
+	b := &BdSeq{file: file}
+	if file == nil {
+		return b, nil
+	}
 	payload, err := b.file.Load()
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -35,7 +41,7 @@ func OpenBdSeq(path string) (*BdSeq, error) {
 	case err != nil:
 		return nil, fmt.Errorf("sparkplug bdSeq: %w", err)
 	case len(payload) != 1:
-		return nil, fmt.Errorf("sparkplug bdSeq %s: %w: %d bytes of state", path, statefile.ErrCorrupt, len(payload))
+		return nil, fmt.Errorf("sparkplug bdSeq %s: %w: %d bytes of state", file.Path(), statefile.ErrCorrupt, len(payload))
 	}
 	b.last, b.used = payload[0], true
 	return b, nil
@@ -50,12 +56,19 @@ func (b *BdSeq) Next() (uint8, error) {
 	if b.used {
 		n = b.last + 1 // wraps from 255 to 0
 	}
-	if err := b.file.Save([]byte{n}); err != nil {
-		return 0, fmt.Errorf("sparkplug bdSeq: %w", err)
+	if b.file != nil {
+		if err := b.file.Save([]byte{n}); err != nil {
+			return 0, fmt.Errorf("sparkplug bdSeq: %w", err)
+		}
 	}
 	b.last, b.used = n, true
 	return n, nil
 }
 
 // Close releases the file.
-func (b *BdSeq) Close() error { return b.file.Close() }
+func (b *BdSeq) Close() error {
+	if b.file == nil {
+		return nil
+	}
+	return b.file.Close()
+}

@@ -13,7 +13,7 @@ import (
 // that connects once per run would.
 func nextBdSeq(t *testing.T, path string) uint8 {
 	t.Helper()
-	b, err := OpenBdSeq(path)
+	b, err := OpenBdSeq(statefile.New(path, BdSeqFormat))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func TestBdSeqStartsAtZeroAndCountsEveryConnectAcrossRestarts(t *testing.T) {
 			t.Fatalf("run %d: bdSeq %d, want %d", want, got, want)
 		}
 	}
-	b, err := OpenBdSeq(path)
+	b, err := OpenBdSeq(statefile.New(path, BdSeqFormat))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,13 +49,27 @@ func TestBdSeqRefusesACorruptFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte("not a state file"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := OpenBdSeq(path); !errors.Is(err, statefile.ErrCorrupt) {
+	f := statefile.New(path, BdSeqFormat)
+	if _, err := OpenBdSeq(f); !errors.Is(err, statefile.ErrCorrupt) {
 		t.Fatalf("OpenBdSeq on garbage: %v, want ErrCorrupt", err)
 	}
-	if err := os.Remove(path); err != nil {
+	if _, err := f.SetAside(); err != nil {
 		t.Fatal(err)
 	}
 	if got := nextBdSeq(t, path); got != 0 {
-		t.Fatalf("after removing it, bdSeq %d", got)
+		t.Fatalf("after setting it aside, bdSeq %d", got)
+	}
+}
+
+func TestBdSeqInMemory(t *testing.T) {
+	b, err := OpenBdSeq(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for want := range 3 {
+		if got, err := b.Next(); err != nil || got != uint8(want) {
+			t.Fatalf("connect %d: bdSeq %d, %v", want, got, err)
+		}
 	}
 }

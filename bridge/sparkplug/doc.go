@@ -28,9 +28,10 @@
 // (Node.CommandFilters) and, with a primary host configured, to that
 // host's STATE topic; it then publishes the birth sequence: the NBIRTH
 // (seq 0, the same bdSeq, Node Control/Rebirth = false, every node metric
-// with its current value), then a DBIRTH for each device that is not in
-// error, each with every metric, its current value (null if none yet),
-// datatype, alias and unit. Births and DDEATH go at QoS 0, not retained,
+// with its current value), then a DBIRTH for each device, each with every
+// metric, its current value (null if none yet), datatype, alias and unit,
+// then a DDEATH for each device in error: every device's first DBIRTH
+// belongs to the birth sequence, before any data. Births and DDEATH go at QoS 0, not retained,
 // as the specification requires; nothing is ever retained. The
 // specification asks for QoS 0 for data too; fieldgate publishes NDATA and
 // DDATA at the upstream's qos, since only an acknowledgement lets the

@@ -151,6 +151,16 @@ func (c *Catalog) data(seq uint64, now time.Time, device string, samples []Sampl
 	return marshal(p), nil
 }
 
+// Check says why v cannot be a value of e, as a birth or DATA message
+// would carry it (nil when it can): a payload with such a value cannot be
+// built.
+func (e Entry) Check(v reading.Value) error {
+	if err := setValue(new(pb.Payload_Metric), e.Type, v); err != nil {
+		return fmt.Errorf("sparkplug: device %q metric %q: %w", e.Device, e.Name, err)
+	}
+	return nil
+}
+
 // metric encodes a sample of e with its alias and timestamp.
 func metric(e Entry, s Sample) (*pb.Payload_Metric, error) {
 	m := &pb.Payload_Metric{Timestamp: ptr(Millis(s.Time))}

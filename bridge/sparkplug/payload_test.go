@@ -255,3 +255,19 @@ func BenchmarkDData(b *testing.B) {
 		})
 	}
 }
+
+func TestEntryCheckTellsValuesAPayloadCannotCarry(t *testing.T) {
+	c := testCatalog(t)
+	setpoint, _ := c.Lookup("boiler", "setpoint")
+	for _, tc := range []struct {
+		v  reading.Value
+		ok bool
+	}{
+		{reading.Int(-3), true}, {reading.Uint(7), true}, {reading.Value{}, true}, // a null fits any metric
+		{reading.Int(40000), false}, {reading.Float(1.5), false}, {reading.String("1"), false},
+	} {
+		if err := setpoint.Check(tc.v); (err == nil) != tc.ok {
+			t.Errorf("Int16 Check(%v) = %v, want ok %v", tc.v, err, tc.ok)
+		}
+	}
+}

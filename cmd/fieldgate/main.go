@@ -56,6 +56,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return check(*path, stdout, stderr)
 		}
 		return runGateway(*path, stderr)
+	case "scan":
+		return scan(args[1:], stdout, stderr)
+	case "read":
+		return read(args[1:], stdout, stderr)
+	case "write":
+		return write(args[1:], stdout, stderr)
 	case "profiles":
 		return profilesCmd(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
@@ -73,6 +79,15 @@ func usage(w io.Writer) {
   fieldgate run [-c FILE]     run the gateway (default FILE `+defaultConfig+`)
   fieldgate check [-c FILE]   validate the configuration and print a summary
   fieldgate version           print version information
+  fieldgate scan URL [--units 1-247] [--timeout 300ms]
+                              probe a Modbus bus for units (tcp://, rtu://, rtu+tcp://;
+                              rtu: --baud --parity --data-bits --stop-bits)
+  fieldgate read URL --unit N --table T --address A [--count C]
+                              read registers once, decoded in every type and byte order
+  fieldgate read [-c FILE] ADAPTER[/POINT]
+                              read configured points once
+  fieldgate write [-c FILE] ADAPTER/POINT VALUE
+                              write a point as a command would, then read it back
   fieldgate profiles [NAME]   list the built-in device profiles, or print one's points
 `)
 }

@@ -90,11 +90,7 @@ func (g *gateway) Command(ctx context.Context, adapter, point string, v reading.
 	if !ok {
 		return reading.Value{}, fmt.Errorf("adapter %q: %w", adapter, adapters.ErrNoPoint)
 	}
-	w, ok := r.a.(adapters.Writer)
-	if !ok {
-		return reading.Value{}, fmt.Errorf("adapter %q: %w", adapter, adapters.ErrNotWritable)
-	}
-	written, back, err := w.Write(ctx, point, v) // the bridge bounds ctx
+	written, back, err := command(ctx, r.a, point, v) // the bridge bounds ctx
 	if err != nil {
 		return reading.Value{}, err
 	}
@@ -117,6 +113,7 @@ func (e *emitter) Emit(rs []reading.Reading) {
 	if len(rs) == 0 {
 		return
 	}
+	e.g.bridge.Observe(rs) // current values, for Sparkplug births, even if the buffer refuses them
 	if _, _, err := e.g.buf.Append(rs); err != nil {
 		// Logged when appends start failing, not for every poll of a full disk;
 		// the metrics count every one.

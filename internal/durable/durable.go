@@ -87,21 +87,13 @@ type osFile struct{ *os.File }
 
 func (f osFile) Datasync() error { return datasync(f.File) }
 
-// ReadFile reads the whole file name of fsys.
+// ReadFile reads the whole file name of fsys, to its end: files of /proc
+// report a size of 0.
 func ReadFile(fsys FS, name string) ([]byte, error) {
 	f, err := fsys.OpenFile(name, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	b := make([]byte, fi.Size())
-	n, err := f.ReadAt(b, 0)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
-	}
-	return b[:n], nil
+	return io.ReadAll(io.NewSectionReader(f, 0, 1<<62))
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // Bank is the register memory of one simulated device (every unit id sees
-// the same memory). It is safe for concurrent use. Tables are named as in
+// the same memory, unless ServeUnits says otherwise). It is safe for concurrent use. Tables are named as in
 // the config: "coil", "discrete_input", "holding_register", "input_register".
 type Bank struct {
 	mu         sync.Mutex
@@ -29,6 +29,7 @@ type Bank struct {
 	readsCh    chan struct{} // closed and replaced at each read
 	writes     []Write
 	clients    map[string]bool // the source addresses requests came from: one per connection
+	units      map[uint8]bool  // the unit ids served; nil: all
 }
 
 // Write records one write request the device received.
@@ -119,6 +120,20 @@ func (b *Bank) SetTableFault(table string, err error) {
 	b.tableFault[table] = err
 }
 
+// ServeUnits makes the device a Modbus TCP gateway with units behind it:
+// requests to the unit ids listed are served from the bank, every other
+// one is answered with exception 11 (gateway target device failed to
+// respond), as a gateway answers for a unit that is not there. Without it
+// every unit id sees the bank.
+func (b *Bank) ServeUnits(units ...uint8) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.units = map[uint8]bool{}
+	for _, u := range units {
+		b.units[u] = true
+	}
+}
+
 // Stall holds every request from now on unanswered, as a device that went
 // silent, until resume is called; calling resume again does nothing. Held
 // requests stay blocked even after the server stopped, so a test resumes
@@ -184,27 +199,27 @@ func (b *Bank) Writes() []Write {
 
 // HandleCoils implements modbus.RequestHandler.
 func (b *Bank) HandleCoils(req *modbus.CoilsRequest) ([]bool, error) {
-	return access(b, req.ClientAddr, b.coils, "coil", req.Addr, req.Quantity, req.IsWrite, req.Args)
+	return access(b, req.ClientAddr, req.UnitId, b.coils, "coil", req.Addr, req.Quantity, req.IsWrite, req.Args)
 }
 
 // HandleDiscreteInputs implements modbus.RequestHandler.
 func (b *Bank) HandleDiscreteInputs(req *modbus.DiscreteInputsRequest) ([]bool, error) {
-	return access[bool](b, req.ClientAddr, b.discrete, "discrete_input", req.Addr, req.Quantity, false, nil)
+	return access[bool](b, req.ClientAddr, req.UnitId, b.discrete, "discrete_input", req.Addr, req.Quantity, false, nil)
 }
 
 // HandleHoldingRegisters implements modbus.RequestHandler.
 func (b *Bank) HandleHoldingRegisters(req *modbus.HoldingRegistersRequest) ([]uint16, error) {
-	return access(b, req.ClientAddr, b.holding, "holding_register", req.Addr, req.Quantity, req.IsWrite, req.Args)
+	return access(b, req.ClientAddr, req.UnitId, b.holding, "holding_register", req.Addr, req.Quantity, req.IsWrite, req.Args)
 }
 
 // HandleInputRegisters implements modbus.RequestHandler.
 func (b *Bank) HandleInputRegisters(req *modbus.InputRegistersRequest) ([]uint16, error) {
-	return access[uint16](b, req.ClientAddr, b.input, "input_register", req.Addr, req.Quantity, false, nil)
+	return access[uint16](b, req.ClientAddr, req.UnitId, b.input, "input_register", req.Addr, req.Quantity, false, nil)
 }
 
-// access serves one request from client on one table: a write stores args,
-// a read returns n values.
-func access[T any](b *Bank, client string, m map[uint16]T, table string, addr, n uint16, write bool, args []T) ([]T, error) {
+// access serves one request from client to unit on one table: a write
+// stores args, a read returns n values.
+func access[T any](b *Bank, client string, unit uint8, m map[uint16]T, table string, addr, n uint16, write bool, args []T) ([]T, error) {
 	b.mu.Lock()
 	stall := b.stall
 	b.mu.Unlock()
@@ -214,6 +229,9 @@ func access[T any](b *Bank, client string, m map[uint16]T, table string, addr, n
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.clients[client] = true
+	if b.units != nil && !b.units[unit] {
+		return nil, modbus.ErrGWTargetFailedToRespond
+	}
 	if err := b.tableFault[table]; err != nil {
 		return nil, err
 	}

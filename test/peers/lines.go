@@ -62,9 +62,16 @@ func (l *Lines) Since(n int) ([]string, <-chan struct{}) {
 // one of subs, and returns the first; it fails the test after timeout.
 func (l *Lines) Await(t testing.TB, timeout time.Duration, subs ...string) string {
 	t.Helper()
+	return l.AwaitFrom(t, timeout, 0, subs...)
+}
+
+// AwaitFrom is Await for the lines from the n-th (0-based, as Len counts)
+// on: what happens after a moment the test marked with Len.
+func (l *Lines) AwaitFrom(t testing.TB, timeout time.Duration, n int, subs ...string) string {
+	t.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	for next := 0; ; {
+	for next := n; ; {
 		lines, more := l.Since(next)
 		for _, line := range lines {
 			if containsAll(line, subs) {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
@@ -32,13 +33,31 @@ type Mochi struct {
 	connMu   sync.Mutex
 	connects map[string]int      // CONNECT packets accepted, by client id
 	subs     map[string][]string // filters subscribed to, by client id
+	packets  map[string][]Packet // every packet read, by client id
+	more     chan struct{}       // closed and replaced at each packet
+}
+
+// Packet is one packet a client sent, as the broker read it.
+type Packet struct {
+	Type   string // as mochi names them: Connect, Publish, Subscribe, Disconnect, …
+	Topic  string // Publish
+	QoS    byte   // Publish
+	Retain bool   // Publish
+	// Connect: the clean session flag and the will (WillTopic "": none).
+	Clean       bool
+	WillTopic   string
+	WillPayload []byte
+	WillQoS     byte
+	WillRetain  bool
+	Filters     map[string]byte // Subscribe: the QoS asked for each filter
 }
 
 // StartMochi starts the broker on a free loopback port and stops it when the
 // test ends.
 func StartMochi(t testing.TB) *Mochi {
 	t.Helper()
-	m := &Mochi{Addr: "127.0.0.1:0", Received: newInbox(), t: t, connects: map[string]int{}, subs: map[string][]string{}}
+	m := &Mochi{Addr: "127.0.0.1:0", Received: newInbox(), t: t, connects: map[string]int{}, subs: map[string][]string{},
+		packets: map[string][]Packet{}, more: make(chan struct{})}
 	m.Start()
 	t.Cleanup(m.Stop)
 	return m
@@ -100,8 +119,33 @@ func (m *Mochi) Subscriptions(clientID string) []string {
 	return slices.Clone(m.subs[clientID])
 }
 
-// recorder is the hook that records connections, subscriptions and
-// publications.
+// AwaitPackets waits until done, called with the packets clientID has
+// sent so far (in order, across restarts), returns true, and returns
+// them: they show what no subscriber can see (the clean session flag, the
+// will, the QoS asked for a subscription, a DISCONNECT) and its order. It
+// fails the test after timeout.
+func (m *Mochi) AwaitPackets(t testing.TB, timeout time.Duration, clientID string, done func([]Packet) bool) []Packet {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		m.connMu.Lock()
+		ps, more := slices.Clone(m.packets[clientID]), m.more
+		m.connMu.Unlock()
+		if done(ps) {
+			return ps
+		}
+		select {
+		case <-more:
+		case <-deadline.C:
+			t.Fatalf("waited %v for the packets of %s; got %+v", timeout, clientID, ps)
+			return nil
+		}
+	}
+}
+
+// recorder is the hook that records connections, subscriptions,
+// publications and every packet read.
 type recorder struct {
 	mqtt.HookBase
 	m *Mochi
@@ -110,7 +154,34 @@ type recorder struct {
 func (h *recorder) ID() string { return "fieldgate-test-recorder" }
 
 func (h *recorder) Provides(b byte) bool {
-	return b == mqtt.OnConnect || b == mqtt.OnPublished || b == mqtt.OnSubscribed
+	return b == mqtt.OnConnect || b == mqtt.OnPublished || b == mqtt.OnSubscribed || b == mqtt.OnPacketRead
+}
+
+func (h *recorder) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	p := Packet{Type: packets.PacketNames[pk.FixedHeader.Type]}
+	id := cl.ID
+	switch pk.FixedHeader.Type {
+	case packets.Connect:
+		id = pk.Connect.ClientIdentifier
+		p.Clean = pk.Connect.Clean
+		if pk.Connect.WillFlag {
+			p.WillTopic, p.WillQoS, p.WillRetain = pk.Connect.WillTopic, pk.Connect.WillQos, pk.Connect.WillRetain
+			p.WillPayload = slices.Clone(pk.Connect.WillPayload)
+		}
+	case packets.Publish:
+		p.Topic, p.QoS, p.Retain = pk.TopicName, pk.FixedHeader.Qos, pk.FixedHeader.Retain
+	case packets.Subscribe:
+		p.Filters = map[string]byte{}
+		for _, f := range pk.Filters {
+			p.Filters[f.Filter] = f.Qos
+		}
+	}
+	h.m.connMu.Lock()
+	defer h.m.connMu.Unlock()
+	h.m.packets[id] = append(h.m.packets[id], p)
+	close(h.m.more)
+	h.m.more = make(chan struct{})
+	return pk, nil
 }
 
 func (h *recorder) OnSubscribed(cl *mqtt.Client, pk packets.Packet, _ []byte) {

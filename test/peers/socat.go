@@ -98,8 +98,11 @@ func (s *Socat) Clog() (unclog func()) {
 	if err != nil {
 		s.t.Fatal(err)
 	}
+	// The kernel moves bytes between a PTY's buffers in the background, so
+	// room can appear just after a write found none: fill until writes
+	// have found none for a while.
 	junk := make([]byte, 4096)
-	for len(junk) > 0 { // big writes until they no longer fit, then single bytes
+	for full := 0; full < 5; {
 		var werr error
 		if err := rc.Write(func(fd uintptr) bool {
 			_, werr = syscall.Write(int(fd), junk)
@@ -108,10 +111,15 @@ func (s *Socat) Clog() (unclog func()) {
 			s.t.Fatal(err)
 		}
 		switch {
-		case errors.Is(werr, syscall.EAGAIN):
+		case errors.Is(werr, syscall.EAGAIN) && len(junk) > 1:
 			junk = junk[:len(junk)/2]
+		case errors.Is(werr, syscall.EAGAIN):
+			full++
+			time.Sleep(10 * time.Millisecond) // let the kernel move what it will
 		case werr != nil:
 			s.t.Fatalf("fill end A: %v", werr)
+		default:
+			full = 0
 		}
 	}
 	var once sync.Once

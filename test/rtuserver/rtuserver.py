@@ -8,12 +8,20 @@ dist-packages.
 
     rtuserver.py --port /dev/pts/N --units units.json [--baud 9600]
                  [--parity N] [--bytesize 8] [--stopbits 1]
+                 [--identity identity.json]
 
 units.json maps each served unit id to its registers, all 0-based:
 
     {"1": {"hr": {"0": [1, 2]}, "ir": {"5": [7]}, "co": {"3": [1]}, "di": {}}}
 
-Unit ids not in the file get no answer, as a dead unit on a bus. Once the
+Unit ids not in the file get no answer, as a dead unit on a bus. The units
+identity.json lists answer device identification requests (FC 43/14) with
+its objects, the same for all (pymodbus keeps one identity per process):
+
+    {"units": [1], "objects": {"0": "vendor", "1": "product code", "2": "1.0"}}
+
+The other units refuse them with exception 1, illegal function, as most
+meters do. Once the
 port is open it prints "ready" on stdout; it reopens the port when it
 vanishes and comes back (a replugged cable) and exits on SIGTERM or when
 stdin closes. Commands on stdin, one a line, each answered on stdout:
@@ -36,6 +44,9 @@ from pymodbus.datastore import (
     ModbusServerContext,
     ModbusSlaveContext,
 )
+from pymodbus.device import ModbusDeviceIdentification
+from pymodbus.mei_message import ReadDeviceInformationResponse
+from pymodbus.pdu import ExceptionResponse, ModbusExceptions
 from pymodbus.server.async_io import ModbusSerialServer
 from pymodbus.transaction import ModbusRtuFramer
 
@@ -57,13 +68,19 @@ def unit_context(tables):
 
 
 class Corrupter:
-    """Sends the next reply to a unit with its CRC inverted, on request."""
+    """Sends the next reply to a unit with its CRC inverted, on request, and
+    refuses device identification to the units without one."""
 
-    def __init__(self):
+    def __init__(self, identified):
         self.pending = set()
+        self.identified = identified
         self.framer = ModbusRtuFramer(None)
 
     def __call__(self, response):
+        if isinstance(response, ReadDeviceInformationResponse) and response.unit_id not in self.identified:
+            refusal = ExceptionResponse(response.function_code, ModbusExceptions.IllegalFunction)
+            refusal.unit_id, refusal.transaction_id = response.unit_id, response.transaction_id
+            response = refusal
         if response.unit_id not in self.pending:
             return response, False
         self.pending.discard(response.unit_id)
@@ -106,11 +123,19 @@ async def commands(units, corrupter):
 
 async def serve(args):
     with open(args.units, encoding="utf-8") as f:
-        units = {int(u): unit_context(t) for u, t in json.load(f).items()}
-    corrupter = Corrupter()
+        tables = json.load(f)
+    units = {int(u): unit_context(t) for u, t in tables.items()}
+    identity, identified = None, set()
+    if args.identity:
+        with open(args.identity, encoding="utf-8") as f:
+            spec = json.load(f)
+        identity = ModbusDeviceIdentification(info={int(k): v for k, v in spec["objects"].items()})
+        identified = set(spec["units"])
+    corrupter = Corrupter(identified)
     server = ModbusSerialServer(
         ModbusServerContext(slaves=units, single=False),
         ModbusRtuFramer,
+        identity=identity,
         port=args.port,
         baudrate=args.baud,
         bytesize=args.bytesize,
@@ -144,6 +169,7 @@ def main():
     p.add_argument("--bytesize", type=int, default=8)
     p.add_argument("--parity", default="N")
     p.add_argument("--stopbits", type=int, default=1)
+    p.add_argument("--identity")
     p.add_argument("--debug", action="store_true")
     args = p.parse_args()
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING)

@@ -1,0 +1,189 @@
+package bridge
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fieldgate/fieldgate/config"
+	"github.com/fieldgate/fieldgate/test/peers"
+)
+
+// stream appends a poll cycle every millisecond until stopped, as a busy
+// device does, and returns the seqs it covered.
+type stream struct {
+	g           *gateway
+	stop        chan struct{}
+	done        chan struct{}
+	mu          sync.Mutex
+	first, last uint64
+}
+
+func startStream(g *gateway) *stream {
+	s := &stream{g: g, stop: make(chan struct{}), done: make(chan struct{})}
+	s.first, s.last = g.emit(cycle(0)...)
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for i := 1; ; i++ {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+			}
+			_, last, err := g.buf.Append(cycle(i))
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.last = last
+			s.mu.Unlock()
+		}
+	}()
+	return s
+}
+
+// end stops the stream and returns the seqs it appended.
+func (s *stream) end() (first, last uint64) {
+	close(s.stop)
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.first, s.last
+}
+
+// TestNetworkFaults injects the faults of a network between the gateway
+// and its broker through a proxy, while readings stream, at QoS 1 and 2
+// (SPEC §4.3, §4.8): added latency, a link that goes silent without closing
+// (noticed within 1.5 × keepalive), a connection reset mid-publish, and a
+// broker that restarts and forgets the session (commands work again: the
+// subscription is renewed). After each, every seq arrives in order, and
+// repeats are at most the in-flight window.
+func TestNetworkFaults(t *testing.T) {
+	const keepalive = 4 * time.Second
+	faults := []struct {
+		name   string
+		losses int // link losses the fault causes
+		inject func(t *testing.T, p *peers.Proxy, m *peers.Mosquitto, g *gateway)
+	}{
+		{"latency", 0, func(t *testing.T, p *peers.Proxy, _ *peers.Mosquitto, _ *gateway) {
+			p.Delay(20 * time.Millisecond)
+			p.AwaitSeen(t, wait, peers.FromClient, peers.Publish, p.Seen(peers.FromClient, peers.Publish)+100)
+			p.Delay(0)
+		}},
+		{"silent link", 1, func(t *testing.T, p *peers.Proxy, _ *peers.Mosquitto, g *gateway) {
+			n := g.logs.Len()
+			silenced := time.Now()
+			p.Silence()
+			g.logs.AwaitFrom(t, wait, n, "connection lost", "upstream=cloud")
+			noticed := time.Since(silenced)
+			g.logs.AwaitFrom(t, wait, n, "msg=connected", "upstream=cloud")
+			t.Logf("silent link noticed after %v (keepalive %v), redialled after %v", noticed.Round(time.Millisecond), keepalive, time.Since(silenced).Round(time.Millisecond))
+			if noticed > keepalive*3/2 {
+				t.Errorf("a silent link was noticed after %v, want within 1.5 × keepalive = %v", noticed, keepalive*3/2)
+			}
+			if lines, _ := g.logs.Since(n); !containsLine(lines, "stopped answering") {
+				t.Error("no log line says the broker stopped answering")
+			}
+		}},
+		{"reset mid-publish", 1, func(t *testing.T, p *peers.Proxy, _ *peers.Mosquitto, g *gateway) {
+			p.AwaitSeen(t, wait, peers.FromClient, peers.Publish, p.Seen(peers.FromClient, peers.Publish)+50)
+			n := g.logs.Len()
+			p.Reset()
+			g.logs.AwaitFrom(t, wait, n, "connection lost", "upstream=cloud")
+		}},
+		{"broker restart forgets the session", 1, func(t *testing.T, _ *peers.Proxy, m *peers.Mosquitto, g *gateway) {
+			n := g.logs.Len()
+			m.Stop()
+			g.logs.AwaitFrom(t, wait, n, "connection lost", "upstream=cloud")
+			m.Start()
+			g.logs.AwaitFrom(t, wait, n, "msg=connected", "upstream=cloud", "session_present=false")
+		}},
+	}
+	if testing.Short() {
+		faults = faults[1:2] // the silent link, which takes a keepalive
+	}
+	for _, f := range faults {
+		for _, q := range []int{1, 2} {
+			t.Run(fmt.Sprintf("%s qos%d", f.name, q), func(t *testing.T) {
+				m := peers.StartMosquitto(t, peers.MosquittoOptions{})
+				p := peers.StartProxy(t, fmt.Sprintf("127.0.0.1:%d", m.Port))
+				obs := peers.Observe(t, m.URL(), "fg/gw/#")
+				cmd := &commander{}
+				up := upstreamCfg("cloud", p.URL(), qos(q), reconnectMax(time.Second),
+					func(u *config.Upstream) { u.Keepalive = config.Duration(keepalive) })
+				g := startGateway(t, testConfig(t, up), cmd)
+				s := startStream(g)
+				obs.Await(t, wait, "the stream to start", func(ms []peers.Message) bool {
+					return len(seqsOf(t, ms, "fg/gw")) >= 200
+				})
+				f.inject(t, p, m, g)
+				first, last := s.end()
+				g.awaitCursor("cloud", last+1)
+				ms := obs.Await(t, wait, "every seq", func(ms []peers.Message) bool {
+					return hasAll(seqsOf(t, ms, "fg/gw"), first, last)
+				})
+				dups := checkOrder(t, seqsOf(t, ms, "fg/gw"), first)
+				w := windowOf([]func(*config.Upstream){qos(q)})
+				t.Logf("%d readings, %d repeated after %d link losses (window %d)", last-first+1, dups, f.losses, w)
+				if dups > f.losses*w {
+					t.Errorf("%d repeated readings after %d link losses, want at most %d (the in-flight window each)", dups, f.losses, f.losses*w)
+				}
+				// Commands work on the link as it is now: the subscription
+				// was renewed after any loss.
+				obs.Publish(t, "fg/gw/boiler/temp/set", 1, false, `{"value":1,"id":"after"}`)
+				obs.AwaitMessage(t, wait, "fg/gw/boiler/temp/set/result", func(p []byte) bool { return len(p) > 0 })
+			})
+		}
+	}
+}
+
+func containsLine(lines []string, sub string) bool {
+	for _, l := range lines {
+		if strings.Contains(l, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestQoS2CursorWaitsForPubcomp: a QoS 2 message in flight when the link
+// drops is resent by paho's session after the reconnect; the cursor moves
+// past it only at its PUBCOMP, not at the PUBREC after which paho keeps its
+// PUBREL in the store under the same key.
+func TestQoS2CursorWaitsForPubcomp(t *testing.T) {
+	m := peers.StartMosquitto(t, peers.MosquittoOptions{})
+	p := peers.StartProxy(t, fmt.Sprintf("127.0.0.1:%d", m.Port))
+	obs := peers.Observe(t, m.URL(), "fg/gw/boiler/#")
+	g := startGateway(t, testConfig(t, upstreamCfg("cloud", p.URL(), qos(2), reconnectMax(time.Second))), nil)
+	g.logs.Await(t, wait, "msg=connected", "upstream=cloud")
+
+	p.Drop(peers.FromBroker, peers.Pubrec) // the messages stay in their first phase
+	first, _ := g.emit(cycle(0)...)
+	p.AwaitSeen(t, wait, peers.FromClient, peers.Publish, 2)
+	p.Drop(peers.FromBroker, peers.Pubcomp) // after the reconnect: PUBREC passes, PUBCOMP does not
+	n := g.logs.Len()
+	p.Cut()
+	g.logs.AwaitFrom(t, wait, n, "msg=connected", "upstream=cloud", "session_present=true")
+	p.AwaitSeen(t, wait, peers.FromClient, peers.Pubrel, 2)
+	// Wake the publisher twice, which reaps its window before it
+	// publishes: the second time, paho has surely stored the PUBRELs.
+	g.emit(cycle(1)...)
+	p.AwaitSeen(t, wait, peers.FromClient, peers.Publish, 6)
+	_, last := g.emit(cycle(2)...)
+	p.AwaitSeen(t, wait, peers.FromClient, peers.Publish, 8)
+	if c := g.buf.Cursor("cloud"); c != first {
+		t.Fatalf("cursor moved to %d without a PUBCOMP for seq %d", c, first)
+	}
+
+	p.Drop(peers.FromBroker) // PUBCOMPs pass again
+	n = g.logs.Len()
+	p.Cut()
+	g.logs.AwaitFrom(t, wait, n, "msg=connected", "upstream=cloud")
+	g.awaitCursor("cloud", last+1)
+	ms := obs.Await(t, wait, "every seq", func(ms []peers.Message) bool { return hasAll(seqsOf(t, ms, "fg/gw"), first, last) })
+	checkOrder(t, seqsOf(t, ms, "fg/gw"), first)
+}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/fieldgate/fieldgate/config"
 	"github.com/fieldgate/fieldgate/internal/reading"
@@ -52,6 +53,16 @@ type Adapter interface {
 // read-back reading.
 type Writer interface {
 	Write(ctx context.Context, point string, v reading.Value) (written reading.Value, readBack reading.Reading, err error)
+}
+
+// Pacer is implemented by adapters that report a Status at a steady pace,
+// after every poll: Pace is the longest time between two Status calls
+// while Run works, faults included. The gateway takes an adapter silent
+// for longer for stalled: it marks it in error and stops feeding the
+// systemd watchdog. Adapters that report only on events (a GPIO edge, a
+// line a device sends) do not implement it.
+type Pacer interface {
+	Pace() time.Duration
 }
 
 // Errors a Writer wraps so callers can classify refusals with errors.Is.

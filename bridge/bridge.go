@@ -309,6 +309,22 @@ func (b *Bridge) Upstreams() []UpstreamState {
 	return out
 }
 
+// Stalled lists the upstreams whose goroutine has not shown progress when
+// it promised to (see heartbeat), sorted: stuck, not merely disconnected,
+// since dialling counts as progress.
+func (b *Bridge) Stalled(now time.Time) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for name, u := range b.upstreams {
+		if u.hb.late(now) {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // startLocked starts one upstream; b.mu must be held.
 func (b *Bridge) startLocked(s *settings) {
 	held := b.discovered[s.name]

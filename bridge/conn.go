@@ -34,6 +34,7 @@ type conn struct {
 	logger *slog.Logger
 	ctx    context.Context // the upstream's: ends at its stop
 
+	hb     *heartbeat // the upstream's
 	client mqtt.Client
 	store  *sessionStore
 	lost   chan error // connection losses, from paho
@@ -64,8 +65,8 @@ type willMsg struct {
 	retain  bool
 }
 
-func newConn(ctx context.Context, s *settings, logger *slog.Logger) *conn {
-	return &conn{s: s, logger: logger, ctx: ctx, store: newSessionStore(), lost: make(chan error, 1),
+func newConn(ctx context.Context, s *settings, logger *slog.Logger, hb *heartbeat) *conn {
+	return &conn{s: s, logger: logger, ctx: ctx, hb: hb, store: newSessionStore(), lost: make(chan error, 1),
 		will: willMsg{topic: s.statusTopic(), payload: []byte("offline"), retain: true}}
 }
 
@@ -83,7 +84,7 @@ func (c *conn) setUp(bo *backoff.Backoff) bool {
 			return true
 		}
 		c.logger.Error("cannot set up the connection", "err", err)
-		if !sleep(c.ctx, bo.Next()) {
+		if !c.pause(bo.Next()) {
 			return false
 		}
 	}
@@ -135,7 +136,7 @@ func (c *conn) options(tlsCfg *tls.Config) *mqtt.ClientOptions {
 // it succeeded in time, so that the broker still hears `offline`.
 func (c *conn) dial(bo *backoff.Backoff, delay time.Duration, abandonBy func() time.Time) (ok, sessionPresent bool) {
 	for ; ; delay = bo.Next() {
-		if !sleep(c.ctx, delay) {
+		if !c.pause(delay) {
 			return false, false
 		}
 		select {
@@ -168,6 +169,13 @@ func (c *conn) dial(bo *backoff.Backoff, delay time.Duration, abandonBy func() t
 		c.lastErr = ""
 		return true, tok.(*mqtt.ConnectToken).SessionPresent()
 	}
+}
+
+// pause waits d, promising a heartbeat after it and the connect attempt
+// that follows; false means the upstream was stopped.
+func (c *conn) pause(d time.Duration) bool {
+	c.hb.beat(d + time.Duration(len(c.s.brokers))*connectTimeout)
+	return sleep(c.ctx, d)
 }
 
 func (c *conn) brokerName() string {

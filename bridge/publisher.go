@@ -39,6 +39,7 @@ type publisher struct {
 	s      *settings
 	logger *slog.Logger
 	ctx    context.Context // the upstream's: ends at its stop
+	hb     *heartbeat      // the upstream's
 	buf    Buffer
 	conn   *conn
 	enc    encoder
@@ -57,7 +58,7 @@ type publisher struct {
 }
 
 func newPublisher(u *upstream) *publisher {
-	p := &publisher{s: u.s, logger: u.logger, ctx: u.ctx, buf: u.b.buf, conn: u.conn, enc: u.encoder(),
+	p := &publisher{s: u.s, logger: u.logger, ctx: u.ctx, hb: &u.hb, buf: u.b.buf, conn: u.conn, enc: u.encoder(),
 		views: &u.b.view, window: maxInFlight}
 	if u.spb != nil {
 		p.spb, p.wake = u.spb, u.spb.wake
@@ -104,7 +105,10 @@ func (p *publisher) start() { p.next = p.buf.Cursor(p.s.name) }
 
 // pump publishes until the connection is lost or the upstream is stopped.
 func (p *publisher) pump() error {
+	alive := time.NewTicker(pumpBeat)
+	defer alive.Stop()
 	for {
+		p.hb.beat(pumpBeat + writeTimeout*time.Duration(p.window))
 		if p.spb != nil {
 			if err := p.spb.service(p.next); err != nil {
 				return err
@@ -137,6 +141,7 @@ func (p *publisher) pump() error {
 		case <-p.retry:
 			p.retry = nil
 		case <-p.wake:
+		case <-alive.C:
 		}
 	}
 }

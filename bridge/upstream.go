@@ -38,6 +38,7 @@ type upstream struct {
 	stopAt atomic.Int64 // UnixNano of the stop request
 	done   chan struct{}
 	wg     sync.WaitGroup // every goroutine but run's
+	hb     heartbeat      // run's
 
 	conn     *conn
 	pub      *publisher
@@ -50,7 +51,7 @@ type upstream struct {
 func newUpstream(b *Bridge, s *settings, discovered map[string]string) *upstream {
 	ctx, cancel := context.WithCancel(context.Background())
 	u := &upstream{b: b, s: s, logger: b.logger.With("upstream", s.name), ctx: ctx, cancel: cancel, done: make(chan struct{})}
-	u.conn = newConn(ctx, s, u.logger)
+	u.conn = newConn(ctx, s, u.logger, &u.hb)
 	if s.commands {
 		u.commands = newCommandWorker(u)
 	}
@@ -65,6 +66,7 @@ func newUpstream(b *Bridge, s *settings, discovered map[string]string) *upstream
 
 // stop asks the upstream to stop; it then stops within the stop budget.
 func (u *upstream) stop() {
+	u.hb.beat(offlineBudget)
 	u.stopAt.CompareAndSwap(0, time.Now().UnixNano())
 	u.cancel()
 }

@@ -4,11 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -87,50 +84,18 @@ func TestMetricsAndHealth(t *testing.T) {
 }
 
 func TestSystemdNotify(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "notify")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	states, stop := make(chan string, 64), make(chan struct{})
-	var reader sync.WaitGroup
-	defer reader.Wait()
-	defer close(stop)
-	defer conn.Close()
-	reader.Go(func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				return
-			}
-			select {
-			case states <- string(buf[:n]):
-			case <-stop:
-				return
-			}
-		}
-	})
+	notify := peers.ListenNotify(t)
+	seen := 0
 	expect := func(want string) {
 		t.Helper()
-		deadline := time.After(wait)
-		for {
-			select {
-			case s := <-states:
-				if strings.Contains(s, want) {
-					return
-				}
-			case <-deadline:
-				t.Fatalf("no %s from the gateway within %v", want, wait)
-			}
-		}
+		seen = notify.Await(t, wait, seen, want)
 	}
 
 	broker := peers.StartMochi(t)
 	_, dev := device(t)
 	points := "  [[modbus.point]]\n  name = \"v\"\n  table = \"holding_register\"\n  address = 0\n"
 	g := startGateway(t, writeConfig(t, config(t.TempDir(), upstream("local", broker.URL()), dev.Addr, "100ms", points)),
-		"NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=200000")
+		"NOTIFY_SOCKET="+notify.Path, "WATCHDOG_USEC=200000")
 	expect("READY=1")
 	expect("WATCHDOG=1")
 	g.proc.Signal(syscall.SIGHUP)

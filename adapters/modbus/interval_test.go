@@ -119,3 +119,26 @@ func TestPointIntervalConfig(t *testing.T) {
 		t.Errorf("interval 0s: %v", err)
 	}
 }
+
+// TestPaceFollowsTheFastestPoint: an adapter reports a status each cycle,
+// which comes at its fastest point's interval; one with only SunSpec
+// discovery, at each retry of a discovery that fails.
+func TestPaceFollowsTheFastestPoint(t *testing.T) {
+	fast := pt("fast", HoldingRegister, 0, "uint16", func(p *PointConfig) { p.Interval = config.Duration(200 * time.Millisecond) })
+	cfg := deviceConfig("tcp://127.0.0.1:502", time.Hour, fast)
+	cfg.Timeout = config.Duration(100 * time.Millisecond)
+	a, err := New(cfg, adapters.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := a.Pace(); p != 600*time.Millisecond {
+		t.Errorf("pace %v, want 600ms: three times the fastest point's interval", p)
+	}
+	a, err = New(sunspecConfig("tcp://127.0.0.1:502"), adapters.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := a.Pace(); p < 3*defaultPace.max {
+		t.Errorf("SunSpec-only pace %v, want at least three of its discovery retries (%v)", p, defaultPace.max)
+	}
+}

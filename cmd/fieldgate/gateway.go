@@ -25,17 +25,19 @@ import (
 
 // options are the gateway's timings; tests shorten them.
 type options struct {
-	// stopTimeout bounds stopping adapters, and then the bridge after its
-	// own ≤ 5 s flush, so a wedged component never keeps the process
-	// alive (or a reload waiting).
-	stopTimeout time.Duration
+	// Each part gets its own share of a stop, so a wedged adapter never
+	// costs the bridge its drain or the buffer its flush: adapterStop
+	// bounds stopping adapters (at shutdown, and at a reload), bridgeStop
+	// the bridge's own bounded stop (≤ 5 s) with a margin.
+	adapterStop, bridgeStop time.Duration
 	// An adapter whose Run failed or panicked is restarted after a delay
 	// growing from restartFirst to restartMax, so a bug that recurs at
 	// once neither spins nor floods the log.
 	restartFirst, restartMax time.Duration
 }
 
-var defaults = options{stopTimeout: 10 * time.Second, restartFirst: 5 * time.Second, restartMax: 5 * time.Minute}
+var defaults = options{adapterStop: 3 * time.Second, bridgeStop: 6 * time.Second,
+	restartFirst: 5 * time.Second, restartMax: 5 * time.Minute}
 
 // gateway wires adapters, the buffer and the bridge together and owns their
 // goroutines.
@@ -55,6 +57,7 @@ type gateway struct {
 	maxBuffer    int64          // the buffer's size cap, for the metrics
 	state        *statefile.Dir // adapters' state files, beside the buffer; nil if it could not be created
 	bridgeFailed bool           // the bridge stopped on its own
+	stuck        []string       // what made no progress at the last check; serve's
 
 	appendErrors  atomic.Uint64
 	appendFailing atomic.Bool // the last Append failed: readings are being lost
@@ -146,18 +149,24 @@ func open(cfg *config.Config, stderr io.Writer, opt options) (*gateway, int) {
 	return g, exitOK
 }
 
+// progressEvery is how often serve checks that adapters and upstreams make
+// progress.
+const progressEvery = time.Second
+
 // serve runs until stop ends or the bridge fails, reloading path at each
 // signal on reload.
 func (g *gateway) serve(stop context.Context, reload <-chan os.Signal, path string) {
-	// systemd (Type=notify): ready now, and watchdog pings from this loop, so
-	// a wedged gateway is restarted.
+	// systemd (Type=notify): ready now, then watchdog pings while every
+	// adapter and upstream makes progress, so a wedged gateway is
+	// restarted.
 	notify(g.log, daemon.SdNotifyReady)
-	var watchdog <-chan time.Time
-	if every, _ := daemon.SdWatchdogEnabled(false); every > 0 {
-		t := time.NewTicker(every / 2)
-		defer t.Stop()
-		watchdog = t.C
+	every := progressEvery
+	watchdog, _ := daemon.SdWatchdogEnabled(false)
+	if watchdog > 0 {
+		every = min(every, watchdog/2)
 	}
+	check := time.NewTicker(every)
+	defer check.Stop()
 	for {
 		select {
 		case <-stop.Done():
@@ -167,14 +176,44 @@ func (g *gateway) serve(stop context.Context, reload <-chan os.Signal, path stri
 			notify(g.log, daemon.SdNotifyReloading)
 			g.reload(path)
 			notify(g.log, daemon.SdNotifyReady)
-		case <-watchdog:
-			notify(g.log, daemon.SdNotifyWatchdog)
+		case now := <-check.C:
+			if g.progressing(now) && watchdog > 0 {
+				notify(g.log, daemon.SdNotifyWatchdog)
+			}
 		case err := <-g.bridgeDone:
 			g.log.Error("bridge stopped", "err", err)
 			g.bridgeFailed = true
 			return
 		}
 	}
+}
+
+// progressing checks that every adapter and upstream shows progress (an
+// adapter that stays silent past its pace is marked stalled) and reports
+// whether all do; the watchdog is fed only then. A change is logged.
+func (g *gateway) progressing(now time.Time) bool {
+	g.mu.Lock()
+	running := slices.Collect(maps.Values(g.run))
+	g.mu.Unlock()
+	var stuck []string
+	for _, r := range running {
+		if !r.progressing(now) {
+			stuck = append(stuck, r.spec.Name)
+		}
+	}
+	for _, u := range g.bridge.Stalled(now) {
+		stuck = append(stuck, "upstream "+u)
+	}
+	slices.Sort(stuck)
+	if was := g.stuck; !slices.Equal(was, stuck) {
+		g.stuck = stuck
+		if len(stuck) > 0 {
+			g.log.Error("not feeding the watchdog: no progress from", "parts", stuck)
+		} else {
+			g.log.Info("every part makes progress again")
+		}
+	}
+	return len(stuck) == 0
 }
 
 // shutdown stops polling first so nothing new arrives, then lets the bridge
@@ -186,17 +225,16 @@ func (g *gateway) shutdown() int {
 	if g.bridgeFailed {
 		status = exitRuntime
 	}
-	deadline := time.Now().Add(g.opt.stopTimeout)
 	g.mu.Lock()
 	running := slices.Collect(maps.Values(g.run))
 	g.mu.Unlock()
-	for _, name := range g.stopAdapters(running, deadline) {
-		g.log.Error("adapter did not stop in time", "adapter", name)
+	for _, name := range g.stopAdapters(running, time.Now().Add(g.opt.adapterStop)) {
+		g.log.Error("adapter did not stop in time; the rest stops without it", "adapter", name)
 	}
 	g.stopAll()
 	g.stopBridge()
 	if !g.bridgeFailed {
-		t := time.NewTimer(time.Until(deadline))
+		t := time.NewTimer(g.opt.bridgeStop)
 		select {
 		case <-g.bridgeDone:
 		case <-t.C:
@@ -291,7 +329,7 @@ func (g *gateway) reload(path string) {
 		delete(g.run, name)
 	}
 	g.mu.Unlock()
-	for _, name := range g.stopAdapters(stopping, time.Now().Add(g.opt.stopTimeout)) {
+	for _, name := range g.stopAdapters(stopping, time.Now().Add(g.opt.adapterStop)) {
 		// Its replacement retries the device until the old one lets go.
 		g.log.Error("adapter did not stop in time; starting its replacement anyway", "adapter", name)
 	}

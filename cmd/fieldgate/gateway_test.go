@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,15 +27,18 @@ import (
 const wait = 20 * time.Second
 
 // fast are timings that keep the tests short.
-var fast = options{stopTimeout: 5 * time.Second, restartFirst: 100 * time.Millisecond, restartMax: 400 * time.Millisecond}
+var fast = options{adapterStop: time.Second, bridgeStop: 6 * time.Second, restartFirst: 100 * time.Millisecond, restartMax: 400 * time.Millisecond}
 
 // flakyConfig is the [[flaky]] table of a test adapter kind whose Run fails
 // its first `fails` times, by panicking or by returning an error, and then
 // polls one point until stopped.
 type flakyConfig struct {
 	Name  string `toml:"name"`
-	Mode  string `toml:"mode"` // panic | error
+	Mode  string `toml:"mode"` // panic | error, or after the failures: stall | wedge | mute
 	Fails int    `toml:"fails"`
+	// Pace, when set, is the adapter's (adapters.Pacer); in mode stall it
+	// reports once and then not until released.
+	Pace config.Duration `toml:"pace"`
 }
 
 func (c *flakyConfig) AdapterName() string { return c.Name }
@@ -43,11 +48,14 @@ func (c *flakyConfig) PointInfo() []reading.Point {
 	return []reading.Point{{Adapter: c.Name, Name: "x", Type: "int64", Scale: 1}}
 }
 
-// flaky is the adapter; runs receives the time each Run starts.
+// flaky is the adapter; runs receives the time each Run starts. In mode
+// stall a Run reports once, then waits for release before it reports
+// again; in mode wedge it ignores its cancellation until released.
 type flaky struct {
-	cfg  *flakyConfig
-	n    atomic.Int32
-	runs chan time.Time
+	cfg     *flakyConfig
+	n       atomic.Int32
+	runs    chan time.Time
+	release chan struct{}
 }
 
 // flakies holds the flaky adapters the gateway built, by name, so a test
@@ -56,7 +64,7 @@ var flakies sync.Map
 
 func init() {
 	adapters.Register("flaky", func(c *flakyConfig, _ adapters.Env) (*flaky, error) {
-		f := &flaky{cfg: c, runs: make(chan time.Time, 16)}
+		f := &flaky{cfg: c, runs: make(chan time.Time, 16), release: make(chan struct{})}
 		flakies.Store(c.Name, f)
 		return f, nil
 	})
@@ -67,6 +75,10 @@ func (f *flaky) Name() string { return f.cfg.Name }
 func (f *flaky) Run(ctx context.Context, e adapters.Emitter) error {
 	n := int(f.n.Add(1))
 	f.runs <- time.Now()
+	if f.cfg.Mode == "mute" { // never a word
+		<-ctx.Done()
+		return nil
+	}
 	if n <= f.cfg.Fails {
 		if f.cfg.Mode == "panic" {
 			panic(fmt.Sprintf("flaky run %d", n))
@@ -75,9 +87,33 @@ func (f *flaky) Run(ctx context.Context, e adapters.Emitter) error {
 	}
 	e.Emit([]reading.Reading{{Adapter: f.cfg.Name, Point: "x", Time: time.Now(), Value: reading.Int(int64(n))}})
 	e.Status(nil)
+	switch f.cfg.Mode {
+	case "stall": // then, released, it polls at its pace again
+		select {
+		case <-f.release:
+		case <-ctx.Done():
+			return nil
+		}
+		tick := time.NewTicker(f.cfg.Pace.D() / 4)
+		defer tick.Stop()
+		for {
+			e.Status(nil)
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+	case "wedge":
+		<-f.release
+		return nil
+	}
 	<-ctx.Done()
 	return nil
 }
+
+// Pace implements adapters.Pacer.
+func (f *flaky) Pace() time.Duration { return f.cfg.Pace.D() }
 
 func flakyAdapter(t *testing.T, name string) *flaky {
 	t.Helper()
@@ -367,5 +403,91 @@ point = [{ name = "sp", table = "holding_register", address = 0, writable = true
 	obs.AwaitMessage(t, wait, "loud/plc/sp/set/result", func(p []byte) bool { return strings.Contains(string(p), `"ok":true`) })
 	if w := bank.Writes(); len(w) != 1 {
 		t.Errorf("device writes %v, want the one command", w)
+	}
+}
+
+// TestStalledAdapter: a paced adapter that stays silent past its pace (a
+// poll cycle that overran several intervals) is marked in error and the
+// systemd watchdog is no longer fed; once it reports again it is ok and
+// the pings resume.
+func TestStalledAdapter(t *testing.T) {
+	notify := peers.ListenNotify(t)
+	t.Setenv("NOTIFY_SOCKET", notify.Path)
+	t.Setenv("WATCHDOG_USEC", "200000") // checks every 100 ms
+	path := writeConfig(t, `
+[[flaky]]
+name = "slow"
+mode = "stall"
+pace = "500ms"
+`)
+	logs, done := runInProcess(t, path)
+	logs.Await(t, wait, "fieldgate started")
+	f := flakyAdapter(t, "slow")
+	f.nextRun(t)
+	notify.Await(t, wait, 0, "WATCHDOG=1")
+	logs.Await(t, wait, "adapter=slow", "adapter fault", "stalled: no poll result")
+	logs.Await(t, wait, "not feeding the watchdog", "slow")
+	// One ping may have left before the check that found the stall.
+	notify.Quiet(t, time.Second, notify.Len()+1, "WATCHDOG=1")
+	from := notify.Len()
+	f.release <- struct{}{}
+	logs.Await(t, wait, "adapter=slow", "adapter ok")
+	logs.Await(t, wait, "every part makes progress again")
+	notify.Await(t, wait, from, "WATCHDOG=1")
+	signalSelf(t, syscall.SIGINT)
+	if s := exitStatus(t, done); s != exitOK {
+		t.Errorf("exit status %d, want %d", s, exitOK)
+	}
+}
+
+// TestWedgedAdapterCostsNotTheDrain: an adapter that ignores its stop gets
+// its share of the shutdown and no more: the bridge still says offline on
+// the broker, the buffer is closed and the gateway exits 0.
+func TestWedgedAdapterCostsNotTheDrain(t *testing.T) {
+	broker := peers.StartMochi(t)
+	path := writeConfig(t, fmt.Sprintf(`
+[[upstream]]
+name = "local"
+url = %q
+[[flaky]]
+name = "stuck"
+mode = "wedge"
+`, broker.URL()))
+	_, logs, stop := openGateway(t, path, fast)
+	f := flakyAdapter(t, "stuck")
+	f.nextRun(t)
+	broker.Received.AwaitMessage(t, wait, "fieldgate/gw/stuck/x", func([]byte) bool { return true })
+	defer close(f.release)
+	if s := stop(); s != exitOK {
+		t.Errorf("exit status %d, want %d", s, exitOK)
+	}
+	logs.Await(t, wait, "adapter did not stop in time", "stuck")
+	broker.Received.AwaitMessage(t, wait, "fieldgate/gw/status", func(p []byte) bool { return string(p) == "offline" })
+	if strings.Contains(logs.String(), "bridge did not stop in time") {
+		t.Error("the wedged adapter cost the bridge its drain")
+	}
+}
+
+// TestHealthzPending: an adapter that has not reported a status yet is
+// "pending" in /healthz, which says degraded, not ok.
+func TestHealthzPending(t *testing.T) {
+	path := writeConfig(t, `
+[[flaky]]
+name = "quiet"
+mode = "mute"
+[[flaky]]
+name = "talks"
+`)
+	g, logs, _ := openGateway(t, path, fast)
+	flakyAdapter(t, "quiet").nextRun(t)
+	logs.Await(t, wait, "adapter=talks", "adapter ok")
+	rec := httptest.NewRecorder()
+	g.healthz(rec, httptest.NewRequest("GET", "/healthz", nil))
+	var h health
+	if err := json.Unmarshal(rec.Body.Bytes(), &h); err != nil {
+		t.Fatal(err)
+	}
+	if h.Status != "degraded" || h.Adapters["quiet"] != "pending" || h.Adapters["talks"] != "ok" {
+		t.Errorf("healthz %d %s, want degraded with quiet pending and talks ok", rec.Code, rec.Body)
 	}
 }

@@ -55,7 +55,7 @@ func (g *gateway) writeMetrics(w io.Writer) {
 		version, commit, runtime.Version()), 1)
 	for _, a := range g.adapterHealth() {
 		vm.WriteCounterUint64(w, fmt.Sprintf(`fieldgate_readings_total{adapter=%q}`, a.name), a.readings)
-		vm.WriteGaugeUint64(w, fmt.Sprintf(`fieldgate_adapter_up{adapter=%q}`, a.name), b2u(a.err == ""))
+		vm.WriteGaugeUint64(w, fmt.Sprintf(`fieldgate_adapter_up{adapter=%q}`, a.name), b2u(a.reported && a.err == ""))
 	}
 	st := g.buf.Stats()
 	vm.WriteGaugeUint64(w, "fieldgate_buffer_bytes", uint64(st.Bytes))
@@ -90,9 +90,13 @@ type upstreamHealth struct {
 func (g *gateway) healthz(w http.ResponseWriter, _ *http.Request) {
 	h := health{Status: "ok", Adapters: map[string]string{}, Upstreams: map[string]upstreamHealth{}}
 	for _, a := range g.adapterHealth() {
-		h.Adapters[a.name] = "ok"
-		if a.err != "" {
+		switch {
+		case !a.reported: // not a word yet: neither ok nor a fault
+			h.Adapters[a.name], h.Status = "pending", "degraded"
+		case a.err != "":
 			h.Adapters[a.name], h.Status = "error: "+a.err, "degraded"
+		default:
+			h.Adapters[a.name] = "ok"
 		}
 	}
 	st := g.buf.Stats()
@@ -118,13 +122,15 @@ type adapterState struct {
 	name     string
 	readings uint64
 	err      string
+	reported bool // it has reported a status
 }
 
 func (g *gateway) adapterHealth() []adapterState {
 	g.mu.Lock()
 	out := make([]adapterState, 0, len(g.run))
 	for name, r := range g.run {
-		out = append(out, adapterState{name: name, readings: r.em.readings.Load(), err: r.em.fault()})
+		fault, reported := r.em.fault()
+		out = append(out, adapterState{name: name, readings: r.em.readings.Load(), err: fault, reported: reported})
 	}
 	g.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })

@@ -24,6 +24,9 @@ type runningAdapter struct {
 	done   chan struct{}
 	// restartFirst and restartMax pace restarts after a failure.
 	restartFirst, restartMax time.Duration
+	// runSince is when the current Run started (UnixNano), 0 between runs:
+	// how long a paced adapter has been silent counts from it too.
+	runSince atomic.Int64
 }
 
 // start launches one adapter under supervision; g.mu must be held.
@@ -72,6 +75,8 @@ func (r *runningAdapter) supervise(ctx context.Context) {
 }
 
 func (r *runningAdapter) runOnce(ctx context.Context) (err error) {
+	r.runSince.Store(time.Now().UnixNano())
+	defer r.runSince.Store(0)
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("panic: %v", p)
@@ -79,6 +84,28 @@ func (r *runningAdapter) runOnce(ctx context.Context) (err error) {
 		}
 	}()
 	return r.a.Run(ctx, r.em)
+}
+
+// progressing reports whether the adapter shows the progress its pace calls
+// for (see adapters.Pacer): a status within the pace of the last one, or of
+// the start of its Run. One that does not is marked stalled. Adapters
+// without a pace, and adapters between runs, count as progressing.
+func (r *runningAdapter) progressing(now time.Time) bool {
+	p, ok := r.a.(adapters.Pacer)
+	since := r.runSince.Load()
+	if !ok || since == 0 {
+		return true
+	}
+	pace := p.Pace()
+	if pace <= 0 {
+		return true
+	}
+	silent := now.Sub(time.Unix(0, max(since, r.em.lastStatus.Load())))
+	if silent <= pace {
+		return true
+	}
+	r.em.stall(fmt.Errorf("stalled: no poll result for %s, more than its pace of %s", silent.Round(time.Second), pace))
+	return false
 }
 
 // Command implements bridge.Commander: it routes a validated command to the
@@ -104,8 +131,10 @@ type emitter struct {
 	g    *gateway
 	log  *slog.Logger
 
-	readings atomic.Uint64
-	status   atomic.Pointer[string] // the fault; nil or "" when ok
+	readings   atomic.Uint64
+	status     atomic.Pointer[string] // the fault; "" when ok, nil until the first status
+	lastStatus atomic.Int64           // UnixNano of the adapter's last Status call
+	stalled    atomic.Bool            // marked stalled since its last Status
 }
 
 // Emit implements adapters.Emitter.
@@ -131,6 +160,20 @@ func (e *emitter) Emit(rs []reading.Reading) {
 
 // Status implements adapters.Emitter; changes are logged.
 func (e *emitter) Status(err error) {
+	e.lastStatus.Store(time.Now().UnixNano())
+	e.stalled.Store(false)
+	e.report(err)
+}
+
+// stall marks the adapter stalled, once until its next Status.
+func (e *emitter) stall(err error) {
+	if !e.stalled.Swap(true) {
+		e.report(err)
+	}
+}
+
+// report records a status and publishes a change.
+func (e *emitter) report(err error) {
 	msg := ""
 	if err != nil {
 		msg = err.Error()
@@ -147,13 +190,14 @@ func (e *emitter) Status(err error) {
 }
 
 // Describe implements adapters.Emitter: the bridge adds the points to its
-// payloads and Home Assistant discovery.
+// payloads, Home Assistant discovery and Sparkplug births.
 func (e *emitter) Describe(ps []reading.Point) { e.g.bridge.SetPoints(e.name, ps) }
 
-// fault returns the adapter's current fault, "" when it is ok.
-func (e *emitter) fault() string {
+// fault returns the adapter's current fault, "" when it is ok; reported is
+// false until it has reported a status.
+func (e *emitter) fault() (fault string, reported bool) {
 	if p := e.status.Load(); p != nil {
-		return *p
+		return *p, true
 	}
-	return ""
+	return "", false
 }

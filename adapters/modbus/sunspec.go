@@ -71,7 +71,7 @@ func DiscoverSunSpec(ctx context.Context, r HoldingReader) ([]SunSpecModel, erro
 		var exc *modbus.ModbusError
 		switch {
 		case errors.As(err, &exc):
-			tried = append(tried, fmt.Sprintf("%d (%v)", base, exc))
+			tried = append(tried, fmt.Sprintf("%d (exception %s)", base, ExceptionText(exc.ExceptionCode)))
 			continue
 		case err != nil:
 			return nil, fmt.Errorf("sunspec: looking for the marker at holding register %d: %w", base, err)

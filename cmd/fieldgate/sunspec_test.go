@@ -68,3 +68,28 @@ sunspec = true
 		t.Errorf("register %d, want 420: 4200 W at scale factor 1", got[0])
 	}
 }
+
+// TestScanReportsSunSpec: scan names the SunSpec models of a unit that has
+// them, and says so of one that has none.
+func TestScanReportsSunSpec(t *testing.T) {
+	sunspec, bank := startDevice(t)
+	d := modbussim.NewSunSpec(40000, nil)
+	for _, id := range []int{1, 103} {
+		if err := d.Model(id, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.Vendor(64999, 4)
+	d.End()
+	d.Serve(bank)
+	plain, _ := startDevice(t)
+	for url, want := range map[string]string{
+		sunspec.Addr: "sunspec: 1 common, 103 inverter_three_phase, 64999 (not in the definitions) (from holding register 40000)",
+		plain.Addr:   "sunspec: none (no SunS marker at holding register 40000, 50000 or 0)",
+	} {
+		code, out, errOut := runCmd("scan", "tcp://"+url, "--units", "1", "--timeout", "2s")
+		if code != exitOK || !strings.Contains(out, "\n      "+want+"\n") {
+			t.Errorf("scan %s: exit %d, output\n%s%s\nwant the line %q", url, code, out, errOut, want)
+		}
+	}
+}

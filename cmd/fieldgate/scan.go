@@ -18,8 +18,8 @@ import (
 // scan is `fieldgate scan URL`: it asks each unit of a range for holding
 // register 0 (input register 0 when that is refused) and prints each unit
 // that answered, with its device identification and its SunSpec models.
-// Every silent unit costs
-// one timeout, so a silent bus takes about units × timeout.
+// Every silent unit costs one timeout, so a silent bus takes about units ×
+// timeout.
 func scan(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("scan", flag.ContinueOnError)
 	fs.SetOutput(stderr)

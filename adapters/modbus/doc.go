@@ -101,7 +101,11 @@
 // One goroutine owns each connection and executes requests one at a time,
 // so a write waits for at most the request in flight. After a fault of the
 // connection it is closed and reopened: a TCP socket at once the first time
-// and then with back-off growing from 1 s to 30 s; a serial port with
+// and then with back-off growing from 1 s to 30 s; a Modbus TCP request
+// whose answer came late, or whose connection the device closed, is tried
+// once more on the new connection, so one slow answer costs a retry, not
+// the poll's block, and the late answer goes with the old connection
+// instead of being read as the next one's; a serial port with
 // serialport.Keeper's back-off, so an unplugged USB adapter marks the
 // status error and is reopened at the same path once it is back.
 //

@@ -49,6 +49,9 @@ type transport interface {
 	// settle takes the outcome of each request and reports whether it
 	// broke the connection, which the transport has then closed.
 	settle(err error) (broken bool)
+	// retry reports whether a request whose outcome broke the connection
+	// is worth one more try on a new one.
+	retry(err error) bool
 	close() error
 }
 
@@ -147,6 +150,12 @@ func (t *tcpTransport) client(unit byte, timeout time.Duration, log *slog.Logger
 	}
 	return t.c
 }
+
+// retry: a device that answers late, or closed an idle connection, costs
+// its request one more try on a new connection, not the poll's block. The
+// late answer goes with the old connection, never taken for the next one.
+// Modbus writes set values, so a retried write writes the same.
+func (t *tcpTransport) retry(error) bool { return true }
 
 func (t *tcpTransport) settle(err error) bool {
 	if err == nil || answered(err) {
@@ -429,15 +438,28 @@ func (l *link) serve() {
 	}
 }
 
+// exec runs a request; one the transport deems worth it is tried once more
+// on a new connection when its outcome broke the first.
 func (l *link) exec(c *call) error {
+	broken, err := l.try(c)
+	if broken && l.tr.retry(err) {
+		c.m.log.Debug("modbus request tried again on a new connection", "err", err)
+		_, err = l.try(c)
+	}
+	return err
+}
+
+// try runs a request once, opening the transport if it must, and reports
+// whether the outcome broke the connection.
+func (l *link) try(c *call) (broken bool, err error) {
 	log := c.m.log
 	if !l.open {
 		if time.Now().Before(l.tr.retryAt()) {
-			return fmt.Errorf("%w: %w", errNotConnected, l.lastErr)
+			return false, fmt.Errorf("%w: %w", errNotConnected, l.lastErr)
 		}
 		if err := l.tr.open(); err != nil {
 			l.fault(log, err)
-			return &openError{err}
+			return false, &openError{err}
 		}
 		l.open = true
 		l.opens.Add(1)
@@ -445,14 +467,14 @@ func (l *link) exec(c *call) error {
 			log.Info("modbus reconnected")
 		}
 	}
-	err := l.call(c)
+	err = l.call(c)
 	if l.tr.settle(err) {
 		l.open = false
 		l.fault(log, err)
-		return err
+		return true, err
 	}
 	l.lastErr = nil
-	return err
+	return false, err
 }
 
 // call runs one request, turning a panic in the client library (a malformed

@@ -252,6 +252,30 @@ func TestTimeoutReconnects(t *testing.T) {
 	}
 }
 
+// TestSlowAnswerCostsOneRetry: a device that answers one request late costs
+// that request one more try on a new connection, not the poll's block: the
+// cycle reads every point and reports ok.
+func TestSlowAnswerCostsOneRetry(t *testing.T) {
+	dev := modbussim.NewBank()
+	srv := serve(t, dev, "127.0.0.1:0").Addr
+	tp := newTap(t, srv)
+	dev.SetHolding(0, 5)
+	dev.SetInput(0, 6)
+	dev.SlowNext(time.Second)
+	cfg := deviceConfig(tp.url(), time.Hour, pt("h", HoldingRegister, 0, "uint16"), pt("i", InputRegister, 0, "uint16"))
+	cfg.Timeout = config.Duration(200 * time.Millisecond)
+	_, rec := start(t, cfg)
+	c := rec.NextCycle(t)
+	h, okH := c.Value("h")
+	i, okI := c.Value("i")
+	if c.Err != nil || !okH || !okI || h != reading.Uint(5) || i != reading.Uint(6) {
+		t.Fatalf("first cycle %v with %v, %v: want both points and ok after one retry", c.Err, h, i)
+	}
+	if n := tp.connections(); n != 2 {
+		t.Errorf("%d connections, want 2: the retry's", n)
+	}
+}
+
 // TestWrites writes every writable kind while polling runs, and checks the
 // function code on the wire, the registers at the server and the read-back.
 func TestWrites(t *testing.T) {

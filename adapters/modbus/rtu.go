@@ -125,6 +125,10 @@ func (t *rtuTransport) client(unit byte, timeout time.Duration, log *slog.Logger
 	return t.c
 }
 
+// retry: never on a bus, where a unit that does not answer must cost it
+// only its own timeout, and a port fault waits for the back-off.
+func (t *rtuTransport) retry(error) bool { return false }
+
 func (t *rtuTransport) settle(err error) bool {
 	var lf *lineFault
 	if errors.As(err, &lf) {

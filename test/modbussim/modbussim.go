@@ -25,6 +25,7 @@ type Bank struct {
 	input      map[uint16]uint16
 	tableFault map[string]error
 	stall      chan struct{} // while set, requests wait until it is closed
+	slowNext   time.Duration // the next request waits this long before it is answered
 	reads      int
 	readsCh    chan struct{} // closed and replaced at each read
 	writes     []Write
@@ -134,6 +135,14 @@ func (b *Bank) ServeUnits(units ...uint8) {
 	}
 }
 
+// SlowNext makes the device answer the next request only after d, as a
+// device busy with something else now and then does.
+func (b *Bank) SlowNext(d time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.slowNext = d
+}
+
 // Stall holds every request from now on unanswered, as a device that went
 // silent, until resume is called; calling resume again does nothing. Held
 // requests stay blocked even after the server stopped, so a test resumes
@@ -221,11 +230,14 @@ func (b *Bank) HandleInputRegisters(req *modbus.InputRegistersRequest) ([]uint16
 // stores args, a read returns n values.
 func access[T any](b *Bank, client string, unit uint8, m map[uint16]T, table string, addr, n uint16, write bool, args []T) ([]T, error) {
 	b.mu.Lock()
-	stall := b.stall
+	stall, slow := b.stall, b.slowNext
+	b.slowNext = 0
 	b.mu.Unlock()
 	if stall != nil {
 		<-stall
 	}
+	time.Sleep(slow) // the fault being played: a device that answers late
+
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.clients[client] = true

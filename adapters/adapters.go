@@ -29,6 +29,12 @@ type Emitter interface {
 	// Status reports the adapter's health: nil for ok, the fault otherwise.
 	// Adapters call it after every poll; the emitter publishes changes only.
 	Status(err error)
+	// Describe announces the points an adapter learns of at run time,
+	// which its config's PointInfo cannot list (those SunSpec discovery
+	// finds), before it emits their first readings. Each call replaces the
+	// adapter's previous announcement; points of the config are not
+	// repeated.
+	Describe(points []reading.Point)
 }
 
 // Adapter polls one piece of hardware until ctx is done. Run returns nil on

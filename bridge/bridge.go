@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -44,9 +45,13 @@ type Bridge struct {
 	cmd    Commander
 	logger *slog.Logger
 	status *statusBoard
-	view   atomic.Pointer[view]
-	latest *latest // each point's last reading, for Sparkplug births
+	view   atomic.Pointer[view] // configured merged with announced
+	latest *latest              // each point's last reading, for Sparkplug births
 	node   edgeNode
+
+	viewMu     sync.Mutex                 // orders the view's updates
+	configured *view                      // the config's part of the view
+	announced  map[string][]reading.Point // by adapter, see SetPoints
 
 	mu        sync.Mutex
 	specs     []*settings
@@ -61,13 +66,34 @@ type Bridge struct {
 }
 
 // view is the gateway-wide part of the config that upstreams read live, so
-// a reload changes it without reconnecting anyone.
+// a reload changes it without reconnecting anyone. Its points are the
+// config's and those adapters announced at run time (SetPoints).
 type view struct {
 	units     map[pointKey]string
 	maxAge    time.Duration // command_max_age
 	gatewayID string
 	points    []reading.Point // for Home Assistant discovery and Sparkplug births
 	adapters  []string        // every adapter's name, in file order
+}
+
+// with returns v with the points announced for its adapters added after
+// the config's, but those the config describes already.
+func (v *view) with(announced map[string][]reading.Point) *view {
+	known := map[pointKey]bool{}
+	for _, p := range v.points {
+		known[pointKey{p.Adapter, p.Name}] = true
+	}
+	out := *v
+	out.points = slices.Clip(v.points)
+	for _, adapter := range v.adapters {
+		for _, p := range announced[adapter] {
+			if !known[pointKey{adapter, p.Name}] {
+				out.points = append(out.points, p)
+			}
+		}
+	}
+	out.units = unitsOf(out.points)
+	return &out
 }
 
 // Option adds to what New is given.
@@ -95,15 +121,49 @@ func New(cfg *config.Config, buf Buffer, cmd Commander, logger *slog.Logger, opt
 		cmd = noCommands{}
 	}
 	b := &Bridge{buf: buf, cmd: cmd, logger: logger, status: newStatusBoard(), latest: newLatest(), upstreams: map[string]*upstream{},
-		discovered: map[string]map[string]string{}}
+		discovered: map[string]map[string]string{}, announced: map[string][]reading.Point{}}
 	for _, o := range opts {
 		o(b)
 	}
 	specs, v, err := resolve(cfg)
 	b.specs, b.cfgErr = specs, err
-	b.view.Store(v)
+	b.setView(v, "", nil)
 	b.status.configure(adapterNames(cfg))
 	return b
+}
+
+// setView stores a new view: the config's part v, or the current one if v
+// is nil, with adapter's announcement replaced by ps unless adapter is "".
+func (b *Bridge) setView(v *view, adapter string, ps []reading.Point) {
+	b.viewMu.Lock()
+	defer b.viewMu.Unlock()
+	if v != nil {
+		b.configured = v
+	}
+	switch {
+	case adapter == "":
+	case len(ps) == 0:
+		delete(b.announced, adapter)
+	default:
+		b.announced[adapter] = slices.Clone(ps)
+	}
+	b.view.Store(b.configured.with(b.announced))
+}
+
+// SetPoints records the points adapter announced at run time (see
+// adapters.Emitter's Describe), replacing its previous announcement; nil
+// withdraws it. They join the config's points in payloads' units, in Home
+// Assistant discovery and in Sparkplug births, which every upstream brings
+// up to date at once. Points the config describes already keep its
+// description.
+func (b *Bridge) SetPoints(adapter string, ps []reading.Point) {
+	b.setView(nil, adapter, ps)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, u := range b.upstreams {
+		u.disco.resync()
+		u.spb.resync()
+	}
 }
 
 // adapterNames lists the adapters cfg configures.
@@ -117,7 +177,7 @@ func adapterNames(cfg *config.Config) []string {
 
 // resolve derives every upstream's settings; it fails without side effects.
 func resolve(cfg *config.Config) ([]*settings, *view, error) {
-	v := &view{units: unitsOf(cfg.Points()), maxAge: cfg.Gateway.CommandMaxAge.D(),
+	v := &view{maxAge: cfg.Gateway.CommandMaxAge.D(),
 		gatewayID: cfg.Gateway.ID, points: cfg.Points()}
 	for _, a := range cfg.Adapters {
 		v.adapters = append(v.adapters, a.Name)
@@ -178,7 +238,7 @@ func (b *Bridge) Reload(cfg *config.Config) error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.view.Store(v)
+	b.setView(v, "", nil)
 	b.status.configure(adapterNames(cfg))
 	b.specs, b.cfgErr = specs, nil
 	if !b.running || b.stopping {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"maps"
 	"math"
+	"regexp"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -53,6 +54,7 @@ type haConfig struct {
 	StateOn          string           `json:"state_on,omitempty"`
 	StateOff         string           `json:"state_off,omitempty"`
 	Unit             string           `json:"unit_of_measurement,omitempty"`
+	DeviceClass      string           `json:"device_class,omitempty"`
 	StateClass       string           `json:"state_class,omitempty"`
 	Min              *float64         `json:"min,omitempty"`
 	Max              *float64         `json:"max,omitempty"`
@@ -203,9 +205,36 @@ func haEntity(s *settings, p reading.Point, component string) haConfig {
 	case "sensor":
 		if p.Type != "string" { // a unit or state class makes Home Assistant insist on numbers
 			c.Unit, c.StateClass = p.Unit, "measurement"
+			c.DeviceClass = haDeviceClass(p)
+			if c.DeviceClass == "energy" {
+				c.StateClass = "total_increasing" // what the energy dashboard takes
+			}
 		}
 	}
 	return c
+}
+
+// haDeviceClasses are the Home Assistant sensor device classes a unit
+// implies (the units are those the device profiles and SunSpec points use).
+var haDeviceClasses = map[string]string{
+	"W": "power", "kW": "power",
+	"Wh": "energy", "kWh": "energy", "MWh": "energy",
+	"V": "voltage", "A": "current", "Hz": "frequency", "°C": "temperature",
+	"VA": "apparent_power", "var": "reactive_power",
+}
+
+// haSoC matches the names of state-of-charge points (battery_soc,
+// battery_SoC), the one % that is clearly a battery's.
+var haSoC = regexp.MustCompile(`(?i)(^|_)soc($|_)`)
+
+// haDeviceClass is the device class of a numeric sensor, "" where its unit
+// says nothing certain: Home Assistant then shows the value with its unit
+// and no class.
+func haDeviceClass(p reading.Point) string {
+	if p.Unit == "%" && haSoC.MatchString(p.Name) {
+		return "battery"
+	}
+	return haDeviceClasses[p.Unit]
 }
 
 // discovery keeps one upstream's broker holding the Home Assistant

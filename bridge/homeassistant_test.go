@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fieldgate/fieldgate/internal/reading"
 
@@ -400,5 +401,105 @@ func TestHABatch(t *testing.T) {
 	}
 	if n := strings.Count(g.logs.String(), "homeassistant:"); n != 1 {
 		t.Errorf("%d log lines about homeassistant, want 1:\n%s", n, g.logs)
+	}
+}
+
+// TestHADeviceClasses: a sensor's unit gives its device class, and energy
+// counts up (total_increasing), so Home Assistant's energy dashboard takes
+// it; other units get no class.
+func TestHADeviceClasses(t *testing.T) {
+	cfg := mustLoad(t, `
+[[modbus]]
+name = "m"
+url = "tcp://127.0.0.1:502"
+point = [
+  { name = "power", table = "input_register", address = 0, unit = "W" },
+  { name = "power_kw", table = "input_register", address = 1, unit = "kW" },
+  { name = "energy", table = "input_register", address = 2, unit = "kWh" },
+  { name = "energy_wh", table = "input_register", address = 3, unit = "Wh" },
+  { name = "energy_mwh", table = "input_register", address = 4, unit = "MWh" },
+  { name = "voltage", table = "input_register", address = 5, unit = "V" },
+  { name = "current", table = "input_register", address = 6, unit = "A" },
+  { name = "frequency", table = "input_register", address = 7, unit = "Hz" },
+  { name = "temperature", table = "input_register", address = 8, unit = "°C" },
+  { name = "apparent_power", table = "input_register", address = 9, unit = "VA" },
+  { name = "reactive_power", table = "input_register", address = 10, unit = "var" },
+  { name = "battery_soc", table = "input_register", address = 11, unit = "%" },
+  { name = "battery_SoC", table = "input_register", address = 12, unit = "%" },
+  { name = "thd", table = "input_register", address = 13, unit = "%" },
+  { name = "pressure", table = "input_register", address = 14, unit = "bar" },
+  { name = "setpoint", table = "holding_register", address = 15, unit = "W", writable = true },
+]
+`, upstreamCfg("cloud", "mqtt://x:1883", homeassistant))
+	specs, v, err := resolve(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := haConfigs(specs[0], v)
+	for point, want := range map[string][2]string{ // device class, state class
+		"power": {"power", "measurement"}, "power_kw": {"power", "measurement"},
+		"energy": {"energy", "total_increasing"}, "energy_wh": {"energy", "total_increasing"}, "energy_mwh": {"energy", "total_increasing"},
+		"voltage": {"voltage", "measurement"}, "current": {"current", "measurement"}, "frequency": {"frequency", "measurement"},
+		"temperature": {"temperature", "measurement"}, "apparent_power": {"apparent_power", "measurement"},
+		"reactive_power": {"reactive_power", "measurement"}, "battery_soc": {"battery", "measurement"},
+		"battery_SoC": {"battery", "measurement"}, "thd": {"", "measurement"}, "pressure": {"", "measurement"},
+	} {
+		var c map[string]any
+		if err := json.Unmarshal([]byte(got["homeassistant/sensor/gw/m_"+point+"/config"]), &c); err != nil {
+			t.Errorf("%s: %v", point, err)
+			continue
+		}
+		if dc, _ := c["device_class"].(string); dc != want[0] || c["state_class"] != want[1] {
+			t.Errorf("%s: device_class %v, state_class %v; want %q, %q", point, c["device_class"], c["state_class"], want[0], want[1])
+		}
+	}
+	if c := got["homeassistant/number/gw/m_setpoint/config"]; strings.Contains(c, "device_class") {
+		t.Errorf("number entity with a device class: %s", c)
+	}
+}
+
+// TestHAAnnouncedPoints: points an adapter announces at run time join the
+// configured ones: Home Assistant gets their configs at once, with device
+// classes, their readings carry their units, a reload keeps them, and
+// withdrawing them clears their configs. Announcements for adapters the
+// config lacks, or of points it describes, change nothing.
+func TestHAAnnouncedPoints(t *testing.T) {
+	m := peers.StartMochi(t)
+	cfg := haTestConfig(t, upstreamCfg("cloud", m.URL(), homeassistant))
+	g := startGateway(t, cfg, nil)
+	awaitHA(t, m, haTopics(haWantJSON), 1, false)
+
+	const power = "homeassistant/sensor/gw/boiler_inverter_three_phase_W/config"
+	g.b.SetPoints("boiler", []reading.Point{
+		{Adapter: "boiler", Name: "inverter_three_phase_W", Type: "int16", Unit: "W", Scale: 1},
+		{Adapter: "boiler", Name: "temp", Type: "uint16", Unit: "K", Scale: 1}, // the config's
+	})
+	g.b.SetPoints("nosuch", []reading.Point{{Adapter: "nosuch", Name: "x", Type: "int16", Scale: 1}})
+	ms := awaitHA(t, m, []string{power}, 1, false)
+	if c := topicPayloads(ms, power)[0]; !strings.Contains(c, `"device_class":"power"`) || !strings.Contains(c, `"unit_of_measurement":"W"`) {
+		t.Errorf("config %s", c)
+	}
+	g.emit(reading.Reading{Adapter: "boiler", Point: "inverter_three_phase_W", Time: time.Now(), Value: reading.Int(-1000)})
+	if r := m.Received.AwaitMessage(t, wait, "fg/gw/boiler/inverter_three_phase_W", func([]byte) bool { return true }); !strings.Contains(string(r.Payload), `"unit":"W"`) {
+		t.Errorf("reading %s, want one with unit W", r.Payload)
+	}
+
+	if err := g.b.Reload(haTestConfig(t, upstreamCfg("cloud", m.URL(), homeassistant))); err != nil {
+		t.Fatal(err)
+	}
+	if v := g.b.view.Load(); v.units[pointKey{"boiler", "inverter_three_phase_W"}] != "W" {
+		t.Errorf("the reload dropped the announced point: %v", v.points)
+	}
+	g.b.SetPoints("boiler", nil)
+	awaitHA(t, m, []string{power}, 2, true)
+	for _, ms := range m.Received.All() {
+		if strings.Contains(ms.Topic, "nosuch") {
+			t.Errorf("published %s for an adapter the config lacks", ms)
+		}
+	}
+	for _, topic := range haTopics(haWantJSON) {
+		if n := len(m.Received.Topic(topic)); n != 1 {
+			t.Errorf("%s published %d times, want once: the announcements did not change it", topic, n)
+		}
 	}
 }

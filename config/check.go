@@ -16,7 +16,8 @@ import (
 type Check struct {
 	l      *loader
 	n      node
-	points map[string]node // point names used so far, for Point
+	points map[string]node     // point names used so far, for Point
+	set    func(k string) bool // the keys a built-in table sets (see Builtin); nil for the file's tables
 }
 
 // Key names the table as errors do: `modbus "boiler" point "temp"`.
@@ -24,7 +25,12 @@ func (c *Check) Key() string { return c.n.key }
 
 // Has reports whether the file sets key k of the table, so a default never
 // overrides an explicit value.
-func (c *Check) Has(k string) bool { return c.l.defined[join(c.n.path, k)] }
+func (c *Check) Has(k string) bool {
+	if c.set != nil {
+		return c.set(k)
+	}
+	return c.l.defined[join(c.n.path, k)]
+}
 
 // Errorf reports a problem with key k ("" for the table itself).
 func (c *Check) Errorf(k, format string, args ...any) { c.l.errorf(c.n, k, format, args...) }
@@ -108,6 +114,16 @@ func (c *Check) unique(seen map[string]node, v, what string) {
 		return
 	}
 	seen[v] = c.n
+}
+
+// Builtin returns the check of a table that comes with the program rather
+// than from the file, such as a point of a built-in device profile, so that
+// it passes the same checks as the file's tables. Its problems are reported
+// at key k of c's table, labelled label (`modbus "m" profile "x" point
+// "y"`); set reports which keys the table sets.
+func (c *Check) Builtin(k, label string, set func(k string) bool) *Check {
+	n := c.n.child(k)
+	return &Check{l: c.l, n: node{path: join(n.path, label), key: n.key + " " + label}, set: set}
 }
 
 // Point returns the check of element i of the table's array of points,

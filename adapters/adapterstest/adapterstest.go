@@ -1,8 +1,9 @@
 // Package adapterstest helps adapter tests: Run runs an adapter for the
 // length of a test, and a Recorder, the Emitter it reports to, keeps every
-// batch of readings and every status in order and lets the test await them
-// within a bounded time instead of sleeping. Contract is the suite every
-// adapter runs against its real peers, through a Rig of hooks on them.
+// batch of readings, every status and every announcement of points in order
+// and lets the test await them within a bounded time instead of sleeping.
+// Contract is the suite every adapter runs against its real peers, through
+// a Rig of hooks on them.
 package adapterstest
 
 import (
@@ -62,18 +63,21 @@ func run(t testing.TB, a adapters.Adapter, e adapters.Emitter, within time.Durat
 }
 
 // Recorder is an adapters.Emitter that records what an adapter emits. The
-// zero value is ready to use; Emit and Status are safe for concurrent use.
+// zero value is ready to use; Emit, Status and Describe are safe for
+// concurrent use.
 //
 // The test takes what was recorded, in order, through two cursors: one over
 // readings (NextReading, NextBatch, Quiet) and one over statuses
 // (NextStatus, AwaitStatus, NextCycle, AwaitCycle), where each status is
 // taken with the readings emitted since the previous one as a Cycle. The
-// cursors belong to the test goroutine.
+// cursors belong to the test goroutine. Announcements of points are
+// awaited with AwaitPoints.
 type Recorder struct {
 	mu       sync.Mutex
 	batches  []batch
 	statuses []status
-	changed  chan struct{} // closed at the next record; nil until a wait needs it
+	points   [][]reading.Point // each Describe call
+	changed  chan struct{}     // closed at the next record; nil until a wait needs it
 
 	batch, offset int // the next reading to take: batches[batch].readings[offset]
 	status        int // the next status to take
@@ -121,6 +125,29 @@ func (r *Recorder) Emit(rs []reading.Reading) {
 // Status records one status.
 func (r *Recorder) Status(err error) {
 	r.record(func() { r.statuses = append(r.statuses, status{err: err, batches: len(r.batches)}) })
+}
+
+// Describe records one announcement of points.
+func (r *Recorder) Describe(ps []reading.Point) {
+	ps = slices.Clone(ps)
+	r.record(func() { r.points = append(r.points, ps) })
+}
+
+// AwaitPoints waits for an announcement that satisfies ok, looking at every
+// one recorded so far first, and returns it.
+func (r *Recorder) AwaitPoints(t testing.TB, what string, ok func([]reading.Point) bool) []reading.Point {
+	t.Helper()
+	var found []reading.Point
+	r.wait(t, what, func() bool {
+		for _, ps := range r.points {
+			if ok(ps) {
+				found = ps
+				return true
+			}
+		}
+		return false
+	})
+	return found
 }
 
 func (r *Recorder) record(add func()) {

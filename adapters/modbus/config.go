@@ -20,8 +20,14 @@ type Config struct {
 	Interval config.Duration `toml:"interval"` // default 1s
 	Timeout  config.Duration `toml:"timeout"`  // default 1s
 	config.Line
-	MaxGap int           `toml:"max_gap"` // default 10; 0 merges only adjacent points
-	Points []PointConfig `toml:"point"`
+	MaxGap  int           `toml:"max_gap"` // default 10; 0 merges only adjacent points
+	Profile string        `toml:"profile"` // a built-in register map (adapters/modbus/profiles)
+	SunSpec bool          `toml:"sunspec"` // discover SunSpec models at each connect
+	Points  []PointConfig `toml:"point"`
+
+	// profile holds the profile's points, checked and with their defaults,
+	// once Check has loaded them.
+	profile []PointConfig
 }
 
 // Modbus register tables, as the config names them.
@@ -46,6 +52,7 @@ type PointConfig struct {
 	Unit             string          `toml:"unit"`
 	Writable         bool            `toml:"writable"`
 	MinWriteInterval config.Duration `toml:"min_write_interval"`
+	Interval         config.Duration `toml:"interval"` // 0: the adapter's
 	config.Change
 }
 
@@ -81,7 +88,7 @@ func (c *Config) Check(ck *config.Check) {
 	// RTU unit 0 is broadcast, which nothing answers; Modbus TCP devices
 	// take any unit, often 0 or 255.
 	minUnit, maxUnit := 1, 247
-	if len(c.Points) == 0 {
+	if len(c.Points) == 0 && c.Profile == "" && !c.SunSpec {
 		ck.NoPoints()
 	}
 	ck.SerialLine(&c.Line)
@@ -109,6 +116,9 @@ func (c *Config) Check(ck *config.Check) {
 	ck.Int(&c.MaxGap, "max_gap", 10, 0, math.MaxInt)
 	for i := range c.Points {
 		c.Points[i].check(ck.Point(i, c.Points[i].Name))
+	}
+	if c.Profile != "" {
+		c.profile = checkProfile(ck, c.Profile)
 	}
 }
 
@@ -151,13 +161,43 @@ func (p *PointConfig) check(ck *config.Check) {
 	} else if *p.Scale == 0 {
 		ck.Errorf("scale", "scale must not be 0")
 	}
+	ck.Duration(&p.Interval, "interval", 0, 0)
 	ck.Change(&p.Change)
 }
 
-// PointInfo implements config.AdapterConfig.
-func (c *Config) PointInfo() []reading.Point {
-	ps := make([]reading.Point, len(c.Points))
+// points returns every point the adapter polls, but those SunSpec discovery
+// adds: the profile's, each replaced by a configured point of the same name,
+// then the other configured points.
+func (c *Config) points() []PointConfig {
+	if len(c.profile) == 0 {
+		return c.Points
+	}
+	configured := make(map[string]int, len(c.Points))
 	for i, p := range c.Points {
+		configured[p.Name] = i
+	}
+	ps := make([]PointConfig, 0, len(c.profile)+len(c.Points))
+	replaced := make([]bool, len(c.Points))
+	for _, p := range c.profile {
+		if i, ok := configured[p.Name]; ok {
+			p, replaced[i] = c.Points[i], true
+		}
+		ps = append(ps, p)
+	}
+	for i, p := range c.Points {
+		if !replaced[i] {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+// PointInfo implements config.AdapterConfig. SunSpec points are known only
+// once discovered: the adapter announces them through its Emitter.
+func (c *Config) PointInfo() []reading.Point {
+	pcs := c.points()
+	ps := make([]reading.Point, len(pcs))
+	for i, p := range pcs {
 		ps[i] = reading.Point{Adapter: c.Name, Name: p.Name, Type: p.Type, Unit: p.Unit, Writable: p.Writable,
 			Scale: *p.Scale, Offset: p.Offset}
 	}
@@ -166,5 +206,13 @@ func (c *Config) PointInfo() []reading.Point {
 
 // Summary implements config.AdapterConfig.
 func (c *Config) Summary() string {
-	return fmt.Sprintf("%s unit %d, %s every %s", config.RedactURL(c.URL), c.UnitID, config.Count(len(c.Points), "point"), c.Interval)
+	all := c.points()
+	points := config.Count(len(all), "point")
+	if c.Profile != "" {
+		points += fmt.Sprintf(" (%d from profile %s)", len(all)-len(c.Points), c.Profile)
+	}
+	if c.SunSpec {
+		points += " + SunSpec discovery"
+	}
+	return fmt.Sprintf("%s unit %d, %s every %s", config.RedactURL(c.URL), c.UnitID, points, c.Interval)
 }

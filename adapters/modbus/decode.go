@@ -126,13 +126,12 @@ func newCodec(pc PointConfig) (codec, error) {
 	if !ok {
 		return codec{}, fmt.Errorf("unknown byte_order %q", pc.ByteOrder)
 	}
-	c := codec{typ: typ, order: order, bit: -1, regs: pc.Registers(), scale: 1, offset: pc.Offset}
+	c := codec{typ: typ, order: order, bit: -1, regs: pc.Registers(), offset: pc.Offset}
+	scale := 1.0
 	if pc.Scale != nil {
-		c.scale = *pc.Scale
+		scale = *pc.Scale
 	}
-	if inv := 1 / c.scale; math.Abs(inv) > 1 && inv == math.Trunc(inv) {
-		c.div = inv
-	}
+	c = c.scaled(scale)
 	switch {
 	case c.scale == 0:
 		return codec{}, errors.New("scale must not be 0")
@@ -144,6 +143,15 @@ func newCodec(pc PointConfig) (codec, error) {
 		c.bit = *pc.Bit
 	}
 	return c, nil
+}
+
+// scaled returns c with scale s.
+func (c codec) scaled(s float64) codec {
+	c.scale, c.div = s, 0
+	if inv := 1 / s; math.Abs(inv) > 1 && inv == math.Trunc(inv) {
+		c.div = inv
+	}
+	return c
 }
 
 // identity reports whether scale and offset leave values untouched, in which

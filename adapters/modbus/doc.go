@@ -32,13 +32,62 @@
 //
 // # Coalescing
 //
-// Each poll reads every point with as few requests as it can: the points of
-// a table are taken in address order and merged into one request while the
-// hole before the next point is at most max_gap addresses and the request
-// stays within 125 registers (2000 bits for coils and discrete inputs).
-// Points that overlap, such as two bits of one register, share the read.
-// A failed request does not drop the others' readings; the adapter's status
-// carries the error.
+// Each poll reads the points due with as few requests as it can: the points
+// of a table are taken in address order and merged into one request while
+// the hole before the next point is at most max_gap addresses and the
+// request stays within 125 registers (2000 bits for coils and discrete
+// inputs). Points that overlap, such as two bits of one register, share the
+// read. A failed request does not drop the others' readings; the adapter's
+// status carries the error.
+//
+// # Scheduling
+//
+// Each point polls at its own interval, the adapter's unless the point sets
+// one. Every point's ticks lie on one grid counted from the start of Run
+// (start + k × interval), so points whose intervals divide each other fall
+// due together: a 200 ms point and a 1 s point are both due at every whole
+// second. A cycle starts at the earliest tick, reads every point due by
+// then, coalesced as above (a slow point due beside a fast one shares its
+// request), emits their readings, each with the time its answer arrived,
+// and reports the status; then each point read moves to its next tick after
+// the cycle's end. A cycle that overran a point's interval skips the ticks
+// it missed rather than catching up in a burst, and logs it (a warning at
+// most once a minute). A SunSpec point is read with its scale factor.
+//
+// # Profiles
+//
+// profile = "NAME" adds the points of a built-in register map (package
+// profiles, `fieldgate profiles`). They are decoded in the [[modbus.point]]
+// schema and pass the checks and defaults of configured points when the
+// config loads; a configured point of the same name replaces a profile's,
+// the others are added after the profile's.
+//
+// # SunSpec
+//
+// With sunspec = true the adapter discovers the device's SunSpec models
+// (DiscoverSunSpec): the "SunS" marker at holding register 40000, 50000 or
+// 0, then the chain of models to the end marker. It reads each model the
+// SunSpec definitions know (package sunspec) and lays out its points:
+// named <model>_<point> after the definitions (inverter_three_phase_W), a
+// repeating group adding its instance's index from 1 (mppt_module_1_DCA,
+// DERVoltVar_Crv_1_Pt_2_V), a model that occurs twice in the chain its
+// occurrence's from 2 (lithium_ion_string_2_SoC). Units and writability
+// (access RW) are the definitions'; a few unit spellings become the usual
+// ones (C is °C, Pct and percentages of a rating are %). The header (ID,
+// L), padding and scale factors are not published: a point with a scale
+// factor is published as raw × 10^sf with the scale factor read in the same
+// cycle (an integer when that is 0), and writes to it are divided by the
+// scale factor as last polled. A point whose registers, or whose scale
+// factor's, hold SunSpec's "not implemented" value (0x8000 for int16,
+// 0xFFFF for uint16, 0 for accumulators, NaN, a string of NULs, …) at
+// discovery is left out; one that reads so later is skipped that cycle.
+// The points found are announced through the Emitter (Describe) before
+// their first readings, and polled with the configured points at the
+// adapter's interval; a configured point keeps its name against a SunSpec
+// one. Discovery runs at the first cycle and again after each reconnection
+// of the link; one that fails (no marker: the error says what each address
+// held) marks the status error and is retried with the reconnection
+// back-off, while the configured points are polled.
 //
 // # Connection
 //

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fieldgate/fieldgate/internal/backoff"
@@ -244,6 +245,10 @@ type link struct {
 	members []*member // in round-robin order
 	next    int       // the member whose turn comes first
 
+	// opens counts the connections made, so that an adapter notices a
+	// reconnect (SunSpec discovers again).
+	opens atomic.Uint64
+
 	// Owned by the owner goroutine.
 	open    bool
 	lastErr error // why the transport is not open, until a request settles fine
@@ -457,6 +462,7 @@ func (l *link) try(c *call) (broken bool, err error) {
 			return false, &openError{err}
 		}
 		l.open = true
+		l.opens.Add(1)
 		if l.lastErr != nil {
 			log.Info("modbus reconnected")
 		}

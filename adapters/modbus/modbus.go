@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fieldgate/fieldgate/internal/backoff"
 	"github.com/fieldgate/fieldgate/internal/reading"
 
 	"github.com/goburrow/modbus"
@@ -84,7 +85,8 @@ func (t table) read(c modbus.Client, start, count int) ([]byte, error) {
 	return b, err
 }
 
-// point is one configured point, ready to decode and encode.
+// point is one point, configured or discovered, ready to decode and
+// encode.
 type point struct {
 	name     string
 	table    table
@@ -92,10 +94,15 @@ type point struct {
 	codec    codec
 	writable bool
 	minWrite time.Duration
+	every    time.Duration // the point's interval
+	sun      *sunPoint     // nil but for a point SunSpec discovery laid out
+	next     time.Time     // when the point is due; owned by Run
 	// Guarded by Adapter.mu.
 	filter    adapters.ChangeFilter
 	backAt    time.Time // when the last write's read-back was read
 	lastWrite time.Time // when the last accepted write went out
+	sfPolled  int       // a scale factor's value as last polled, if sfKnown
+	sfKnown   bool
 }
 
 // width is how many addresses of its table the point spans.
@@ -108,11 +115,18 @@ func (p *point) width() int {
 
 // value extracts the point from the answer to a read starting at start.
 func (p *point) value(data []byte, start int) reading.Value {
-	off := p.addr - start
 	if p.table.bits() {
+		off := p.addr - start
 		return reading.Bool(data[off/8]>>(off%8)&1 == 1)
 	}
-	return p.codec.decode(data[2*off : 2*(off+p.width())])
+	return p.codec.decode(p.wire(data, start))
+}
+
+// wire returns a register point's bytes in the answer to a read starting
+// at start.
+func (p *point) wire(data []byte, start int) []byte {
+	off := p.addr - start
+	return data[2*off : 2*(off+p.width())]
 }
 
 // readPlan is one coalesced read request of a poll cycle.
@@ -122,21 +136,39 @@ type readPlan struct {
 	points       []*point
 }
 
+// pointSet is every point of the adapter at one time: the configured ones
+// and those SunSpec discovery found, which each discovery replaces.
+type pointSet struct {
+	byName map[string]*point // what commands address
+	polled []*point          // in order; scale factors are read with the points they scale
+}
+
+// newPointSet indexes ps, whose names are unique.
+func newPointSet(ps []*point) *pointSet {
+	s := &pointSet{byName: make(map[string]*point, len(ps)), polled: ps}
+	for _, p := range ps {
+		s.byName[p.name] = p
+	}
+	return s
+}
+
 // Adapter polls one Modbus unit and writes to its points. It implements
 // adapters.Adapter and adapters.Writer.
 type Adapter struct {
-	name     string
-	unit     byte
-	interval time.Duration
-	timeout  time.Duration
-	log      *slog.Logger
-	ep       endpoint
-	retry    pace // between reconnections of a socket
-	points   map[string]*point
-	plan     []readPlan
-	running  atomic.Bool
-	member   atomic.Pointer[member] // the adapter's place on its link while Run runs
-	mu       sync.Mutex             // guards the points' write and filter state
+	name       string
+	unit       byte
+	interval   time.Duration
+	timeout    time.Duration
+	maxGap     int
+	log        *slog.Logger
+	ep         endpoint
+	retry      pace     // between reconnections of a socket, and SunSpec discoveries that failed
+	configured []*point // from the config, profile included
+	sunspec    bool     // discover SunSpec models at each connect
+	points     atomic.Pointer[pointSet]
+	running    atomic.Bool
+	member     atomic.Pointer[member] // the adapter's place on its link while Run runs
+	mu         sync.Mutex             // guards the points' write and filter state
 }
 
 // New builds an adapter from a loaded config section (defaults filled in).
@@ -159,32 +191,56 @@ func New(cfg *Config, env adapters.Env) (*Adapter, error) {
 		// Unit 0 is the RTU broadcast address: no unit ever answers it.
 		return nil, wrap(fmt.Errorf("unit_id %d is not 1–247, the RTU unit addresses", cfg.UnitID))
 	}
+	if cfg.Profile != "" && cfg.profile == nil {
+		return nil, wrap(fmt.Errorf("profile %q is not loaded: the config was not checked", cfg.Profile))
+	}
 	a := &Adapter{
 		name:     cfg.Name,
 		unit:     byte(cfg.UnitID),
 		interval: cfg.Interval.D(),
 		timeout:  cfg.Timeout.D(),
+		maxGap:   max(cfg.MaxGap, 0),
 		log:      log,
 		ep:       ep,
 		retry:    defaultPace,
-		points:   make(map[string]*point, len(cfg.Points)),
+		sunspec:  cfg.SunSpec,
 	}
-	byTable := map[table][]*point{}
-	for _, pc := range cfg.Points {
+	seen := map[string]bool{}
+	for _, pc := range cfg.points() {
 		p, err := newPoint(pc)
 		if err != nil {
 			return nil, wrap(fmt.Errorf("point %q: %w", pc.Name, err))
 		}
-		if _, dup := a.points[p.name]; dup {
+		if seen[p.name] {
 			return nil, wrap(fmt.Errorf("point %q: duplicate name", pc.Name))
 		}
-		a.points[p.name] = p
-		byTable[p.table] = append(byTable[p.table], p)
+		seen[p.name] = true
+		if p.every <= 0 {
+			p.every = a.interval
+		}
+		a.configured = append(a.configured, p)
 	}
-	for t := coils; t <= holdingRegisters; t++ {
-		a.plan = append(a.plan, planTable(t, byTable[t], max(cfg.MaxGap, 0))...)
-	}
+	a.points.Store(newPointSet(a.configured))
 	return a, nil
+}
+
+// plan coalesces the reads of the due points, and of the scale factors
+// that scale them, into requests.
+func (a *Adapter) plan(due []*point) []readPlan {
+	byTable := map[table][]*point{}
+	sfs := map[*point]bool{}
+	for _, p := range due {
+		byTable[p.table] = append(byTable[p.table], p)
+		if p.sun != nil && p.sun.sf != nil && !sfs[p.sun.sf] {
+			sfs[p.sun.sf] = true
+			byTable[holdingRegisters] = append(byTable[holdingRegisters], p.sun.sf)
+		}
+	}
+	var plan []readPlan
+	for t := coils; t <= holdingRegisters; t++ {
+		plan = append(plan, planTable(t, byTable[t], a.maxGap)...)
+	}
+	return plan
 }
 
 // planTable coalesces the points of one table into read requests.
@@ -205,7 +261,7 @@ func planTable(t table, ps []*point, maxGap int) []readPlan {
 }
 
 func newPoint(pc PointConfig) (*point, error) {
-	p := &point{name: pc.Name, addr: pc.Address, writable: pc.Writable, minWrite: pc.MinWriteInterval.D()}
+	p := &point{name: pc.Name, addr: pc.Address, writable: pc.Writable, minWrite: pc.MinWriteInterval.D(), every: pc.Interval.D()}
 	p.filter = adapters.ChangeFilter{OnChange: pc.OnChange, Deadband: pc.Deadband, Heartbeat: pc.Heartbeat.D()}
 	var ok bool
 	if p.table, ok = parseTable(pc.Table); !ok {
@@ -233,13 +289,15 @@ func (a *Adapter) Name() string { return a.name }
 // adapter's polls overran their interval.
 const overrunWarnEvery = time.Minute
 
-// Run polls every interval until ctx is done. It attaches the adapter to
-// its link, the connection or the shared bus: writes are served only while
-// Run runs. A cycle that overruns the interval skips the ticks it missed
-// rather than catching up in a burst. Run may be called again after it
-// returned (a supervisor restarting the adapter), not concurrently. It
-// fails only when its bus is open with other line settings (during a
-// reload that changes them, until the old adapters have stopped).
+// Run polls each point at its interval until ctx is done. It attaches the
+// adapter to its link, the connection or the shared bus: writes are served
+// only while Run runs. A cycle reads the points due, coalesced; one that
+// overruns an interval skips the ticks it missed rather than catching up
+// in a burst. With sunspec set, each cycle after a (re)connect begins with
+// SunSpec discovery. Run may be called again after it returned (a
+// supervisor restarting the adapter), not concurrently. It fails only when
+// its bus is open with other line settings (during a reload that changes
+// them, until the old adapters have stopped).
 func (a *Adapter) Run(ctx context.Context, e adapters.Emitter) error {
 	if !a.running.CompareAndSwap(false, true) {
 		return fmt.Errorf("modbus %q: already running", a.name)
@@ -253,9 +311,19 @@ func (a *Adapter) Run(ctx context.Context, e adapters.Emitter) error {
 	a.member.Store(m)
 	defer a.member.Store(nil)
 
+	// Every point's ticks lie on one grid from epoch, so points whose
+	// intervals are multiples of each other fall due together.
+	epoch := time.Now()
+	for _, p := range a.configured {
+		p.next = epoch
+	}
+	a.points.Store(newPointSet(a.configured))
+	var disc *discovery
+	if a.sunspec {
+		disc = &discovery{backoff: backoff.New(a.retry.first, a.retry.max)}
+	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	next := time.Now()
 	var warned time.Time // the last overrun warning
 	for {
 		select {
@@ -263,9 +331,31 @@ func (a *Adapter) Run(ctx context.Context, e adapters.Emitter) error {
 			return nil
 		case <-timer.C:
 		}
-		a.poll(ctx, m, e)
-		var missed int
-		next, missed = nextTick(next, time.Now(), a.interval)
+		now := time.Now()
+		if disc.due(m, now) {
+			a.discover(ctx, m, e, disc, gridFloor(epoch, now, a.interval))
+		}
+		set := a.points.Load()
+		var due []*point
+		for _, p := range set.polled {
+			if !p.next.After(now) {
+				due = append(due, p)
+			}
+		}
+		err := a.poll(ctx, m, e, due)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if disc != nil && disc.err != nil {
+			err = joinFaults(disc.err, err)
+		}
+		e.Status(err)
+		missed, after := 0, time.Now()
+		for _, p := range due {
+			var n int
+			p.next, n = nextTick(p.next, after, p.every)
+			missed = max(missed, n)
+		}
 		if missed > 0 {
 			// On a bus, a neighbour that does not answer makes overruns
 			// routine: warn once a minute at most.
@@ -273,10 +363,34 @@ func (a *Adapter) Run(ctx context.Context, e adapters.Emitter) error {
 			if time.Since(warned) >= overrunWarnEvery {
 				level, warned = slog.LevelWarn, time.Now()
 			}
-			a.log.Log(ctx, level, "modbus poll overran its interval; skipping missed cycles", "interval", a.interval, "missed", missed)
+			a.log.Log(ctx, level, "modbus poll overran its interval; skipping missed cycles", "missed", missed)
 		}
-		timer.Reset(time.Until(next))
+		timer.Reset(time.Until(wake(set.polled, disc)))
 	}
+}
+
+// wake is when the next cycle is due: the earliest point's tick, or the
+// next SunSpec discovery's.
+func wake(ps []*point, disc *discovery) time.Time {
+	var (
+		at   time.Time
+		some bool
+	)
+	earliest := func(t time.Time) {
+		if !some || t.Before(at) {
+			at, some = t, true
+		}
+	}
+	for _, p := range ps {
+		earliest(p.next)
+	}
+	if disc != nil && !disc.done {
+		earliest(disc.retryAt)
+	}
+	if !some { // nothing to poll, nothing to discover
+		return time.Now().Add(time.Hour)
+	}
+	return at
 }
 
 // nextTick returns the first tick after now on the grid prev + k*interval,
@@ -290,20 +404,44 @@ func nextTick(prev, now time.Time, interval time.Duration) (time.Time, int) {
 	return next.Add(time.Duration(missed) * interval), missed
 }
 
-// poll runs one cycle through m. A failed request does not hide the
-// others: their readings are emitted and the status carries the first
-// failure, so one bad address shows as an error without blinding the rest
-// of the device. Only a unit on a bus that does not answer at all ends the
-// cycle early: its other requests would cost the bus a timeout each.
-func (a *Adapter) poll(ctx context.Context, m *member, e adapters.Emitter) {
+// gridFloor is the last tick at or before now on the grid epoch +
+// k*interval.
+func gridFloor(epoch, now time.Time, interval time.Duration) time.Time {
+	return epoch.Add(now.Sub(epoch) / interval * interval)
+}
+
+// joinFaults reports two faults of one cycle as one status.
+func joinFaults(a, b error) error {
+	if b == nil {
+		return a
+	}
+	return fmt.Errorf("%w; %w", a, b)
+}
+
+// answer is one request of a cycle that was answered.
+type answer struct {
+	readPlan
+	data []byte
+	at   time.Time
+}
+
+// poll reads the due points through m, emits their readings and returns
+// the cycle's fault. A failed request does not hide the others: their
+// readings are emitted and the fault is the first failure, so one bad
+// address shows as an error without blinding the rest of the device. Only
+// a unit on a bus that does not answer at all ends the cycle early: its
+// other requests would cost the bus a timeout each. SunSpec points are
+// scaled by the scale factors read in the same cycle; values the device
+// marks as not implemented are not emitted.
+func (a *Adapter) poll(ctx context.Context, m *member, e adapters.Emitter, due []*point) error {
 	var (
-		rs     []reading.Reading
-		ps     []*point // the point of each reading in rs
-		first  error
-		failed int
-		sent   int
+		plan    = a.plan(due)
+		answers []answer
+		first   error
+		failed  int
+		sent    int
 	)
-	for _, r := range a.plan {
+	for _, r := range plan {
 		if ctx.Err() != nil {
 			break
 		}
@@ -319,22 +457,60 @@ func (a *Adapter) poll(ctx context.Context, m *member, e adapters.Emitter) {
 			}
 			continue
 		}
-		for _, p := range r.points {
-			rs = append(rs, reading.Reading{Adapter: a.name, Point: p.name, Time: at, Value: p.value(data, r.start)})
-			ps = append(ps, p)
+		answers = append(answers, answer{r, data, at})
+	}
+	// The scale factors first: the points they scale may lie in another
+	// request.
+	sfs := map[*point]int{}
+	for _, an := range answers {
+		for _, p := range an.points {
+			if p.sun != nil && p.sun.scaleFactor() {
+				if v, ok := sfValue(p.wire(an.data, an.start)); ok {
+					sfs[p] = v
+				}
+			}
 		}
 	}
-	a.emit(e, rs, ps)
+	var (
+		rs []reading.Reading
+		ps []*point // the point of each reading in rs
+	)
+	for _, an := range answers {
+		for _, p := range an.points {
+			if v, ok := p.read(an.data, an.start, sfs); ok {
+				rs = append(rs, reading.Reading{Adapter: a.name, Point: p.name, Time: an.at, Value: v})
+				ps = append(ps, p)
+			}
+		}
+	}
+	a.emit(e, rs, ps, sfs)
 	if ctx.Err() != nil {
-		return // stopping: an interrupted cycle says nothing of the device
+		return nil // stopping: an interrupted cycle says nothing of the device
 	}
 	switch {
-	case sent < len(a.plan):
-		first = fmt.Errorf("%w (%d of %d requests not sent this cycle)", first, len(a.plan)-sent, len(a.plan))
+	case sent < len(plan):
+		first = fmt.Errorf("%w (%d of %d requests not sent this cycle)", first, len(plan)-sent, len(plan))
 	case failed > 1:
-		first = fmt.Errorf("%w (%d of %d requests failed)", first, failed, len(a.plan))
+		first = fmt.Errorf("%w (%d of %d requests failed)", first, failed, len(plan))
 	}
-	e.Status(first)
+	return first
+}
+
+// read returns the value of p from the answer to a read starting at
+// start; ok is false for a point that is not published: a scale factor, or
+// a SunSpec value that is not implemented or whose scale factor is not.
+func (p *point) read(data []byte, start int, sfs map[*point]int) (v reading.Value, ok bool) {
+	if p.sun == nil {
+		return p.value(data, start), true
+	}
+	if p.sun.scaleFactor() {
+		return reading.Value{}, false
+	}
+	e, ok := p.scale(sfs)
+	if !ok {
+		return reading.Value{}, false
+	}
+	return p.sunValue(p.wire(data, start), e)
 }
 
 // emit hands e the readings of one cycle that pass their points' filters,
@@ -344,10 +520,13 @@ func (a *Adapter) poll(ctx context.Context, m *member, e adapters.Emitter) {
 // before a read-back that is out already are dropped, and the others are
 // stored before that read-back is. A poll never publishes a value older
 // than a read-back published before it, which on_change would leave
-// standing.
-func (a *Adapter) emit(e adapters.Emitter, rs []reading.Reading, ps []*point) {
+// standing. The scale factors read, sfs, are noted for writes.
+func (a *Adapter) emit(e adapters.Emitter, rs []reading.Reading, ps []*point, sfs map[*point]int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	for p, v := range sfs {
+		p.sfPolled, p.sfKnown = v, true
+	}
 	out := rs[:0]
 	for i, rd := range rs {
 		if p := ps[i]; !rd.Time.Before(p.backAt) && p.filter.Pass(rd.Value, rd.Time) {
@@ -393,14 +572,19 @@ func (m *member) read(ctx context.Context, unit byte, urgent bool, t table, star
 // refusal touches no hardware. A bool taken from one bit of a holding
 // register is refused: setting it means read-modify-write of the register,
 // which would race the device's own updates of the other bits, and the
-// atomic FC22 mask write is missing from too many devices to rely on.
+// atomic FC22 mask write is missing from too many devices to rely on. A
+// SunSpec point is scaled by its scale factor as last polled.
 func (a *Adapter) Write(ctx context.Context, name string, v reading.Value) (reading.Value, reading.Reading, error) {
 	wrap := func(err error) error { return fmt.Errorf("modbus %q point %q: %w", a.name, name, err) }
-	p, ok := a.points[name]
+	p, ok := a.points.Load().byName[name]
 	if !ok {
 		return reading.Value{}, reading.Reading{}, wrap(adapters.ErrNoPoint)
 	}
-	req, written, err := p.writeRequest(v)
+	c, e, err := a.writeCodec(p)
+	if err != nil {
+		return reading.Value{}, reading.Reading{}, wrap(err)
+	}
+	req, written, err := p.writeRequest(c, v)
 	if err != nil {
 		return reading.Value{}, reading.Reading{}, wrap(err)
 	}
@@ -418,7 +602,12 @@ func (a *Adapter) Write(ctx context.Context, name string, v reading.Value) (read
 	if err != nil {
 		return written, reading.Reading{}, wrap(fmt.Errorf("written, but read-back failed: %w", err))
 	}
-	back := p.value(data, p.addr)
+	var back reading.Value
+	if p.sun == nil {
+		back = p.value(data, p.addr)
+	} else if back, ok = p.sunValue(data, e); !ok {
+		return written, reading.Reading{}, wrap(errors.New("written, but it reads back as not implemented"))
+	}
 	a.mu.Lock()
 	// The read-back is published: the next poll need not repeat it. Pass
 	// records it unless the value did not change, when there is nothing to
@@ -429,9 +618,28 @@ func (a *Adapter) Write(ctx context.Context, name string, v reading.Value) (read
 	return written, reading.Reading{Adapter: a.name, Point: p.name, Time: at, Value: back}, nil
 }
 
-// writeRequest checks v against the point and returns the request that
-// writes it, with the value as it will read back.
-func (p *point) writeRequest(v reading.Value) (func(modbus.Client) error, reading.Value, error) {
+// writeCodec returns the codec that encodes a write to p and, for a
+// SunSpec point, the scale factor exponent in it.
+func (a *Adapter) writeCodec(p *point) (codec, int, error) {
+	if p.sun == nil || !p.writable {
+		return p.codec, 0, nil
+	}
+	e := p.sun.fixed
+	if sf := p.sun.sf; sf != nil {
+		a.mu.Lock()
+		v, ok := sf.sfPolled, sf.sfKnown
+		a.mu.Unlock()
+		if !ok {
+			return codec{}, 0, fmt.Errorf("%w: its scale factor %s has not been read (or is not implemented)", adapters.ErrNotWritable, sf.name)
+		}
+		e = v
+	}
+	return p.codec.pow10(e), e, nil
+}
+
+// writeRequest checks v against the point, encoded by c, and returns the
+// request that writes it, with the value as it will read back.
+func (p *point) writeRequest(c codec, v reading.Value) (func(modbus.Client) error, reading.Value, error) {
 	addr := uint16(p.addr)
 	switch {
 	case !p.writable:
@@ -456,11 +664,11 @@ func (p *point) writeRequest(v reading.Value) (func(modbus.Client) error, readin
 	case p.width() > 123:
 		return nil, reading.Value{}, fmt.Errorf("%w: %d registers exceed the 123 one request can write", adapters.ErrNotWritable, p.width())
 	}
-	wire, err := p.codec.encode(v)
+	wire, err := c.encode(v)
 	if err != nil {
 		return nil, reading.Value{}, err
 	}
-	written := p.codec.decode(wire)
+	written := c.decode(wire)
 	if len(wire) == 2 {
 		return func(c modbus.Client) error {
 			_, err := c.WriteSingleRegister(addr, binary.BigEndian.Uint16(wire))

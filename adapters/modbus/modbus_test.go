@@ -340,7 +340,7 @@ func TestWrites(t *testing.T) {
 				t.Errorf("read-back %+v, want %v", rb, c.written)
 			}
 			if c.regs != nil {
-				p := a.points[c.point]
+				p := a.points.Load().byName[c.point]
 				if got := dev.Holding(uint16(p.addr), len(c.regs)); fmt.Sprint(got) != fmt.Sprint(c.regs) {
 					t.Errorf("server registers %04x, want %04x", got, c.regs)
 				}
@@ -593,14 +593,15 @@ func BenchmarkPollCycle(b *testing.B) {
 	}
 	defer m.detach()
 
+	all := a.points.Load().polled
 	for b.Loop() {
 		rec := &adapterstest.Recorder{} // one a cycle: memory stays flat
-		a.poll(context.Background(), m, rec)
+		rec.Status(a.poll(context.Background(), m, rec, all))
 		if c := rec.NextCycle(b); c.Err != nil || len(c.Readings) != len(points) {
 			b.Fatalf("%d readings, status %v", len(c.Readings), c.Err)
 		}
 	}
-	b.ReportMetric(float64(len(a.plan)), "requests/cycle")
+	b.ReportMetric(float64(len(a.plan(all))), "requests/cycle")
 	b.ReportMetric(float64(len(points)), "points/cycle")
 }
 

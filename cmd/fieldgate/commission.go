@@ -165,6 +165,11 @@ func (o *oneShot) Status(err error) {
 	o.signal()
 }
 
+// Describe implements adapters.Emitter. A one-off read names the points of
+// the config; those an adapter finds at run time (SunSpec) are not among
+// them.
+func (o *oneShot) Describe([]reading.Point) {}
+
 func (o *oneShot) signal() {
 	select {
 	case o.changed <- struct{}{}:

@@ -62,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return read(args[1:], stdout, stderr)
 	case "write":
 		return write(args[1:], stdout, stderr)
+	case "profiles":
+		return profilesCmd(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		usage(stdout)
 		return exitOK
@@ -86,6 +88,7 @@ func usage(w io.Writer) {
                               read configured points once
   fieldgate write [-c FILE] ADAPTER/POINT VALUE
                               write a point as a command would, then read it back
+  fieldgate profiles [NAME]   list the built-in device profiles, or print one's points
 `)
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -16,8 +17,9 @@ import (
 
 // scan is `fieldgate scan URL`: it asks each unit of a range for holding
 // register 0 (input register 0 when that is refused) and prints each unit
-// that answered, with its device identification. Every silent unit costs
-// one timeout, so a silent bus takes about units × timeout.
+// that answered, with its device identification and its SunSpec models.
+// Every silent unit costs one timeout, so a silent bus takes about units ×
+// timeout.
 func scan(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("scan", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -112,10 +114,8 @@ type unitDetail struct {
 	probe func(ctx context.Context, bus *modbus.Bus, unit byte, timeout time.Duration) string
 }
 
-// unitDetails are the lines under each unit, in order. SunSpec discovery
-// (SPEC §6) belongs here, as a "sunspec" line naming the models the unit's
-// map holds, once modbus.DiscoverSunSpec exists.
-var unitDetails = []unitDetail{{"identification", identification}}
+// unitDetails are the lines under each unit, in order.
+var unitDetails = []unitDetail{{"identification", identification}, {"sunspec", sunspecModels}}
 
 // unitProbe is what one unit answered, if anything.
 type unitProbe struct {
@@ -207,6 +207,41 @@ func identification(ctx context.Context, bus *modbus.Bus, unit byte, timeout tim
 		parts[i] = o.Name() + " " + strconv.Quote(o.Value)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// sunspecModels names the SunSpec models in the unit's map and where the
+// chain starts, or says why there are none.
+func sunspecModels(ctx context.Context, bus *modbus.Bus, unit byte, timeout time.Duration) string {
+	ms, err := modbus.DiscoverSunSpec(ctx, holdingReader{ctx, bus, unit})
+	switch {
+	case errors.Is(err, modbus.ErrNoSunSpec):
+		return "none (no SunS marker at holding register 40000, 50000 or 0)"
+	case err != nil:
+		why := failureText(err)
+		if why == "no answer" {
+			why += " within " + timeout.String()
+		}
+		return "none (" + why + ")"
+	case len(ms) == 0:
+		return "a SunS marker, but no model after it"
+	}
+	parts := make([]string, len(ms))
+	for i, m := range ms {
+		parts[i] = fmt.Sprintf("%d %s", m.ID, cmp.Or(m.Name, "(not in the definitions)"))
+	}
+	return fmt.Sprintf("%s (from holding register %d)", strings.Join(parts, ", "), ms[0].Addr-2)
+}
+
+// holdingReader reads one unit's holding registers on a bus, for
+// modbus.DiscoverSunSpec.
+type holdingReader struct {
+	ctx  context.Context
+	bus  *modbus.Bus
+	unit byte
+}
+
+func (r holdingReader) ReadHoldingRegisters(addr, n uint16) ([]byte, error) {
+	return r.bus.ReadRegisters(r.ctx, r.unit, modbus.HoldingRegister, int(addr), int(n))
 }
 
 // parseUnits reads a list of unit ids and ranges ("1-247", "5",

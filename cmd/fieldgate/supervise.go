@@ -189,6 +189,10 @@ func (e *emitter) report(err error) {
 	}
 }
 
+// Describe implements adapters.Emitter: the bridge adds the points to its
+// payloads, Home Assistant discovery and Sparkplug births.
+func (e *emitter) Describe(ps []reading.Point) { e.g.bridge.SetPoints(e.name, ps) }
+
 // fault returns the adapter's current fault, "" when it is ok; reported is
 // false until it has reported a status.
 func (e *emitter) fault() (fault string, reported bool) {

@@ -117,9 +117,12 @@ func nearest(name, profile string) int {
 	return d
 }
 
-// distance is the Levenshtein distance between a and b, counted in bytes:
-// profile names are ASCII.
+// distance is the edit distance between a and b with adjacent
+// transpositions counting one edit (optimal string alignment), so that
+// "sdm360" is one typo from "sdm630"; counted in bytes: profile names are
+// ASCII.
 func distance(a, b string) int {
+	before := make([]int, len(b)+1) // row i-2
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {
@@ -133,8 +136,11 @@ func distance(a, b string) int {
 				sub++
 			}
 			cur[j] = min(sub, prev[j]+1, cur[j-1]+1)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], before[j-2]+1)
+			}
 		}
-		prev, cur = cur, prev
+		before, prev, cur = prev, cur, before
 	}
 	return prev[len(b)]
 }

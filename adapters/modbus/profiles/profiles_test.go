@@ -335,6 +335,7 @@ func TestClosestSuggestsNearNames(t *testing.T) {
 		{"eastron-sdm63", "eastron-sdm630"},
 		{"sdm630", "eastron-sdm630"},
 		{"EASTRON-SDM120", "eastron-sdm120"},
+		{"eastron-sdm360", "eastron-sdm630"}, // digits swapped
 	} {
 		got := Closest(c.typo, 3)
 		if len(got) != 3 || got[0] != c.want {
@@ -354,7 +355,7 @@ func TestDistance(t *testing.T) {
 		a, b string
 		want int
 	}{
-		{"", "", 0}, {"abc", "", 3}, {"", "abc", 3}, {"kitten", "sitting", 3}, {"sdm630", "sdm360", 2},
+		{"", "", 0}, {"abc", "", 3}, {"", "abc", 3}, {"kitten", "sitting", 3}, {"sdm630", "sdm360", 1}, {"ca", "abc", 3}, {"abcd", "badc", 2},
 	} {
 		if got := distance(c.a, c.b); got != c.want {
 			t.Errorf("distance(%q, %q) = %d, want %d", c.a, c.b, got, c.want)

@@ -42,13 +42,15 @@ type job struct {
 	expires        time.Time // command_max_age after its ts, or after its arrival if sooner
 }
 
-func newCommandWorker(u *upstream) *commandWorker {
-	return &commandWorker{s: u.s, logger: u.logger, ctx: u.ctx, conn: u.conn, cmd: u.b.cmd, views: &u.b.view, wg: &u.wg,
+// newCommandWorker serves u's commands delivered on c: u's own connection
+// or its command link.
+func newCommandWorker(u *upstream, c *conn) *commandWorker {
+	return &commandWorker{s: u.s, logger: u.logger, ctx: u.ctx, conn: c, cmd: u.b.cmd, views: &u.b.view, wg: &u.wg,
 		jobs: make(chan job, commandQueue), results: make(chan result, 2*commandQueue)}
 }
 
-// subscribe renews the command subscription on a new link; a watcher logs
-// how the broker answered.
+// subscribe renews the command subscription on a new link of its
+// connection; a watcher logs how the broker answered.
 func (w *commandWorker) subscribe() {
 	tok := w.conn.client.Subscribe(w.s.commandFilter(), 1, nil)
 	w.wg.Go(func() { w.checkSuback(tok.(*mqtt.SubscribeToken)) })

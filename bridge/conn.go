@@ -87,7 +87,13 @@ func (c *conn) options(tlsCfg *tls.Config) *mqtt.ClientOptions {
 	o.SetResumeSubs(false)
 	o.SetStore(c.store)
 	o.SetTLSConfig(tlsCfg)
-	o.SetWill(c.s.statusTopic(), "offline", 1, true)
+	if !c.s.commandsOnly { // `offline` speaks for the readings' connection
+		o.SetWill(c.s.statusTopic(), "offline", 1, true)
+	}
+	// A message no route takes (a command queued in a session from before
+	// commands moved to their own connection) is acknowledged and
+	// dropped, so the broker does not resend it at every reconnect.
+	o.SetDefaultPublishHandler(func(mqtt.Client, mqtt.Message) {})
 	o.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 		select {
 		case c.lost <- err:

@@ -39,6 +39,9 @@ type settings struct {
 	batchMax     int
 	discovery    bool        // homeassistant: publish Home Assistant discovery configs
 	tls          *config.TLS // nil: plain connection
+	// commandsOnly marks the command connection of an upstream whose
+	// readings keep a persistent session (commandlink.go).
+	commandsOnly bool
 }
 
 // newSettings takes one [[upstream]] of a loaded config, which has every

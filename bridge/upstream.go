@@ -42,6 +42,7 @@ type upstream struct {
 	conn     *conn
 	pub      *publisher
 	commands *commandWorker // nil when the upstream takes no commands
+	cmdLink  *commandLink   // the commands' own connection; nil when they share conn or there are none
 	statuses *statusPublisher
 	disco    *discovery // nil: no Home Assistant discovery
 }
@@ -51,8 +52,13 @@ func newUpstream(b *Bridge, s *settings, discovered map[string]string) *upstream
 	u := &upstream{b: b, s: s, logger: b.logger.With("upstream", s.name), ctx: ctx, cancel: cancel, done: make(chan struct{})}
 	u.conn = newConn(ctx, s, u.logger)
 	u.pub = newPublisher(u)
-	if s.commands {
-		u.commands = newCommandWorker(u)
+	switch {
+	case s.commands && s.clean:
+		u.commands = newCommandWorker(u, u.conn)
+	case s.commands:
+		u.cmdLink = newCommandLink(u)
+		u.commands = newCommandWorker(u, u.cmdLink.conn)
+		u.cmdLink.w = u.commands
 	}
 	u.statuses = newStatusPublisher(u)
 	u.disco = newDiscovery(u, discovered)
@@ -78,7 +84,11 @@ func (u *upstream) run() {
 		return
 	}
 	if u.commands != nil {
-		u.conn.client.AddRoute(u.s.commandFilter(), u.commands.onCommand)
+		if u.cmdLink != nil {
+			u.wg.Go(u.cmdLink.run)
+		} else {
+			u.conn.client.AddRoute(u.s.commandFilter(), u.commands.onCommand)
+		}
 		u.wg.Go(u.commands.execute)
 		u.wg.Go(u.commands.publishResults)
 	}
@@ -123,8 +133,14 @@ func (u *upstream) connected(sessionPresent bool) {
 	u.logger.Info("connected", "broker", u.conn.brokerName(), "session_present", sessionPresent,
 		"backlog_from", u.pub.next, "resending", len(u.pub.flights))
 	u.conn.connected()
-	if u.commands != nil {
+	switch {
+	case u.commands != nil && u.cmdLink == nil:
 		u.commands.subscribe()
+	case sessionPresent:
+		// The session may hold a command subscription from before commands
+		// moved to their own connection (or were turned off): the broker
+		// would queue commands in it during every outage.
+		u.conn.client.Unsubscribe(u.s.commandFilter())
 	}
 	u.statuses.connected()
 	u.disco.connected()

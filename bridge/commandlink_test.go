@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
+
 	"github.com/fieldgate/fieldgate/test/peers"
 )
 
@@ -41,6 +43,66 @@ func TestCommandsQueuedDuringOutageNeverRun(t *testing.T) {
 	for _, r := range obs.Topic("fg/gw/boiler/temp/set/result") {
 		if strings.Contains(string(r.Payload), `"ok":true`) && !strings.Contains(string(r.Payload), `"id":"after"`) {
 			t.Errorf("a command from the outage succeeded: %s", r)
+		}
+	}
+}
+
+// TestOldCommandSubscriptionDropped starts a gateway on a persistent
+// session that already holds a command subscription, as one made by an
+// earlier version (which subscribed on the readings connection) or before
+// commands were turned off: the command the broker queued in it must not
+// run, and the subscription must go, so the session queues no more.
+func TestOldCommandSubscriptionDropped(t *testing.T) {
+	m := peers.StartMosquitto(t, peers.MosquittoOptions{})
+	// session connects as the gateway's readings connection, with handler
+	// taking every message the broker delivers.
+	session := func(handler paho.MessageHandler) paho.Client {
+		c := paho.NewClient(paho.NewClientOptions().AddBroker(m.URL()).SetClientID("gw-cloud").
+			SetCleanSession(false).SetDefaultPublishHandler(handler))
+		if tok := c.Connect(); !tok.WaitTimeout(wait) || tok.Error() != nil {
+			t.Fatalf("connect: %v", tok.Error())
+		}
+		return c
+	}
+	old := session(func(paho.Client, paho.Message) {})
+	if tok := old.Subscribe("fg/gw/+/+/set", 1, nil); !tok.WaitTimeout(wait) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	old.Disconnect(100)
+	obs := peers.Observe(t, m.URL(), "fg/gw/+/+/set/result")
+	obs.Publish(t, "fg/gw/boiler/temp/set", 1, false, `{"value":1,"id":"queued"}`)
+
+	cmd := &commander{}
+	g := startGateway(t, testConfig(t, upstreamCfg("cloud", m.URL())), cmd)
+	g.logs.Await(t, wait, "connected", "session_present=true", "upstream=cloud")
+	g.logs.Await(t, wait, "subscribed to commands", "upstream=cloud")
+	obs.Publish(t, "fg/gw/boiler/temp/set", 1, false, `{"value":2,"id":"live"}`)
+	obs.AwaitMessage(t, wait, "fg/gw/boiler/temp/set/result", func(p []byte) bool {
+		return strings.Contains(string(p), `"id":"live"`)
+	})
+	g.stop()
+	if got, want := strings.Join(cmd.called(), "\n"), "boiler/temp 2 int"; got != want {
+		t.Errorf("Commander calls:\n%s\nwant:\n%s", got, want)
+	}
+
+	// Had the subscription stayed, the broker would queue this in the
+	// session; had the queued command gone unacknowledged, it would resend
+	// that. Mosquitto delivers what a session holds before anything new, so
+	// the fence marks the end of what it held.
+	obs.Publish(t, "fg/gw/boiler/temp/set", 1, false, `{"value":3,"id":"offline"}`)
+	delivered := &peers.Inbox{}
+	probe := session(func(_ paho.Client, msg paho.Message) {
+		delivered.Add(peers.Message{Topic: msg.Topic(), Payload: msg.Payload()})
+	})
+	defer probe.Disconnect(100)
+	if tok := probe.Subscribe("fence/gw", 1, nil); !tok.WaitTimeout(wait) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	obs.Publish(t, "fence/gw", 1, false, "fence")
+	delivered.AwaitMessage(t, wait, "fence/gw", nil)
+	for _, msg := range delivered.All() {
+		if msg.Topic != "fence/gw" {
+			t.Errorf("the session still held %s", msg)
 		}
 	}
 }

@@ -133,7 +133,7 @@ func (h *recorder) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
 }
 
 func (h *recorder) OnPublished(cl *mqtt.Client, pk packets.Packet) {
-	h.m.Received.add(Message{
+	h.m.Received.Add(Message{
 		ClientID: cl.ID,
 		Topic:    pk.TopicName,
 		Payload:  append([]byte(nil), pk.Payload...),

@@ -51,6 +51,9 @@ type Bridge struct {
 	// discovered holds, per upstream, the Home Assistant discovery
 	// topics its broker may hold (see discovery.held).
 	discovered map[string]map[string]string
+	// dropped counts, per upstream, the messages too large to read that
+	// its connections dropped, across reloads.
+	dropped map[string]*atomic.Uint64
 }
 
 // view is the gateway-wide part of the config that upstreams read live, so
@@ -70,7 +73,7 @@ func New(cfg *config.Config, buf Buffer, cmd Commander, logger *slog.Logger) *Br
 		cmd = noCommands{}
 	}
 	b := &Bridge{buf: buf, cmd: cmd, logger: logger, status: newStatusBoard(), upstreams: map[string]*upstream{},
-		discovered: map[string]map[string]string{}}
+		discovered: map[string]map[string]string{}, dropped: map[string]*atomic.Uint64{}}
 	specs, v, err := resolve(cfg)
 	b.specs, b.cfgErr = specs, err
 	b.view.Store(v)
@@ -178,6 +181,9 @@ func (b *Bridge) SetStatus(adapter string, err error) (changed bool) {
 type UpstreamState struct {
 	Name      string
 	Connected bool
+	// Dropped counts the messages its broker sent that were too large to
+	// read (larger than any command), since the gateway started.
+	Dropped uint64
 }
 
 // Upstreams reports the running upstreams, sorted by name.
@@ -185,7 +191,7 @@ func (b *Bridge) Upstreams() []UpstreamState {
 	b.mu.Lock()
 	out := make([]UpstreamState, 0, len(b.upstreams))
 	for name, u := range b.upstreams {
-		out = append(out, UpstreamState{Name: name, Connected: u.conn.online.Load()})
+		out = append(out, UpstreamState{Name: name, Connected: u.conn.online.Load(), Dropped: b.dropped[name].Load()})
 	}
 	b.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -199,7 +205,12 @@ func (b *Bridge) startLocked(s *settings) {
 		held = map[string]string{}
 		b.discovered[s.name] = held
 	}
-	u := newUpstream(b, s, held)
+	dropped := b.dropped[s.name]
+	if dropped == nil {
+		dropped = new(atomic.Uint64)
+		b.dropped[s.name] = dropped
+	}
+	u := newUpstream(b, s, held, dropped)
 	b.upstreams[s.name] = u
 	b.wg.Go(u.run)
 }

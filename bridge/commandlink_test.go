@@ -106,3 +106,37 @@ func TestOldCommandSubscriptionDropped(t *testing.T) {
 		}
 	}
 }
+
+// TestCommandFloodIsQuiet sends 5,000 commands, malformed ones and valid
+// ones to a Commander that is stuck: every command gets its refusal or its
+// turn, but the log gets a few lines per kind of refusal, not a line each.
+func TestCommandFloodIsQuiet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("5,000 round trips to the broker: left out by -short")
+	}
+	m := peers.StartMochi(t)
+	obs := peers.Observe(t, m.URL(), "fg/gw/+/+/set/result")
+	cmd := &commander{block: make(chan struct{})}
+	g := startGateway(t, testConfig(t, upstreamCfg("cloud", m.URL())), cmd)
+	g.logs.Await(t, wait, "subscribed to commands", "upstream=cloud")
+	const n = 5000
+	for i := range n {
+		payload := `{"value":1}`
+		if i%2 == 1 {
+			payload = `{"value":`
+		}
+		tok := obs.Client.Publish("fg/gw/boiler/temp/set", 1, false, payload)
+		if i%500 == 499 { // a window of unconfirmed publishes, not one round trip each
+			tok.Wait()
+		}
+	}
+	obs.Publish(t, "fg/gw/boiler/temp/set", 1, false, `{"value":`)
+	g.logs.Await(t, wait, "command refused", "malformed command")
+	close(cmd.block)
+	g.stop()
+	warnings := strings.Count(g.logs.String(), "level=WARN")
+	t.Logf("%d commands: %d results reached the broker, %d WARN lines", n+1, len(obs.All()), warnings)
+	if warnings > 10 {
+		t.Errorf("%d WARN lines for %d commands:\n%s", warnings, n+1, g.logs)
+	}
+}

@@ -35,7 +35,8 @@ type conn struct {
 
 	client mqtt.Client
 	store  *sessionStore
-	lost   chan error // connection losses, from paho
+	lost   chan error   // connection losses, from paho
+	drops  inboundDrops // what becomes of messages too large to read (limitconn.go)
 
 	broker atomic.Pointer[string] // the broker being dialled, for the logs
 	online atomic.Bool            // from connected until the link is given up
@@ -81,6 +82,7 @@ func (c *conn) options(tlsCfg *tls.Config) *mqtt.ClientOptions {
 	o.SetProtocolVersion(4)
 	o.SetConnectTimeout(connectTimeout)
 	o.SetDialer(&net.Dialer{Timeout: connectTimeout})
+	o.SetCustomOpenConnectionFn(limitedOpener(maxInboundPacket, c.drops.dropped))
 	o.SetWriteTimeout(writeTimeout)
 	o.SetAutoReconnect(false)
 	o.SetConnectRetry(false)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fieldgate/fieldgate/internal/backoff"
+	"github.com/fieldgate/fieldgate/internal/ratelog"
 )
 
 const (
@@ -21,6 +22,10 @@ const (
 	// offlineBudget, then the DISCONNECT gets disconnectQuiesce.
 	drainBudget   = 3 * time.Second
 	offlineBudget = 4500 * time.Millisecond
+
+	// quietInterval is how often at most a warning of one kind that can
+	// come in floods (refused commands, oversized messages) is logged.
+	quietInterval = 10 * time.Second
 )
 
 // upstream is one [[upstream]] for as long as its settings stay unchanged:
@@ -32,6 +37,7 @@ type upstream struct {
 	b      *Bridge
 	s      *settings
 	logger *slog.Logger
+	quiet  *ratelog.Limiter // for warnings that can come in floods
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -47,18 +53,24 @@ type upstream struct {
 	disco    *discovery // nil: no Home Assistant discovery
 }
 
-func newUpstream(b *Bridge, s *settings, discovered map[string]string) *upstream {
+// newUpstream prepares an upstream; discovered and dropped (its count of
+// messages too large to read) belong to its name and outlive it.
+func newUpstream(b *Bridge, s *settings, discovered map[string]string, dropped *atomic.Uint64) *upstream {
 	ctx, cancel := context.WithCancel(context.Background())
 	u := &upstream{b: b, s: s, logger: b.logger.With("upstream", s.name), ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	u.quiet = ratelog.New(u.logger, quietInterval)
 	u.conn = newConn(ctx, s, u.logger)
+	u.conn.drops = inboundDrops{count: dropped, log: u.quiet}
 	u.pub = newPublisher(u)
 	switch {
 	case s.commands && s.clean:
 		u.commands = newCommandWorker(u, u.conn)
+		u.conn.drops.refuse = u.commands.refuseTooLarge
 	case s.commands:
 		u.cmdLink = newCommandLink(u)
 		u.commands = newCommandWorker(u, u.cmdLink.conn)
 		u.cmdLink.w = u.commands
+		u.cmdLink.conn.drops = inboundDrops{count: dropped, log: u.quiet, refuse: u.commands.refuseTooLarge}
 	}
 	u.statuses = newStatusPublisher(u)
 	u.disco = newDiscovery(u, discovered)

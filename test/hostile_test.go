@@ -2,8 +2,11 @@ package test
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/fieldgate/fieldgate/test/peers"
 )
@@ -69,4 +72,62 @@ func TestCommandsFromAnOutageNeverReachTheDevice(t *testing.T) {
 	if code := g.stop(); code != 0 {
 		t.Errorf("clean stop exited %d", code)
 	}
+}
+
+// TestHugeCommandIsNotReadIntoMemory publishes a 100 MB command to the
+// gateway (built without the race detector, as shipped) through Mosquitto:
+// it is refused unread, the gateway's peak resident memory stays under
+// 30 MiB, and readings keep flowing.
+func TestHugeCommandIsNotReadIntoMemory(t *testing.T) {
+	const size, maxPeak = 100 << 20, 30.0 // bytes, MiB
+	bin, err := plainBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mq := peers.StartMosquitto(t, peers.MosquittoOptions{})
+	bank, dev := device(t)
+	bank.SetHolding(10, 215)
+	obs := peers.Observe(t, mq.URL(), prefix+"/#")
+	metrics := peers.FreeAddr(t)
+	cfg := strings.Replace(config(t.TempDir(), upstream("local", mq.URL()), dev.Addr, "100ms", writablePoints),
+		"[gateway]\n", fmt.Sprintf("[gateway]\nmetrics_listen = %q\n", metrics), 1)
+	g := startBinary(t, bin, writeConfig(t, cfg))
+	g.waitLog("subscribed to commands")
+	obs.AwaitMessage(t, wait, prefix+"/plc/setpoint", nil)
+
+	// A client of its own, so that the observer's inbox does not get the
+	// 100 MB back.
+	pub := paho.NewClient(paho.NewClientOptions().AddBroker(mq.URL()).SetClientID("huge-publisher"))
+	if tok := pub.Connect(); !tok.WaitTimeout(wait) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	defer pub.Disconnect(100)
+	payload := bytes.Repeat([]byte("x"), size)
+	if tok := pub.Publish(prefix+"/plc/setpoint/set", 1, false, payload); !tok.WaitTimeout(wait) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+	payload = nil
+	res := obs.AwaitMessage(t, wait, prefix+"/plc/setpoint/set/result", nil)
+	if want := fmt.Sprintf(`"ok":false,"error":"command larger than 4 KiB (%d bytes)"`, size); !bytes.Contains(res.Payload, []byte(want)) {
+		t.Errorf("result %s, want %s", res.Payload, want)
+	}
+	before := len(obs.Topic(prefix + "/plc/setpoint"))
+	obs.Await(t, wait, "readings after the huge command", func([]peers.Message) bool {
+		return len(obs.Topic(prefix+"/plc/setpoint")) >= before+5
+	})
+	rss, peak, err := procMem(g.proc.Pid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("gateway RSS %.1f MiB, peak %.1f MiB after a %d MiB command", rss, peak, size>>20)
+	if peak >= maxPeak {
+		t.Errorf("peak RSS %.1f MiB, want under %.0f MiB", peak, maxPeak)
+	}
+	if w := bank.Writes(); len(w) != 0 {
+		t.Errorf("device writes %+v, want none", w)
+	}
+	if _, m := get(t, "http://"+metrics+"/metrics"); !strings.Contains(m, `fieldgate_upstream_oversize_dropped_total{upstream="local"} 1`) {
+		t.Errorf("metrics do not count the dropped message:\n%s", m)
+	}
+	g.waitLog("message too large to read; dropped unread", fmt.Sprintf("bytes=%d", size))
 }

@@ -69,6 +69,7 @@ func (g *gateway) writeMetrics(w io.Writer) {
 	for _, u := range g.bridge.Upstreams() {
 		vm.WriteGaugeUint64(w, fmt.Sprintf(`fieldgate_upstream_connected{upstream=%q}`, u.Name), b2u(u.Connected))
 		vm.WriteGaugeUint64(w, fmt.Sprintf(`fieldgate_upstream_backlog{upstream=%q}`, u.Name), st.Next-max(st.Cursors[u.Name], st.First))
+		vm.WriteCounterUint64(w, fmt.Sprintf(`fieldgate_upstream_oversize_dropped_total{upstream=%q}`, u.Name), u.Dropped)
 	}
 }
 

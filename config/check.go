@@ -127,9 +127,12 @@ func (c *Check) Point(i int, name string) *Check {
 // NoPoints reports an adapter that has no points to read.
 func (c *Check) NoPoints() { c.Errorf("point", "no points") }
 
+// maxBaudRate is above any USB serial adapter's (FTDI's fastest: 12 Mbaud).
+const maxBaudRate = 12_000_000
+
 // SerialLine fills and checks the line settings of a serial port.
 func (c *Check) SerialLine(ln *Line) {
-	c.Int(&ln.BaudRate, "baud_rate", 9600, 1, math.MaxInt)
+	c.Int(&ln.BaudRate, "baud_rate", 9600, 1, maxBaudRate)
 	c.Int(&ln.DataBits, "data_bits", 8, 5, 8)
 	ln.Parity = strings.ToUpper(ln.Parity)
 	c.Choice(&ln.Parity, "parity", "N", "N", "E", "O")

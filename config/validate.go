@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"math"
 	"net"
 	"net/url"
 	"slices"
@@ -148,6 +147,9 @@ func (l *loader) upstream(o *Check, u *Upstream, g *Gateway, seen map[string]nod
 		o.Errorf("qos", "qos %d out of range 0..2", *u.QoS)
 	}
 	o.Duration(&u.Keepalive, "keepalive", 30*time.Second, time.Second)
+	if u.Keepalive.D() > maxKeepalive {
+		o.Errorf("keepalive", "keepalive must be at most %s (MQTT counts it in 16 bits of seconds)", maxKeepalive)
+	}
 	o.Duration(&u.ReconnectMax, "reconnect_max", 10*time.Second, time.Second)
 	if u.Commands == nil {
 		u.Commands = new(bool)
@@ -155,5 +157,13 @@ func (l *loader) upstream(o *Check, u *Upstream, g *Gateway, seen map[string]nod
 	}
 	o.topicPrefix(&u.TopicPrefix, g.TopicPrefix)
 	o.Choice(&u.Format, "format", "json", "json", "value", "batch")
-	o.Int(&u.BatchMax, "batch_max", 100, 1, math.MaxInt)
+	o.Int(&u.BatchMax, "batch_max", 100, 1, maxBatch)
 }
+
+const (
+	// maxKeepalive is the longest keepalive MQTT can carry: 65535 s.
+	maxKeepalive = 65535 * time.Second
+	// maxBatch bounds readings per batch message: about 1 MB of JSON,
+	// EMQX's default packet limit (AWS IoT Core takes 128 KB: about 1,200).
+	maxBatch = 10_000
+)

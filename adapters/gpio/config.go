@@ -29,6 +29,9 @@ type PointConfig struct {
 	Unit      string          `toml:"unit"`
 }
 
+// maxLine bounds a line offset; chips have tens or hundreds of lines.
+const maxLine = 65535
+
 // AdapterName implements config.AdapterConfig.
 func (c *Config) AdapterName() string { return c.Name }
 
@@ -41,8 +44,8 @@ func (c *Config) Check(ck *config.Check) {
 	for i := range c.Points {
 		pt := &c.Points[i]
 		p := ck.Point(i, pt.Name)
-		if pt.Line < 0 {
-			p.Errorf("line", "line must not be negative")
+		if pt.Line < 0 || pt.Line > maxLine {
+			p.Errorf("line", "line %d out of range 0..%d", pt.Line, maxLine)
 		} else {
 			p.Claim("line", fmt.Sprintf("gpio %s %d", c.Chip, pt.Line), fmt.Sprintf("line %d of %s", pt.Line, c.Chip))
 		}

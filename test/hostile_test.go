@@ -3,8 +3,11 @@ package test
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
@@ -130,4 +133,51 @@ func TestHugeCommandIsNotReadIntoMemory(t *testing.T) {
 		t.Errorf("metrics do not count the dropped message:\n%s", m)
 	}
 	g.waitLog("message too large to read; dropped unread", fmt.Sprintf("bytes=%d", size))
+}
+
+// TestHostileConfigAtReload hands the running gateway, at SIGHUP, files
+// built to exhaust a loader (deep nesting, a long dotted key, 50 MB) and
+// one with an unquoted password: each reload is refused quickly and the
+// gateway keeps polling and publishing, and the password never shows.
+func TestHostileConfigAtReload(t *testing.T) {
+	const secret = "Zq9xW7vKp3"
+	broker := peers.StartMochi(t)
+	_, dev := device(t)
+	dir := t.TempDir()
+	points := "  [[modbus.point]]\n  name = \"v\"\n  table = \"holding_register\"\n  address = 0\n"
+	good := config(dir, upstream("local", broker.URL()), dev.Addr, "100ms", points)
+	cfg := writeConfig(t, good)
+	g := startGateway(t, cfg)
+	broker.Received.AwaitMessage(t, wait, prefix+"/plc/v", nil)
+
+	for _, bad := range []struct{ name, text, refusal string }{
+		{"nested arrays", "x = " + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + "\n", "nested more than 8 deep"},
+		{"nested tables", "x = " + strings.Repeat("{a=", 100000) + "1" + strings.Repeat("}", 100000) + "\n", "nested more than 8 deep"},
+		{"dotted key", strings.Repeat("a.", 100000) + "b = 1\n", "more than 8 parts"},
+		{"50 MB", "# " + strings.Repeat("x", 50<<20) + "\n", "larger than 1MiB"},
+		{"unquoted password", strings.Replace(good, "qos = 1\n", "qos = 1\npassword = "+secret+"\n", 1), "expected value"},
+	} {
+		text := bad.text
+		if !strings.Contains(text, "[gateway]") {
+			text = good + text
+		}
+		if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		g.proc.Signal(syscall.SIGHUP)
+		g.waitLog("reload refused", bad.refusal)
+		took := time.Since(start)
+		n := len(broker.Received.Topic(prefix + "/plc/v"))
+		broker.Received.Await(t, wait, "readings after the "+bad.name+" reload", func([]peers.Message) bool {
+			return len(broker.Received.Topic(prefix+"/plc/v")) > n+3
+		})
+		t.Logf("%s: refused in %v", bad.name, took.Round(time.Millisecond))
+	}
+	if strings.Contains(g.logs.String(), secret[:4]) {
+		t.Errorf("the log shows the password:\n%s", g.logs)
+	}
+	if code := g.stop(); code != 0 {
+		t.Errorf("clean stop exited %d", code)
+	}
 }

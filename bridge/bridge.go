@@ -130,9 +130,12 @@ func (b *Bridge) Run(ctx context.Context) error {
 // Reload applies a new configuration, from config.Load as for New. Upstreams
 // whose settings did not change keep their connection (and publish the Home
 // Assistant discovery configs the new points call for); changed and removed
-// ones stop cleanly (as at shutdown), changed and added ones start. The
-// buffer must already know the added upstreams (buffer.SetUpstreams first).
-// An unusable config changes nothing and is reported.
+// ones stop cleanly (as at shutdown), changed and added ones start. The TLS
+// files are read again: an upstream whose files changed reconnects with
+// them, unless they do not load (a rotation half done), when it keeps its
+// connection and the old ones, with a warning. The buffer must already know
+// the added upstreams (buffer.SetUpstreams first). An unusable config
+// changes nothing and is reported.
 func (b *Bridge) Reload(cfg *config.Config) error {
 	specs, v, err := resolve(cfg)
 	if err != nil {
@@ -151,7 +154,14 @@ func (b *Bridge) Reload(cfg *config.Config) error {
 	}
 	var stop []*upstream
 	for name, u := range b.upstreams {
-		if s, ok := start[name]; ok && reflect.DeepEqual(s, u.s) {
+		s, ok := start[name]
+		if ok && !reflect.DeepEqual(s, u.s) && onlyTLSFilesDiffer(s, u.s) {
+			if _, err := s.tlsConfig(); err != nil {
+				u.logger.Warn("the TLS files changed but do not load; keeping the connection made with the old ones", "err", err)
+				ok, s = true, u.s
+			}
+		}
+		if ok && reflect.DeepEqual(s, u.s) {
 			delete(start, name)
 			u.disco.resync()
 			continue
@@ -166,6 +176,14 @@ func (b *Bridge) Reload(cfg *config.Config) error {
 		}
 	}
 	return nil
+}
+
+// onlyTLSFilesDiffer reports whether a and b differ in nothing but the
+// contents of their TLS files.
+func onlyTLSFilesDiffer(a, b *settings) bool {
+	c := *a
+	c.tlsFiles = b.tlsFiles
+	return reflect.DeepEqual(&c, b)
 }
 
 // SetStatus records an adapter's health (nil: ok). A change is published,

@@ -181,3 +181,59 @@ func TestHostileConfigAtReload(t *testing.T) {
 		t.Errorf("clean stop exited %d", code)
 	}
 }
+
+// TestCertificateRotationAtReload renews the gateway's client certificate
+// and key in place, as certbot or a PKI agent does, and sends SIGHUP with
+// the config file unchanged: the TLS upstream reconnects with the new
+// certificate (Mosquitto, requiring client certificates, logs the CN it
+// presents), the plain one keeps its connection. A renewal half done (a key
+// that does not match) keeps the connection made with the old files.
+func TestCertificateRotationAtReload(t *testing.T) {
+	dir := t.TempDir()
+	ca := peers.NewCA(t, dir, "ca")
+	srvCert, srvKey := ca.Issue(t, dir, "broker", true)
+	mq := peers.StartMosquitto(t, peers.MosquittoOptions{TLS: &peers.MosquittoTLS{
+		CAFile: ca.CertFile, CertFile: srvCert, KeyFile: srvKey, RequireCertificate: true, IdentityAsUsername: true,
+	}})
+	// The gateway's files: a first certificate, then a renewed one, issued
+	// elsewhere and copied over them.
+	certFile, keyFile := ca.Issue(t, dir, "gateway-2026", false)
+	renewedCert, renewedKey := ca.Issue(t, t.TempDir(), "gateway-2027", false)
+	_, dev := device(t)
+	points := "  [[modbus.point]]\n  name = \"v\"\n  table = \"holding_register\"\n  address = 0\n"
+	ups := upstream("secure", mq.TLSURL()) + fmt.Sprintf("  [upstream.tls]\n  ca_file = %q\n  cert_file = %q\n  key_file = %q\n",
+		ca.CertFile, certFile, keyFile) + upstream("plain", mq.URL())
+	g := startGateway(t, writeConfig(t, config(t.TempDir(), ups, dev.Addr, "100ms", points)))
+	mq.Log().Await(t, wait, "as it-secure (", "u'gateway-2026'")
+	mq.Log().Await(t, wait, "as it-plain (")
+
+	copyFile := func(from, to string) {
+		t.Helper()
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(to, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Half done: the new certificate, the old key.
+	copyFile(renewedCert, certFile)
+	g.proc.Signal(syscall.SIGHUP)
+	g.waitLog("upstream=secure", "the TLS files changed but do not load")
+	g.waitLog("configuration reloaded")
+
+	copyFile(renewedKey, keyFile)
+	g.proc.Signal(syscall.SIGHUP)
+	mq.Log().Await(t, wait, "as it-secure (", "u'gateway-2027'")
+	g.waitLog("connected", "upstream=secure")
+	if n := strings.Count(mq.Log().String(), "as it-plain ("); n != 1 {
+		t.Errorf("the plain upstream connected %d times, want 1 (kept across the reloads)", n)
+	}
+	if n := strings.Count(mq.Log().String(), "as it-secure (p2, c0, k30, u'gateway-2026')"); n != 1 {
+		t.Errorf("the old certificate connected %d times, want 1 (kept across the half-done renewal)", n)
+	}
+	if code := g.stop(); code != 0 {
+		t.Errorf("clean stop exited %d", code)
+	}
+}

@@ -329,11 +329,14 @@ func TestLockedBufferExits1(t *testing.T) {
 }
 
 // TestCommandsFalse: an upstream with commands = false never subscribes to
-// command topics, while one beside it that takes commands relays them to
-// the device.
+// command topics, while one beside it that takes commands (on its command
+// connection) relays them to the device.
 func TestCommandsFalse(t *testing.T) {
 	broker := peers.StartMochi(t)
 	dev, bank := startDevice(t)
+	// The command connection answers this as soon as it has subscribed.
+	obs := peers.Observe(t, broker.URL(), "loud/plc/+/set/result")
+	obs.Publish(t, "loud/plc/sp/set", 1, true, "1")
 	path := writeConfig(t, fmt.Sprintf(`
 [[upstream]]
 name = "quiet"
@@ -351,18 +354,21 @@ interval = "50ms"
 point = [{ name = "sp", table = "holding_register", address = 0, writable = true }]
 `, broker.URL(), dev.Addr))
 	openGateway(t, path, fast)
+	obs.AwaitMessage(t, wait, "loud/plc/sp/set/result", func(p []byte) bool { return strings.Contains(string(p), "retained") })
+	obs.Publish(t, "loud/plc/sp/set", 1, true, "")
 	// Both have published a reading: whatever they subscribe to on a
 	// connection goes out before it, so the broker has recorded it.
 	for _, prefix := range []string{"quiet", "loud"} {
 		broker.Received.AwaitMessage(t, wait, prefix+"/plc/sp", func([]byte) bool { return true })
 	}
-	if subs := broker.Subscriptions("gw-quiet"); len(subs) != 0 {
-		t.Errorf("commands = false, but the upstream subscribed to %q", subs)
+	for _, id := range []string{"gw-quiet", "gw-quiet-cmd", "gw-loud"} {
+		if subs := broker.Subscriptions(id); len(subs) != 0 {
+			t.Errorf("%s subscribed to %q, want nothing", id, subs)
+		}
 	}
-	if subs := broker.Subscriptions("gw-loud"); len(subs) != 1 || subs[0] != "loud/+/+/set" {
-		t.Errorf("the upstream taking commands subscribed to %q, want loud/+/+/set", subs)
+	if subs := broker.Subscriptions("gw-loud-cmd"); len(subs) != 1 || subs[0] != "loud/+/+/set" {
+		t.Errorf("the upstream taking commands subscribed to %q on its command connection, want loud/+/+/set", subs)
 	}
-	obs := peers.Observe(t, broker.URL(), "loud/plc/sp/set/result")
 	obs.Publish(t, "loud/plc/sp/set", 1, false, `{"value":7,"id":"w"}`)
 	obs.AwaitMessage(t, wait, "loud/plc/sp/set/result", func(p []byte) bool { return strings.Contains(string(p), `"ok":true`) })
 	if w := bank.Writes(); len(w) != 1 {

@@ -183,6 +183,22 @@ type claimant struct {
 	tag any
 }
 
+// OnOffWriteInterval is min_write_interval's default for on/off points
+// (coils, GPIO outputs, any point of type bool): a relay or contactor
+// commanded faster than this by a runaway automation chatters, and a motor
+// behind it starts more often than its rating allows. Other points default
+// to 0 (no limit): a setpoint written twice does no harm.
+const OnOffWriteInterval = time.Second
+
+// WriteInterval fills a point's min_write_interval, named by key k: with
+// OnOffWriteInterval for an on/off point, else 0, when the file does not
+// set it; "0s" turns the limit off.
+func (c *Check) WriteInterval(d *Duration, k string, onOff bool) {
+	if !c.Has(k) && onOff {
+		*d = Duration(OnOffWriteInterval)
+	}
+}
+
 // Change checks a point's on-change settings.
 func (c *Check) Change(ch *Change) {
 	if ch.Deadband < 0 {

@@ -27,6 +27,9 @@ type PointConfig struct {
 	Initial   bool            `toml:"initial"`
 	Counter   bool            `toml:"counter"` // inputs: publish the persisted count of rising edges instead of the level
 	Unit      string          `toml:"unit"`
+	// MinWriteInterval refuses commands to an output closer together than
+	// this; default config.OnOffWriteInterval.
+	MinWriteInterval config.Duration `toml:"min_write_interval"`
 }
 
 // maxLine bounds a line offset; chips have tens or hundreds of lines.
@@ -67,6 +70,7 @@ func (c *Config) Check(ck *config.Check) {
 			p.Errorf("edge", "a counter counts rising edges: edge must be rising or both, not %q", pt.Edge)
 		}
 		p.Choice(&pt.Bias, "bias", "as_is", "as_is", "disabled", "pull_up", "pull_down")
+		p.WriteInterval(&pt.MinWriteInterval, "min_write_interval", pt.Direction == "output")
 	}
 }
 

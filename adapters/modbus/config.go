@@ -141,6 +141,7 @@ func (p *PointConfig) check(ck *config.Check) {
 	if p.Writable && p.Table != Coil && p.Table != HoldingRegister {
 		ck.Errorf("writable", "a %s is read-only: only coils and holding registers are writable", p.Table)
 	}
+	ck.WriteInterval(&p.MinWriteInterval, "min_write_interval", p.Type == "bool")
 	if p.Scale == nil {
 		p.Scale = new(float64)
 		*p.Scale = 1

@@ -81,11 +81,10 @@ type point struct {
 	addr     int
 	codec    codec
 	writable bool
-	minWrite time.Duration
+	gate     *adapters.WriteGate // min_write_interval
 	// Guarded by Adapter.mu.
-	filter    adapters.ChangeFilter
-	backAt    time.Time // when the last write's read-back was read
-	lastWrite time.Time // when the last accepted write went out
+	filter adapters.ChangeFilter
+	backAt time.Time // when the last write's read-back was read
 }
 
 // width is how many addresses of its table the point spans.
@@ -195,7 +194,7 @@ func planTable(t table, ps []*point, maxGap int) []readPlan {
 }
 
 func newPoint(pc PointConfig) (*point, error) {
-	p := &point{name: pc.Name, addr: pc.Address, writable: pc.Writable, minWrite: pc.MinWriteInterval.D()}
+	p := &point{name: pc.Name, addr: pc.Address, writable: pc.Writable, gate: adapters.NewWriteGate(pc.MinWriteInterval.D())}
 	p.filter = adapters.ChangeFilter{OnChange: pc.OnChange, Deadband: pc.Deadband, Heartbeat: pc.Heartbeat.D()}
 	for t, n := range tableNames {
 		if n != "" && n == pc.Table {
@@ -397,7 +396,7 @@ func (a *Adapter) Write(ctx context.Context, name string, v reading.Value) (read
 	if m == nil {
 		return reading.Value{}, reading.Reading{}, wrap(errStopped)
 	}
-	if err := a.reserveWrite(p, time.Now()); err != nil {
+	if err := p.gate.Pass(time.Now()); err != nil {
 		return reading.Value{}, reading.Reading{}, wrap(err)
 	}
 	if err := m.do(ctx, a.unit, true, req); err != nil {
@@ -460,19 +459,6 @@ func (p *point) writeRequest(v reading.Value) (func(modbus.Client) error, readin
 		_, err := c.WriteMultipleRegisters(addr, uint16(len(wire)/2), wire)
 		return err
 	}, written, nil
-}
-
-// reserveWrite enforces min_write_interval, counting from the last write
-// that was let through to the link.
-func (a *Adapter) reserveWrite(p *point, now time.Time) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if !p.lastWrite.IsZero() && now.Sub(p.lastWrite) < p.minWrite {
-		return fmt.Errorf("%w: %s since the last write, min_write_interval is %s",
-			adapters.ErrTooSoon, now.Sub(p.lastWrite).Round(time.Millisecond), p.minWrite)
-	}
-	p.lastWrite = now
-	return nil
 }
 
 // attach joins the adapter to the bus (or connection) its url names.

@@ -29,10 +29,11 @@ var fast = options{stopTimeout: 5 * time.Second, restartFirst: 100 * time.Millis
 
 // flakyConfig is the [[flaky]] table of a test adapter kind whose Run fails
 // its first `fails` times, by panicking or by returning an error, and then
-// polls one point until stopped.
+// polls one point until stopped; in mode flap its one Run reports a fault
+// and ok again `fails` times first.
 type flakyConfig struct {
 	Name  string `toml:"name"`
-	Mode  string `toml:"mode"` // panic | error
+	Mode  string `toml:"mode"` // panic | error | flap
 	Fails int    `toml:"fails"`
 }
 
@@ -67,6 +68,13 @@ func (f *flaky) Name() string { return f.cfg.Name }
 func (f *flaky) Run(ctx context.Context, e adapters.Emitter) error {
 	n := int(f.n.Add(1))
 	f.runs <- time.Now()
+	if f.cfg.Mode == "flap" {
+		for i := range f.cfg.Fails {
+			e.Status(fmt.Errorf("flap %d", i))
+			e.Status(nil)
+		}
+		f.runs <- time.Now()
+	}
 	if n <= f.cfg.Fails {
 		if f.cfg.Mode == "panic" {
 			panic(fmt.Sprintf("flaky run %d", n))
@@ -189,6 +197,19 @@ name = "steady-%s"
 				t.Errorf("shutdown status %d, want %d", status, exitOK)
 			}
 		})
+	}
+}
+
+// TestFlappingAdapterIsQuiet: an adapter whose status flips between a
+// fault and ok 500 times logs a line or two, not a thousand.
+func TestFlappingAdapterIsQuiet(t *testing.T) {
+	path := writeConfig(t, "[[flaky]]\nname = \"flapper\"\nmode = \"flap\"\nfails = 500\n")
+	_, logs, _ := openGateway(t, path, fast)
+	f := flakyAdapter(t, "flapper")
+	f.nextRun(t)
+	f.nextRun(t) // the flapping is over
+	if n := strings.Count(logs.String(), "adapter fault") + strings.Count(logs.String(), "adapter ok"); n > 4 {
+		t.Errorf("%d log lines for 1,000 status changes:\n%s", n, logs)
 	}
 }
 

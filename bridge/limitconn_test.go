@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 
@@ -168,4 +169,64 @@ func TestOversizeCommand(t *testing.T) {
 	if calls := cmd.called(); len(calls) != 1 {
 		t.Errorf("Commander calls %v, want only the last command's", calls)
 	}
+}
+
+// readerConn is a connection whose reads come from r.
+type readerConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c readerConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// packetSizes splits an MQTT byte stream into packets by their fixed
+// headers and returns each one's remaining length, and whether the stream
+// ends on a packet boundary with well-formed headers.
+func packetSizes(b []byte) (sizes []int, whole bool) {
+	for len(b) > 0 {
+		size, i := 0, 1
+		for shift := 0; ; shift += 7 {
+			if i >= len(b) || shift > 21 {
+				return sizes, false
+			}
+			size |= int(b[i]&0x7f) << shift
+			i++
+			if b[i-1]&0x80 == 0 {
+				break
+			}
+		}
+		if i+size > len(b) {
+			return sizes, false
+		}
+		sizes = append(sizes, size)
+		b = b[i+size:]
+	}
+	return sizes, true
+}
+
+// FuzzLimitConn feeds arbitrary byte streams from a "broker" through the
+// limit: a stream of packets within it passes unchanged, and whatever comes
+// out holds no packet over it.
+func FuzzLimitConn(f *testing.F) {
+	const limit = 64
+	f.Add(publishPacket(f, "a/b/set", 1, false, 1, []byte("1")))
+	f.Add(publishPacket(f, "a/b/set", 1, false, 1, bytes.Repeat([]byte("x"), 100)))
+	f.Add(publishPacket(f, "a/b/set", 2, true, 9, bytes.Repeat([]byte("x"), 1000)))
+	f.Add(publishPacket(f, "a/b/set", 0, false, 0, bytes.Repeat([]byte("x"), 100)))
+	f.Add(append(ackPacket(f, packets.Puback, 3), ackPacket(f, packets.Suback, 4)...))
+	f.Add([]byte{0x30, 0xff, 0xff, 0xff, 0xff, 0x01})
+	f.Add([]byte{0x32, 0x7f, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		c := newLimitConn(readerConn{r: bytes.NewReader(in)}, limit, func(string, int) {})
+		out, err := io.ReadAll(c)
+		if sizes, whole := packetSizes(in); whole && !slices.ContainsFunc(sizes, func(n int) bool { return n > limit }) {
+			if err != nil || !bytes.Equal(out, in) {
+				t.Fatalf("packets within the limit % x came out as % x, %v", in, out, err)
+			}
+		}
+		sizes, _ := packetSizes(out)
+		if slices.ContainsFunc(sizes, func(n int) bool { return n > limit }) {
+			t.Fatalf("% x came out with a packet over the limit: % x", in, out)
+		}
+	})
 }

@@ -140,3 +140,22 @@ func TestCommandFloodIsQuiet(t *testing.T) {
 		t.Errorf("%d WARN lines for %d commands:\n%s", warnings, n+1, g.logs)
 	}
 }
+
+// TestCleanSessionOneConnection: an upstream with clean_session = true
+// has nothing queued for it, so it takes its commands on its one
+// connection.
+func TestCleanSessionOneConnection(t *testing.T) {
+	m := peers.StartMochi(t)
+	obs := peers.Observe(t, m.URL(), "fg/gw/+/+/set/result")
+	cmd := &commander{}
+	g := startGateway(t, testConfig(t, upstreamCfg("cloud", m.URL(), clean)), cmd)
+	g.logs.Await(t, wait, "subscribed to commands", "upstream=cloud")
+	obs.Publish(t, "fg/gw/boiler/temp/set", 1, false, `{"value":1,"id":"c"}`)
+	obs.AwaitMessage(t, wait, "fg/gw/boiler/temp/set/result", func(p []byte) bool { return strings.Contains(string(p), `"ok":true`) })
+	if subs := m.Subscriptions("gw-cloud"); len(subs) != 1 || subs[0] != "fg/gw/+/+/set" {
+		t.Errorf("subscriptions %q, want the command filter on the one connection", subs)
+	}
+	if n := m.Connects("gw-cloud-cmd"); n != 0 {
+		t.Errorf("a command connection was made %d times", n)
+	}
+}

@@ -52,7 +52,9 @@ test-gpio:
 FUZZTIME ?= 50000x
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./config
+	$(GO) test -run '^$$' -fuzz '^FuzzShape$$' -fuzztime $(FUZZTIME) ./config
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCommand$$' -fuzztime $(FUZZTIME) ./bridge
+	$(GO) test -run '^$$' -fuzz '^FuzzLimitConn$$' -fuzztime $(FUZZTIME) ./bridge
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./buffer
 	$(GO) test -run '^$$' -fuzz '^FuzzRecoverForgery$$' -fuzztime $(FUZZTIME) ./buffer
 	$(GO) test -run '^$$' -fuzz '^FuzzRTUReply$$' -fuzztime $(FUZZTIME) ./adapters/modbus
@@ -60,6 +62,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEncode$$' -fuzztime $(FUZZTIME) ./adapters/modbus
 	$(GO) test -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME) ./adapters/serial
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME) ./bridge/sparkplug
+	$(GO) test -run '^$$' -fuzz '^FuzzTCPReply$$' -fuzztime $(FUZZTIME) ./adapters/modbus
+	$(GO) test -run '^$$' -fuzz '^FuzzLineMatch$$' -fuzztime $(FUZZTIME) ./adapters/serial
 
 ## bench: every benchmark once, printing its figures
 bench:

@@ -63,6 +63,9 @@ type Bridge struct {
 	// discovered holds, per upstream, the Home Assistant discovery
 	// topics its broker may hold (see discovery.held).
 	discovered map[string]map[string]string
+	// dropped counts, per upstream, the messages too large to read that
+	// its connections dropped, across reloads.
+	dropped map[string]*atomic.Uint64
 }
 
 // view is the gateway-wide part of the config that upstreams read live, so
@@ -121,7 +124,7 @@ func New(cfg *config.Config, buf Buffer, cmd Commander, logger *slog.Logger, opt
 		cmd = noCommands{}
 	}
 	b := &Bridge{buf: buf, cmd: cmd, logger: logger, status: newStatusBoard(), latest: newLatest(), upstreams: map[string]*upstream{},
-		discovered: map[string]map[string]string{}, announced: map[string][]reading.Point{}}
+		discovered: map[string]map[string]string{}, announced: map[string][]reading.Point{}, dropped: map[string]*atomic.Uint64{}}
 	for _, o := range opts {
 		o(b)
 	}
@@ -228,9 +231,12 @@ func (b *Bridge) Run(ctx context.Context) error {
 // Reload applies a new configuration, from config.Load as for New. Upstreams
 // whose settings did not change keep their connection (and publish the Home
 // Assistant discovery configs the new points call for); changed and removed
-// ones stop cleanly (as at shutdown), changed and added ones start. The
-// buffer must already know the added upstreams (buffer.SetUpstreams first).
-// An unusable config changes nothing and is reported.
+// ones stop cleanly (as at shutdown), changed and added ones start. The TLS
+// files are read again: an upstream whose files changed reconnects with
+// them, unless they do not load (a rotation half done), when it keeps its
+// connection and the old ones, with a warning. The buffer must already know
+// the added upstreams (buffer.SetUpstreams first). An unusable config
+// changes nothing and is reported.
 func (b *Bridge) Reload(cfg *config.Config) error {
 	specs, v, err := resolve(cfg)
 	if err != nil {
@@ -250,7 +256,14 @@ func (b *Bridge) Reload(cfg *config.Config) error {
 	}
 	var stop []*upstream
 	for name, u := range b.upstreams {
-		if s, ok := start[name]; ok && reflect.DeepEqual(s, u.s) {
+		s, ok := start[name]
+		if ok && !reflect.DeepEqual(s, u.s) && onlyTLSFilesDiffer(s, u.s) {
+			if _, err := s.tlsConfig(); err != nil {
+				u.logger.Warn("the TLS files changed but do not load; keeping the connection made with the old ones", "err", err)
+				ok, s = true, u.s
+			}
+		}
+		if ok && reflect.DeepEqual(s, u.s) {
 			delete(start, name)
 			u.disco.resync()
 			u.spb.resync()
@@ -266,6 +279,14 @@ func (b *Bridge) Reload(cfg *config.Config) error {
 		}
 	}
 	return nil
+}
+
+// onlyTLSFilesDiffer reports whether a and b differ in nothing but the
+// contents of their TLS files.
+func onlyTLSFilesDiffer(a, b *settings) bool {
+	c := *a
+	c.tlsFiles = b.tlsFiles
+	return reflect.DeepEqual(&c, b)
 }
 
 // SetStatus records an adapter's health (nil: ok). A change is published,
@@ -291,6 +312,9 @@ type UpstreamState struct {
 	// CommandsRefused counts the commands this upstream delivered that
 	// were refused or failed.
 	CommandsRefused uint64
+	// Dropped counts the messages its broker sent that were too large to
+	// read (larger than any command), since the gateway started.
+	Dropped uint64
 }
 
 // Upstreams reports the running upstreams, sorted by name.
@@ -298,7 +322,7 @@ func (b *Bridge) Upstreams() []UpstreamState {
 	b.mu.Lock()
 	out := make([]UpstreamState, 0, len(b.upstreams))
 	for name, u := range b.upstreams {
-		st := UpstreamState{Name: name, Connected: u.conn.online.Load()}
+		st := UpstreamState{Name: name, Connected: u.conn.online.Load(), Dropped: b.dropped[name].Load()}
 		if u.commands != nil {
 			st.CommandsRefused = u.commands.refused.Load()
 		}
@@ -317,7 +341,7 @@ func (b *Bridge) Stalled(now time.Time) []string {
 	defer b.mu.Unlock()
 	var out []string
 	for name, u := range b.upstreams {
-		if u.hb.late(now) {
+		if u.hb.late(now) || u.cmdLink != nil && u.cmdLink.hb.late(now) {
 			out = append(out, name)
 		}
 	}
@@ -332,7 +356,12 @@ func (b *Bridge) startLocked(s *settings) {
 		held = map[string]string{}
 		b.discovered[s.name] = held
 	}
-	u := newUpstream(b, s, held)
+	dropped := b.dropped[s.name]
+	if dropped == nil {
+		dropped = new(atomic.Uint64)
+		b.dropped[s.name] = dropped
+	}
+	u := newUpstream(b, s, held, dropped)
 	b.upstreams[s.name] = u
 	b.wg.Go(u.run)
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fieldgate/fieldgate/internal/ratelog"
 	"github.com/fieldgate/fieldgate/internal/reading"
 )
 
@@ -122,7 +123,8 @@ func TestResultPayload(t *testing.T) {
 func TestExecute(t *testing.T) {
 	cmd := &commander{}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &commandWorker{cmd: cmd, logger: slog.New(slog.DiscardHandler), ctx: ctx,
+	logger := slog.New(slog.DiscardHandler)
+	r := &commandWorker{cmd: cmd, logger: logger, quiet: ratelog.New(logger, time.Second), ctx: ctx,
 		jobs: make(chan job, 2), results: make(chan result, 2)}
 	now := time.Now()
 	r.jobs <- job{"boiler", "temp", Command{Value: reading.Int(1), ID: "stale"}, now.Add(-time.Second)}

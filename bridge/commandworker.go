@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -10,6 +11,8 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/fieldgate/fieldgate/adapters"
+	"github.com/fieldgate/fieldgate/internal/ratelog"
 	"github.com/fieldgate/fieldgate/internal/reading"
 )
 
@@ -26,7 +29,8 @@ const (
 type commandWorker struct {
 	s      *settings
 	logger *slog.Logger
-	ctx    context.Context // the upstream's: ends at its stop
+	quiet  *ratelog.Limiter // the upstream's, for refusals and failures, which come in floods
+	ctx    context.Context  // the upstream's: ends at its stop
 	conn   *conn
 	cmd    Commander
 	views  *atomic.Pointer[view] // the live config, for command_max_age
@@ -43,13 +47,15 @@ type job struct {
 	expires        time.Time // command_max_age after its ts, or after its arrival if sooner
 }
 
-func newCommandWorker(u *upstream) *commandWorker {
-	return &commandWorker{s: u.s, logger: u.logger, ctx: u.ctx, conn: u.conn, cmd: u.b.cmd, views: &u.b.view, wg: &u.wg,
+// newCommandWorker serves u's commands delivered on c: u's own connection
+// or its command link.
+func newCommandWorker(u *upstream, c *conn) *commandWorker {
+	return &commandWorker{s: u.s, logger: u.logger, quiet: u.quiet, ctx: u.ctx, conn: c, cmd: u.b.cmd, views: &u.b.view, wg: &u.wg,
 		jobs: make(chan job, commandQueue), results: make(chan result, 2*commandQueue)}
 }
 
-// subscribe renews the command subscription on a new link; a watcher logs
-// how the broker answered.
+// subscribe renews the command subscription on a new link of its
+// connection; a watcher logs how the broker answered.
 func (w *commandWorker) subscribe() {
 	tok := w.conn.client.Subscribe(w.s.commandFilter(), 1, nil)
 	w.wg.Go(func() { w.checkSuback(tok.(*mqtt.SubscribeToken)) })
@@ -91,7 +97,7 @@ func (w *commandWorker) onCommand(_ mqtt.Client, m mqtt.Message) {
 			return
 		}
 	}
-	w.logger.Warn("command refused", "adapter", adapter, "point", point, "id", c.ID, "err", err)
+	w.quiet.Log(slog.LevelWarn, "refused: "+refusal(err), "command refused", "adapter", adapter, "point", point, "id", c.ID, "err", err)
 	w.answer(result{adapter: adapter, point: point, id: c.ID, err: err})
 }
 
@@ -110,12 +116,35 @@ func (w *commandWorker) enqueue(adapter, point string, c Command, now time.Time,
 	}
 }
 
+// refuseTooLarge answers a command its connection dropped unread for its
+// size (limitconn.go); other topics get no answer.
+func (w *commandWorker) refuseTooLarge(topic string, size int) {
+	if adapter, point, ok := w.s.commandTarget(topic); ok {
+		w.answer(result{adapter: adapter, point: point, err: fmt.Errorf("%w (%d bytes)", ErrTooLarge, size)})
+	}
+}
+
+// refusals are the reasons a command is refused or fails, each a kind of
+// warning for the rate limit.
+var refusals = []error{ErrMalformed, ErrTooLarge, ErrRetained, ErrExpired, ErrBusy,
+	adapters.ErrNoPoint, adapters.ErrNotWritable, adapters.ErrBadValue, adapters.ErrTooSoon}
+
+// refusal names err's reason among refusals, "other" if none.
+func refusal(err error) string {
+	for _, r := range refusals {
+		if errors.Is(err, r) {
+			return r.Error()
+		}
+	}
+	return "other"
+}
+
 // answer queues a result without blocking.
 func (w *commandWorker) answer(res result) {
 	select {
 	case w.results <- res:
 	default:
-		w.logger.Warn("command result dropped: too many waiting", "adapter", res.adapter, "point", res.point, "id", res.id)
+		w.quiet.Log(slog.LevelWarn, "result dropped", "command result dropped: too many waiting", "adapter", res.adapter, "point", res.point, "id", res.id)
 	}
 }
 
@@ -141,7 +170,7 @@ func (w *commandWorker) execute() {
 				err = fmt.Errorf("%w: command_max_age passed while it waited its turn", ErrExpired)
 			}
 			if err != nil {
-				w.logger.Warn("command failed", "adapter", j.adapter, "point", j.point, "id", j.cmd.ID, "err", err)
+				w.quiet.Log(slog.LevelWarn, "failed: "+refusal(err), "command failed", "adapter", j.adapter, "point", j.point, "id", j.cmd.ID, "err", err)
 			} else {
 				w.logger.Info("command", "adapter", j.adapter, "point", j.point, "id", j.cmd.ID, "value", v)
 			}
@@ -169,10 +198,10 @@ func (w *commandWorker) publishResults() {
 			select {
 			case <-tok.Done():
 				if err := tok.Error(); err != nil {
-					w.logger.Warn("command result not delivered", "adapter", res.adapter, "point", res.point, "id", res.id, "err", err)
+					w.quiet.Log(slog.LevelWarn, "result not delivered", "command result not delivered", "adapter", res.adapter, "point", res.point, "id", res.id, "err", err)
 				}
 			case <-t.C:
-				w.logger.Warn("command result not confirmed", "adapter", res.adapter, "point", res.point, "id", res.id)
+				w.quiet.Log(slog.LevelWarn, "result not confirmed", "command result not confirmed", "adapter", res.adapter, "point", res.point, "id", res.id)
 			case <-w.ctx.Done():
 			}
 			t.Stop()

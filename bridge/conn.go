@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
 	"sync/atomic"
 	"time"
 
@@ -37,7 +36,8 @@ type conn struct {
 	hb     *heartbeat // the upstream's
 	client mqtt.Client
 	store  *sessionStore
-	lost   chan error // connection losses, from paho
+	lost   chan error   // connection losses, from paho
+	drops  inboundDrops // what becomes of messages too large to read (limitconn.go)
 
 	broker atomic.Pointer[string] // the broker being dialled, for the logs
 	online atomic.Bool            // from connected until the link is given up
@@ -65,9 +65,15 @@ type willMsg struct {
 	retain  bool
 }
 
+// newConn makes an upstream's connection; its goroutine keeps the promises
+// of hb while dialling. Only the readings' connection has a will: `offline`
+// speaks for it.
 func newConn(ctx context.Context, s *settings, logger *slog.Logger, hb *heartbeat) *conn {
-	return &conn{s: s, logger: logger, ctx: ctx, hb: hb, store: newSessionStore(), lost: make(chan error, 1),
-		will: willMsg{topic: s.statusTopic(), payload: []byte("offline"), retain: true}}
+	c := &conn{s: s, logger: logger, ctx: ctx, hb: hb, store: newSessionStore(), lost: make(chan error, 1)}
+	if !s.commandsOnly {
+		c.will = willMsg{topic: s.statusTopic(), payload: []byte("offline"), retain: true}
+	}
+	return c
 }
 
 // setUp reads the certificate files, retrying with back-off while they are
@@ -103,9 +109,8 @@ func (c *conn) options(tlsCfg *tls.Config) *mqtt.ClientOptions {
 	o.SetPingTimeout(min(c.s.keepalive, 10*time.Second))
 	o.SetProtocolVersion(4)
 	o.SetConnectTimeout(connectTimeout)
-	o.SetCustomOpenConnectionFn(func(uri *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
-		return openConn(uri, tlsCfg, connectTimeout, c.s.keepalive, c.logger)
-	})
+	o.SetDialer(&net.Dialer{Timeout: connectTimeout})
+	o.SetCustomOpenConnectionFn(opener(c.s.keepalive, c.logger, c.drops.dropped))
 	o.SetWriteTimeout(writeTimeout)
 	o.SetAutoReconnect(false)
 	o.SetConnectRetry(false)
@@ -115,6 +120,10 @@ func (c *conn) options(tlsCfg *tls.Config) *mqtt.ClientOptions {
 	if c.will.topic != "" {
 		o.SetBinaryWill(c.will.topic, c.will.payload, 1, c.will.retain)
 	}
+	// A message no route takes (a command queued in a session from before
+	// commands moved to their own connection) is acknowledged and
+	// dropped, so the broker does not resend it at every reconnect.
+	o.SetDefaultPublishHandler(func(mqtt.Client, mqtt.Message) {})
 	o.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 		select {
 		case c.lost <- err:

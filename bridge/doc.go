@@ -55,15 +55,55 @@
 //
 // # Commands
 //
+// A command must never run later than the operator meant it to
+// (command_max_age), with or without a ts. A broker keeps a persistent
+// session's messages while its client is away and hands them over at the
+// next connect: QoS 1 on every broker (AWS IoT Core for an hour by default,
+// at most 10 a second; HiveMQ and Mosquitto up to 1,000 per client), QoS 0
+// too on EMQX by default. Nothing in MQTT 3.1.1 tells such a message from a
+// fresh one, and none of them delivers the backlog in a way a time window or
+// a fence after the reconnect could bound (AWS trickles it, Mosquitto and
+// EMQX release it through their in-flight windows). So commands never ride
+// a persistent session: an upstream whose readings keep one (clean_session
+// = false, the default) subscribes to commands on a second connection,
+// commandLink (commandlink.go), with client id <client_id>-cmd, a clean
+// session and no will. A command published while it is down is dropped by
+// the broker, unseen by the gateway. A clean-session upstream carries its
+// commands on its one connection. The readings connection drops a command
+// subscription left in its session (by an older version, or before commands
+// were turned off), and acknowledges and drops whatever no route takes.
+//
+// What still bounds a command's age: its ts, against command_max_age by the
+// gateway's clock (a ts in the future is accepted: the limit is there to
+// drop stale replays, and a gateway whose clock lags its operator's would
+// otherwise refuse every command); without one, the link itself, which
+// keepalive drops when it stalls, and the queue below. A retained command is
+// flagged as such when a subscription brings it (every reconnect) and
+// refused; one published while the gateway is subscribed reaches it
+// unflagged (MQTT 3.1.1 §3.3.1.3), indistinguishable from a plain command,
+// and runs once then, fresh, like one.
+//
 // The paho handler never blocks: it checks the command (retained, size,
 // syntax, age) and hands it to a bounded queue served by one worker per
 // upstream, which calls the Commander. A full queue refuses the command as
-// "busy". Results, and the refusals, go out on the upstream that delivered the
-// command. Commands are never stored: a command the gateway cannot take now
-// is refused, not kept for later. A "ts" older than command_max_age is
-// refused, and so is a command still queued command_max_age after its ts
-// or its arrival, whichever came first; a ts in the future is accepted (see
-// checkCommand).
+// "busy". Results, and the refusals, go out on the connection that
+// delivered the command. Commands are never stored: a command the gateway
+// cannot take now is refused, not kept for later; one still queued
+// command_max_age after its ts or its arrival, whichever came first, is
+// refused. Refusals and failures come in floods when someone misbehaves, so
+// they are logged through a rate limit (internal/ratelog).
+//
+// A broker would deliver a message of any size up to its own limit (256 MB
+// in MQTT), and paho reads each packet whole into memory. Every connection
+// reads through limitConn (limitconn.go), which parses the packets' fixed
+// headers: a PUBLISH over maxInboundPacket is skipped as it arrives, without
+// being held, and handed to paho as an empty PUBLISH on a topic no route
+// takes, so paho acknowledges it as its QoS requires (a PUBLISH left
+// unacknowledged would be resent at every reconnect and hold one of the
+// broker's in-flight slots for good); the drop is counted, logged
+// (rate-limited) and, on a command topic, refused with a result. Any other
+// packet over the limit, which no broker has reason to send, closes the
+// link.
 //
 // # Home Assistant
 //

@@ -141,7 +141,8 @@ func TestNetworkFaults(t *testing.T) {
 					t.Errorf("%d repeated readings after %d link losses, want at most %d (the in-flight window each)", dups, f.losses, f.losses*w)
 				}
 				// Commands work on the link as it is now: the subscription
-				// was renewed after any loss.
+				// was renewed after every loss.
+				g.logs.AwaitCount(t, wait, 1+f.losses, "subscribed to commands")
 				obs.Publish(t, "fg/gw/boiler/temp/set", 1, false, `{"value":1,"id":"after"}`)
 				obs.AwaitMessage(t, wait, "fg/gw/boiler/temp/set/result", func(p []byte) bool { return len(p) > 0 })
 			})

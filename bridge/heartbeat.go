@@ -24,6 +24,9 @@ func (h *heartbeat) beat(d time.Duration) {
 	h.by.Store(time.Now().Add(d + beatSlack).UnixNano())
 }
 
+// rest withdraws the promise, for a wait that needs none.
+func (h *heartbeat) rest() { h.by.Store(0) }
+
 // late reports whether the promise was broken by now.
 func (h *heartbeat) late(now time.Time) bool {
 	by := h.by.Load()

@@ -25,6 +25,19 @@ const (
 	haTimeout = 10 * time.Second
 	// haMinStep is the smallest step Home Assistant accepts for a number.
 	haMinStep = 0.001
+	// haCommandTS stamps a command with Home Assistant's clock, so that
+	// command_max_age applies to it (now() is a Home Assistant template
+	// function; isoformat gives RFC 3339 with microseconds and an offset).
+	haCommandTS = `"ts":"{{ now().isoformat() }}"`
+	// haCommand is the command template of numbers and texts: value as a
+	// JSON number or string, so text that looks like a number or starts
+	// with "{" still arrives as a string.
+	haCommand = `{"value":{{ value | tojson }},` + haCommandTS + `}`
+	// haSwitchCommand is the switch's: value is payload_on or payload_off,
+	// "true" or "false", which render as JSON booleans. Home Assistant
+	// before 2024.8 has no command_template for switches and sends the
+	// bare payload, which carries no ts.
+	haSwitchCommand = `{"value":{{ value }},` + haCommandTS + `}`
 )
 
 // haRawRange is the range of each numeric point type, before scale and
@@ -193,12 +206,12 @@ func haEntity(s *settings, p reading.Point, component string) haConfig {
 	case "switch":
 		c.PayloadOn, c.PayloadOff = "true", "false"
 		c.StateOn, c.StateOff = "true", "false"
+		c.CommandTemplate = haSwitchCommand
 	case "text":
-		// A JSON command, so text that looks like a number or starts with
-		// "{" still arrives as a string.
-		c.CommandTemplate = `{"value":{{ value | tojson }}}`
+		c.CommandTemplate = haCommand
 	case "number":
 		c.Unit, c.Mode = p.Unit, "box"
+		c.CommandTemplate = haCommand
 		if lo, hi, step, ok := haNumberRange(p); ok {
 			c.Min, c.Max, c.Step = &lo, &hi, &step
 		}

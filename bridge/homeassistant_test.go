@@ -74,17 +74,19 @@ var haWantJSON = []haWant{
 	{"homeassistant/number/gw/boiler_setpoint/config", map[string]any{
 		"value_template": "{{ value_json.value }}", "command_topic": "fg/gw/boiler/setpoint/set",
 		"unit_of_measurement": "degC", "min": 10.0, "max": 65535*0.5 + 10, "step": 0.5, "mode": "box",
+		"command_template": `{"value":{{ value | tojson }},"ts":"{{ now().isoformat() }}"}`,
 	}, []string{"state_class", "payload_on"}},
 	{"homeassistant/switch/gw/boiler_pump/config", map[string]any{
 		"value_template": "{{ value_json.value | tojson }}", "command_topic": "fg/gw/boiler/pump/set",
 		"payload_on": "true", "payload_off": "false", "state_on": "true", "state_off": "false",
+		"command_template": `{"value":{{ value }},"ts":"{{ now().isoformat() }}"}`,
 	}, []string{"unit_of_measurement", "min"}},
 	{"homeassistant/binary_sensor/gw/boiler_alarm/config", map[string]any{
 		"value_template": "{{ value_json.value | tojson }}", "payload_on": "true", "payload_off": "false",
 	}, []string{"command_topic", "state_on", "unit_of_measurement"}},
 	{"homeassistant/text/gw/scale_label/config", map[string]any{
 		"value_template": "{{ value_json.value }}", "command_topic": "fg/gw/scale/label/set",
-		"command_template": `{"value":{{ value | tojson }}}`,
+		"command_template": `{"value":{{ value | tojson }},"ts":"{{ now().isoformat() }}"}`,
 	}, []string{"unit_of_measurement", "min"}},
 	{"homeassistant/sensor/gw/scale_model/config", map[string]any{
 		"value_template": "{{ value_json.value }}",
@@ -93,7 +95,7 @@ var haWantJSON = []haWant{
 		"value_template": "{{ value_json.value | tojson }}", "payload_on": "true", "payload_off": "false",
 	}, []string{"command_topic", "unit_of_measurement"}},
 	{"homeassistant/switch/gw/io_relay/config", map[string]any{
-		"command_topic": "fg/gw/io/relay/set", "state_on": "true",
+		"command_topic": "fg/gw/io/relay/set", "state_on": "true", "command_template": `{"value":{{ value }},"ts":"{{ now().isoformat() }}"}`,
 	}, nil},
 }
 
@@ -202,6 +204,34 @@ point = [{ name = "b_c", line = 2, direction = "input" }]
 			t.Errorf("config %s: unique_id not from the gateway id", got[topic])
 		}
 	})
+}
+
+// TestHACommandTemplates renders each command template as Home Assistant
+// does, with a value of the entity's kind and now() in its form (local
+// time, microseconds, an offset), and checks the gateway takes the result
+// as a fresh command of that value.
+func TestHACommandTemplates(t *testing.T) {
+	isoformat := time.Now().In(time.FixedZone("", 3600)).Format("2006-01-02T15:04:05.000000-07:00")
+	render := func(tmpl, value string) string {
+		return strings.NewReplacer("{{ value | tojson }}", value, "{{ value }}", value,
+			"{{ now().isoformat() }}", isoformat).Replace(tmpl)
+	}
+	tests := []struct {
+		tmpl, value string // value as the template renders it
+		want        reading.Value
+	}{
+		{haCommand, "21.5", reading.Float(21.5)},
+		{haCommand, `"{\"a\": 1}"`, reading.String(`{"a": 1}`)},
+		{haSwitchCommand, "true", reading.Bool(true)},
+		{haSwitchCommand, "false", reading.Bool(false)},
+	}
+	for _, tt := range tests {
+		payload := render(tt.tmpl, tt.value)
+		c, err := checkCommand([]byte(payload), false, time.Now(), time.Second)
+		if err != nil || c.Value != tt.want || c.TS.IsZero() {
+			t.Errorf("%s: %+v, %v; want a fresh command of %v", payload, c, err, tt.want)
+		}
+	}
 }
 
 func TestHANumberRange(t *testing.T) {

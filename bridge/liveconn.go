@@ -1,18 +1,12 @@
 package bridge
 
 import (
-	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
-	"net/url"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	mqtt "github.com/eclipse/paho.mqtt.golang"
-	"golang.org/x/net/proxy"
 )
 
 // pingreq is an MQTT PINGREQ packet.
@@ -97,49 +91,4 @@ func (l *liveConn) watch() {
 			}
 		}
 	}
-}
-
-// openConn dials a broker as paho would (tcp, ssl, ws, wss, honouring the
-// proxy settings of the environment), with a watch on the link.
-func openConn(uri *url.URL, tlsCfg *tls.Config, timeout, keepalive time.Duration, logger *slog.Logger) (net.Conn, error) {
-	dialer := &net.Dialer{Timeout: timeout}
-	var (
-		c   net.Conn
-		err error
-	)
-	switch uri.Scheme {
-	case "tcp":
-		c, err = proxy.FromEnvironmentUsing(dialer).Dial("tcp", uri.Host)
-	case "ssl":
-		c, err = dialTLS(dialer, uri.Host, tlsCfg)
-	case "ws", "wss":
-		u := *uri
-		u.User = nil // gorilla's websocket refuses URLs with user information
-		if uri.Scheme == "ws" {
-			tlsCfg = nil
-		}
-		c, err = mqtt.NewWebsocket(u.String(), tlsCfg, timeout, nil, nil)
-	default:
-		err = errors.New("unknown protocol " + uri.Scheme)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return watchLink(c, keepalive, logger), nil
-}
-
-func dialTLS(dialer *net.Dialer, host string, tlsCfg *tls.Config) (net.Conn, error) {
-	if os.Getenv("all_proxy") == "" {
-		return tls.DialWithDialer(dialer, "tcp", host, tlsCfg)
-	}
-	raw, err := proxy.FromEnvironment().Dial("tcp", host)
-	if err != nil {
-		return nil, err
-	}
-	tc := tls.Client(raw, tlsCfg)
-	if err := tc.Handshake(); err != nil {
-		_ = raw.Close()
-		return nil, err
-	}
-	return tc, nil
 }

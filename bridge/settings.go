@@ -1,9 +1,11 @@
 package bridge
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"strings"
@@ -41,6 +43,12 @@ type settings struct {
 	discovery    bool        // homeassistant: publish Home Assistant discovery configs
 	tls          *config.TLS // nil: plain connection
 	sparkplug    config.Sparkplug
+	// tlsFiles is a digest of what the TLS files held when the settings
+	// were made, so that a reload notices a renewed certificate or key.
+	tlsFiles [sha256.Size]byte
+	// commandsOnly marks the command connection of an upstream whose
+	// readings keep a persistent session (commandlink.go).
+	commandsOnly bool
 }
 
 // newSettings takes one [[upstream]] of a loaded config, which has every
@@ -62,6 +70,7 @@ func newSettings(u config.Upstream) (*settings, error) {
 		batchMax:     u.BatchMax,
 		discovery:    u.HomeAssistant,
 		tls:          u.TLS,
+		tlsFiles:     tlsDigest(u.TLS),
 	}
 	if u.Sparkplug != nil {
 		s.sparkplug = *u.Sparkplug
@@ -97,6 +106,43 @@ func brokerURL(raw string) (*url.URL, error) {
 	}
 	u.Scheme = scheme
 	return u, nil
+}
+
+// maxTLSFile bounds what is read of a certificate or key file for the
+// digest: such files are a few KiB, and a mistake like /dev/zero must not
+// stall a reload.
+const maxTLSFile = 1 << 20
+
+// tlsDigest hashes the contents of t's CA, certificate and key files; a file
+// that cannot be read contributes its error instead, so it counts as a
+// change when it becomes readable.
+func tlsDigest(t *config.TLS) [sha256.Size]byte {
+	var sum [sha256.Size]byte
+	if t == nil {
+		return sum
+	}
+	h := sha256.New()
+	for _, name := range []string{t.CAFile, t.CertFile, t.KeyFile} {
+		b, err := readBounded(name)
+		if err != nil {
+			b = []byte(err.Error())
+		}
+		fmt.Fprintf(h, "%d:", len(b))
+		h.Write(b)
+	}
+	return [sha256.Size]byte(h.Sum(sum[:0]))
+}
+
+func readBounded(name string) ([]byte, error) {
+	if name == "" {
+		return nil, nil
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, maxTLSFile))
 }
 
 // tlsConfig loads the certificate files; it runs before every new client so a

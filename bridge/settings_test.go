@@ -3,6 +3,7 @@ package bridge
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -199,5 +200,40 @@ func TestTLSConfig(t *testing.T) {
 				t.Errorf("config %+v does not follow %+v", c, tt.tls)
 			}
 		})
+	}
+}
+
+// TestTLSDigest checks that the settings of one config differ exactly when
+// a TLS file's contents changed (or it became readable), so a reload keeps
+// an upstream whose files are the same and renews one whose files are not.
+func TestTLSDigest(t *testing.T) {
+	dir := t.TempDir()
+	ca := peers.NewCA(t, dir, "ca")
+	cert, key := ca.Issue(t, dir, "gw", false)
+	settingsNow := func() *settings {
+		t.Helper()
+		cfg := testConfig(t, upstreamCfg("c", "mqtts://b:8883", func(u *config.Upstream) {
+			u.TLS = &config.TLS{CAFile: ca.CertFile, CertFile: cert, KeyFile: key}
+		}))
+		s, err := newSettings(cfg.Upstream[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	first := settingsNow()
+	if again := settingsNow(); !reflect.DeepEqual(first, again) {
+		t.Error("the same files give different settings")
+	}
+	ca.Issue(t, dir, "gw", false) // a renewed certificate and key, in place
+	renewed := settingsNow()
+	if reflect.DeepEqual(first, renewed) || !onlyTLSFilesDiffer(renewed, first) {
+		t.Error("renewed files not noticed, or noticed as another change")
+	}
+	if err := os.Remove(key); err != nil {
+		t.Fatal(err)
+	}
+	if gone := settingsNow(); reflect.DeepEqual(gone, renewed) {
+		t.Error("a key file gone not noticed")
 	}
 }

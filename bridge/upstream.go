@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fieldgate/fieldgate/internal/backoff"
+	"github.com/fieldgate/fieldgate/internal/ratelog"
 )
 
 const (
@@ -21,6 +22,10 @@ const (
 	// offlineBudget, then the DISCONNECT gets disconnectQuiesce.
 	drainBudget   = 3 * time.Second
 	offlineBudget = 4500 * time.Millisecond
+
+	// quietInterval is how often at most a warning of one kind that can
+	// come in floods (refused commands, oversized messages) is logged.
+	quietInterval = 10 * time.Second
 )
 
 // upstream is one [[upstream]] for as long as its settings stay unchanged:
@@ -32,6 +37,7 @@ type upstream struct {
 	b      *Bridge
 	s      *settings
 	logger *slog.Logger
+	quiet  *ratelog.Limiter // for warnings that can come in floods
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -43,17 +49,29 @@ type upstream struct {
 	conn     *conn
 	pub      *publisher
 	commands *commandWorker // nil when the upstream takes no commands
+	cmdLink  *commandLink   // the commands' own connection; nil when they share conn or there are none
 	statuses *statusPublisher
 	disco    *discovery        // nil: no Home Assistant discovery
 	spb      *sparkplugSession // format sparkplug only
 }
 
-func newUpstream(b *Bridge, s *settings, discovered map[string]string) *upstream {
+// newUpstream prepares an upstream; discovered and dropped (its count of
+// messages too large to read) belong to its name and outlive it.
+func newUpstream(b *Bridge, s *settings, discovered map[string]string, dropped *atomic.Uint64) *upstream {
 	ctx, cancel := context.WithCancel(context.Background())
 	u := &upstream{b: b, s: s, logger: b.logger.With("upstream", s.name), ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	u.quiet = ratelog.New(u.logger, quietInterval)
 	u.conn = newConn(ctx, s, u.logger, &u.hb)
-	if s.commands {
-		u.commands = newCommandWorker(u)
+	u.conn.drops = inboundDrops{count: dropped, log: u.quiet}
+	switch {
+	case s.commands && s.clean:
+		u.commands = newCommandWorker(u, u.conn)
+		u.conn.drops.refuse = u.commands.refuseTooLarge
+	case s.commands:
+		u.cmdLink = newCommandLink(u)
+		u.commands = newCommandWorker(u, u.cmdLink.conn)
+		u.cmdLink.w = u.commands
+		u.cmdLink.conn.drops = inboundDrops{count: dropped, log: u.quiet, refuse: u.commands.refuseTooLarge}
 	}
 	if s.format == formatSparkplug {
 		u.spb = newSparkplugSession(u)
@@ -89,7 +107,12 @@ func (u *upstream) run() {
 	}
 	if u.commands != nil {
 		u.wg.Go(u.commands.execute)
-		if u.spb == nil { // a Sparkplug session takes its commands and their results
+		switch {
+		case u.spb != nil: // a Sparkplug session takes its commands and their results
+		case u.cmdLink != nil:
+			u.wg.Go(u.cmdLink.run)
+			u.wg.Go(u.commands.publishResults)
+		default:
 			u.conn.client.AddRoute(u.s.commandFilter(), u.commands.onCommand)
 			u.wg.Go(u.commands.publishResults)
 		}
@@ -142,8 +165,14 @@ func (u *upstream) connected(sessionPresent bool) {
 		u.spb.connected() // births instead of statuses and discovery
 		return
 	}
-	if u.commands != nil {
+	switch {
+	case u.commands != nil && u.cmdLink == nil:
 		u.commands.subscribe()
+	case sessionPresent:
+		// The session may hold a command subscription from before commands
+		// moved to their own connection (or were turned off): the broker
+		// would queue commands in it during every outage.
+		u.conn.client.Unsubscribe(u.s.commandFilter())
 	}
 	u.statuses.connected()
 	u.disco.connected()

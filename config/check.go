@@ -143,9 +143,12 @@ func (c *Check) Point(i int, name string) *Check {
 // NoPoints reports an adapter that has no points to read.
 func (c *Check) NoPoints() { c.Errorf("point", "no points") }
 
+// maxBaudRate is above any USB serial adapter's (FTDI's fastest: 12 Mbaud).
+const maxBaudRate = 12_000_000
+
 // SerialLine fills and checks the line settings of a serial port.
 func (c *Check) SerialLine(ln *Line) {
-	c.Int(&ln.BaudRate, "baud_rate", 9600, 1, math.MaxInt)
+	c.Int(&ln.BaudRate, "baud_rate", 9600, 1, maxBaudRate)
 	c.Int(&ln.DataBits, "data_bits", 8, 5, 8)
 	ln.Parity = strings.ToUpper(ln.Parity)
 	c.Choice(&ln.Parity, "parity", "N", "N", "E", "O")
@@ -194,6 +197,22 @@ func (c *Check) claim(resource string, tag any) (first node, prev any, taken boo
 type claimant struct {
 	n   node
 	tag any
+}
+
+// OnOffWriteInterval is min_write_interval's default for on/off points
+// (coils, GPIO outputs, any point of type bool): a relay or contactor
+// commanded faster than this by a runaway automation chatters, and a motor
+// behind it starts more often than its rating allows. Other points default
+// to 0 (no limit): a setpoint written twice does no harm.
+const OnOffWriteInterval = time.Second
+
+// WriteInterval fills a point's min_write_interval, named by key k: with
+// OnOffWriteInterval for an on/off point, else 0, when the file does not
+// set it; "0s" turns the limit off.
+func (c *Check) WriteInterval(d *Duration, k string, onOff bool) {
+	if !c.Has(k) && onOff {
+		*d = Duration(OnOffWriteInterval)
+	}
 }
 
 // Change checks a point's on-change settings.

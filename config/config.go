@@ -23,8 +23,11 @@ import (
 // back as Errors, naming path as given; relative password_file paths are
 // taken from path's directory.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readLimited(path, maxFileSize)
 	if err != nil {
+		if errors.Is(err, errTooLarge) {
+			return nil, Errors{{File: path, Msg: err.Error()}}
+		}
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	dir := filepath.Dir(path)
@@ -32,7 +35,7 @@ func Load(path string) (*Config, error) {
 		if !filepath.IsAbs(name) {
 			name = filepath.Join(dir, name)
 		}
-		return readSmall(name)
+		return readLimited(name, maxSecretFile)
 	})
 }
 
@@ -40,15 +43,20 @@ func Load(path string) (*Config, error) {
 // /dev/zero cannot stall the gateway at start.
 const maxSecretFile = 64 << 10
 
-func readSmall(name string) ([]byte, error) {
+var errTooLarge = errors.New("larger than")
+
+// readLimited reads a file of at most limit bytes, never more than that
+// into memory: a config or password file named by mistake (/dev/zero, a
+// log) cannot exhaust it.
+func readLimited(name string, limit int64) ([]byte, error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
-	if err == nil && len(b) > maxSecretFile {
-		err = fmt.Errorf("%s: larger than %s", name, Size(maxSecretFile))
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err == nil && int64(len(b)) > limit {
+		err = fmt.Errorf("%s: %w %s", name, errTooLarge, Size(limit))
 	}
 	return b, err
 }
@@ -64,6 +72,7 @@ type loader struct {
 	claims   map[string]claimant          // resources (serial ports, GPIO lines) by their first user
 	adapters []decodedAdapter             // as decoded, in key order
 	errs     Errors
+	unshown  int // problems past maxErrors
 
 	adapterNodes []node // Config.Adapters' tables
 }
@@ -71,13 +80,20 @@ type loader struct {
 // parse is Load after reading the file, with the machine's environment and
 // files passed in so tests and the fuzzer stay hermetic.
 func parse(file string, data []byte, lookup func(string) (string, bool), readFile func(string) ([]byte, error)) (*Config, error) {
+	if e := checkShape(file, string(data)); e != nil {
+		return nil, Errors{e}
+	}
 	var raw map[string]any
 	if _, err := toml.Decode(string(data), &raw); err != nil {
+		// The parser's error quotes the text it stumbled on, which may be
+		// an unquoted password: it is not kept, and its message is shown
+		// with the offending line's value taken out.
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, Errors{{File: file, Line: pe.Position.Line, Col: pe.Position.Col, Msg: pe.Message, Err: err}}
+			return nil, Errors{{File: file, Line: pe.Position.Line, Col: pe.Position.Col,
+				Msg: redactSyntax(pe.Message, lineOf(data, pe.Position.Line))}}
 		}
-		return nil, Errors{{File: file, Msg: err.Error(), Err: err}}
+		return nil, Errors{{File: file, Msg: redactSyntax(err.Error(), string(data))}}
 	}
 	l := &loader{
 		file: file, lookup: lookup, readFile: readFile,
@@ -103,6 +119,9 @@ func parse(file string, data []byte, lookup func(string) (string, bool), readFil
 		slices.SortStableFunc(l.errs, func(a, b *Error) int {
 			return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col))
 		})
+		if l.unshown > 0 {
+			l.errs = append(l.errs, &Error{File: file, Msg: fmt.Sprintf("%d more problems not shown", l.unshown)})
+		}
 		return nil, l.errs
 	}
 	return c, nil
@@ -120,6 +139,10 @@ func (l *loader) fail(n node, k string, err error, msg string) {
 		return
 	}
 	l.reported[path] = true
+	if len(l.errs) == maxErrors {
+		l.unshown++
+		return
+	}
 	p := l.find(path)
 	l.errs = append(l.errs, &Error{File: l.file, Line: p.line, Col: p.col, Key: n.key, Msg: msg, Err: err})
 }

@@ -17,3 +17,11 @@ func env(name string) (string, bool) {
 	v, ok := map[string]string{"CLOUD_PASSWORD": "hunter2", "BROKER": "broker.example.com", "EMPTY": "", "TRICKY": "q\"\n[evil]\nx = '"}[name]
 	return v, ok
 }
+
+const (
+	MaxDepth    = maxDepth
+	MaxKeyParts = maxKeyParts
+	MaxKeyLen   = maxKeyLen
+	MaxItems    = maxItems
+	MaxErrors   = maxErrors
+)

@@ -39,6 +39,26 @@ func FuzzLoad(f *testing.F) {
 	}
 	f.Add([]byte("[gateway]\nid = \"gw\"\n[[modbus]]\nname = \"m\"\nurl = \"rtu:///dev/x\"\npoint = [{ name = \"p\", table = \"coil\", bit = 99, \"x\\u0000y\" = 1 }]\n"))
 	f.Add([]byte("a.b.c = 1\n[a]\n[[x.y]]\n[x]\n"))
+	// Shapes near and past the limits on nesting, keys and strings, with
+	// brackets and quotes inside strings and comments.
+	for _, s := range []string{
+		"x = " + strings.Repeat("[", 8) + "1" + strings.Repeat("]", 8),
+		"x = " + strings.Repeat("[", 9) + "1" + strings.Repeat("]", 9),
+		"x = " + strings.Repeat("{a=", 8) + "1" + strings.Repeat("}", 8),
+		"x = [{a=[{b=[{c=[{d=1}]}]}]}]",
+		strings.Repeat("a.", 7) + "b = 1",
+		"[" + strings.Repeat("a.", 8) + "b]",
+		"['a.b'.\"c]\".d]\ne = 1",
+		strings.Repeat("k", 257) + " = 1",
+		"x = '" + strings.Repeat("s", 70000) + "'",
+		"x = \"\"\"a\"\"\"\", [[[[[[[[[1]]]]]]]]]",
+		"x = [\"[[[[[[[[[\", '{{{{{{{{{', \"\"\"\n]]]]\"\"\"] # [[[[[[[[[",
+		"x = \"a\\\n[[[[[[[[[[\"",
+		"password = hunter2secret",
+		"[[upstream]]\nname = \"a\"\nurl = mqtt://u:secret@b:1883",
+	} {
+		f.Add([]byte("[gateway]\nid = \"gw\"\n" + s + "\n"))
+	}
 
 	noFiles := func(string) ([]byte, error) { return nil, fs.ErrNotExist }
 	f.Fuzz(func(t *testing.T, data []byte) {

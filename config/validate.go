@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"math"
 	"net"
 	"net/url"
 	"slices"
@@ -149,6 +148,9 @@ func (l *loader) upstream(o *Check, u *Upstream, g *Gateway, seen map[string]nod
 		o.Errorf("qos", "qos %d out of range 0..2", *u.QoS)
 	}
 	o.Duration(&u.Keepalive, "keepalive", 30*time.Second, time.Second)
+	if u.Keepalive.D() > maxKeepalive {
+		o.Errorf("keepalive", "keepalive must be at most %s (MQTT counts it in 16 bits of seconds)", maxKeepalive)
+	}
 	o.Duration(&u.ReconnectMax, "reconnect_max", 10*time.Second, time.Second)
 	if u.Commands == nil {
 		u.Commands = new(bool)
@@ -156,7 +158,7 @@ func (l *loader) upstream(o *Check, u *Upstream, g *Gateway, seen map[string]nod
 	}
 	o.topicPrefix(&u.TopicPrefix, g.TopicPrefix)
 	o.Choice(&u.Format, "format", "json", "json", "value", "batch", "sparkplug")
-	o.Int(&u.BatchMax, "batch_max", 100, 1, math.MaxInt)
+	o.Int(&u.BatchMax, "batch_max", 100, 1, maxBatch)
 	o.sparkplug(u, g)
 }
 
@@ -207,3 +209,11 @@ func (o *Check) sparkplugID(v, k string) {
 		o.Errorf(k, "bad %s %q: must be UTF-8 without + / #", k, v)
 	}
 }
+
+const (
+	// maxKeepalive is the longest keepalive MQTT can carry: 65535 s.
+	maxKeepalive = 65535 * time.Second
+	// maxBatch bounds readings per batch message: about 1 MB of JSON,
+	// EMQX's default packet limit (AWS IoT Core takes 128 KB: about 1,200).
+	maxBatch = 10_000
+)

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -64,8 +65,25 @@ func writeConfig(t *testing.T, text string) string {
 // the test's cleanup kills it if the test has not stopped it.
 func startGateway(t *testing.T, cfg string, env ...string) *gateway {
 	t.Helper()
+	return startBinary(t, fieldgateBin, cfg, env...)
+}
+
+// plainBinary builds, once, the gateway without the race detector, for
+// tests that measure it.
+var plainBinary = sync.OnceValues(func() (string, error) {
+	bin := filepath.Join(filepath.Dir(fieldgateBin), "fieldgate-plain")
+	out, err := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "../cmd/fieldgate").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// startBinary is startGateway with another build of the gateway.
+func startBinary(t *testing.T, bin, cfg string, env ...string) *gateway {
+	t.Helper()
 	g := &gateway{t: t, logs: &peers.Lines{}}
-	cmd := exec.Command(fieldgateBin, "run", "-c", cfg)
+	cmd := exec.Command(bin, "run", "-c", cfg)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = g.logs
 	proc, err := peers.StartProcess(t, cmd, g.logs, "", 0)

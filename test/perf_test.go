@@ -26,10 +26,9 @@ func BenchmarkEndToEnd(b *testing.B) {
 	if s, err := strconv.Atoi(os.Getenv("FIELDGATE_E2E_SECONDS")); err == nil && s > 0 {
 		secs = s
 	}
-	bin := filepath.Join(b.TempDir(), "fieldgate")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "../cmd/fieldgate")
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
+	bin, err := plainBinary()
+	if err != nil {
+		b.Fatal(err)
 	}
 	mq := peers.StartMosquitto(b, peers.MosquittoOptions{})
 	bank, dev := device(b)
@@ -75,7 +74,10 @@ func BenchmarkEndToEnd(b *testing.B) {
 		b.ReportMetric(float64(bank.Reads()-reads0)*100/el, "polled/s") // 200 points in 2 requests a cycle
 	}
 	b.StopTimer()
-	rss, hwm := procMem(b, gw.Process.Pid)
+	rss, hwm, err := procMem(gw.Process.Pid)
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.ReportMetric(rss, "RSS-MiB")
 	b.ReportMetric(hwm, "peakRSS-MiB")
 	if fi, err := os.Stat(bin); err == nil {
@@ -84,10 +86,10 @@ func BenchmarkEndToEnd(b *testing.B) {
 }
 
 // procMem reads a process's current and peak resident set size in MiB.
-func procMem(b *testing.B, pid int) (rss, hwm float64) {
+func procMem(pid int) (rss, hwm float64, err error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		b.Fatal(err)
+		return 0, 0, err
 	}
 	for _, line := range strings.Split(string(data), "\n") {
 		f := strings.Fields(line)
@@ -102,5 +104,5 @@ func procMem(b *testing.B, pid int) (rss, hwm float64) {
 			hwm = kb / 1024
 		}
 	}
-	return rss, hwm
+	return rss, hwm, nil
 }

@@ -27,7 +27,13 @@ type PointConfig struct {
 	Initial   bool            `toml:"initial"`
 	Counter   bool            `toml:"counter"` // inputs: publish the persisted count of rising edges instead of the level
 	Unit      string          `toml:"unit"`
+	// MinWriteInterval refuses commands to an output closer together than
+	// this; default config.OnOffWriteInterval.
+	MinWriteInterval config.Duration `toml:"min_write_interval"`
 }
+
+// maxLine bounds a line offset; chips have tens or hundreds of lines.
+const maxLine = 65535
 
 // AdapterName implements config.AdapterConfig.
 func (c *Config) AdapterName() string { return c.Name }
@@ -41,8 +47,8 @@ func (c *Config) Check(ck *config.Check) {
 	for i := range c.Points {
 		pt := &c.Points[i]
 		p := ck.Point(i, pt.Name)
-		if pt.Line < 0 {
-			p.Errorf("line", "line must not be negative")
+		if pt.Line < 0 || pt.Line > maxLine {
+			p.Errorf("line", "line %d out of range 0..%d", pt.Line, maxLine)
 		} else {
 			p.Claim("line", fmt.Sprintf("gpio %s %d", c.Chip, pt.Line), fmt.Sprintf("line %d of %s", pt.Line, c.Chip))
 		}
@@ -64,6 +70,7 @@ func (c *Config) Check(ck *config.Check) {
 			p.Errorf("edge", "a counter counts rising edges: edge must be rising or both, not %q", pt.Edge)
 		}
 		p.Choice(&pt.Bias, "bias", "as_is", "as_is", "disabled", "pull_up", "pull_down")
+		p.WriteInterval(&pt.MinWriteInterval, "min_write_interval", pt.Direction == "output")
 	}
 }
 

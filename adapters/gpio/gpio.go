@@ -338,6 +338,9 @@ func (a *Adapter) Write(ctx context.Context, name string, v reading.Value) (read
 	if a.sess == nil {
 		return reading.Value{}, reading.Reading{}, fmt.Errorf("gpio %q point %q: %w", a.name, name, errNotOpen)
 	}
+	if err := p.gate.Pass(time.Now()); err != nil {
+		return reading.Value{}, reading.Reading{}, fmt.Errorf("gpio %q point %q: %w", a.name, name, err)
+	}
 	if err := a.sess.set(p, b); err != nil {
 		return reading.Value{}, reading.Reading{}, fmt.Errorf("gpio %q: %w", a.name, err)
 	}

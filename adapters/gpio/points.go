@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/warthog618/go-gpiocdev"
+
+	"github.com/fieldgate/fieldgate/adapters"
 )
 
 // point is one configured line, checked and translated to gpiocdev terms.
@@ -18,8 +20,9 @@ type point struct {
 	debounce  time.Duration
 	bias      gpiocdev.LineBias
 	activeLow bool
-	interval  time.Duration // inputs: heartbeat period, 0 for none
-	counter   bool          // inputs: publish the count of rising edges, not the level
+	interval  time.Duration       // inputs: heartbeat period, 0 for none
+	counter   bool                // inputs: publish the count of rising edges, not the level
+	gate      *adapters.WriteGate // outputs: min_write_interval
 
 	// level is what an output is driven to when its line is requested:
 	// initial at first, then the last level written, so a chip that comes
@@ -62,7 +65,8 @@ func parsePoints(cfg *Config) ([]*point, error) {
 	points := make([]*point, 0, len(cfg.Points))
 	for i, c := range cfg.Points {
 		p := &point{name: c.Name, index: i, offset: c.Line, activeLow: c.ActiveLow,
-			debounce: c.Debounce.D(), interval: c.Interval.D(), counter: c.Counter, level: c.Initial}
+			debounce: c.Debounce.D(), interval: c.Interval.D(), counter: c.Counter, level: c.Initial,
+			gate: adapters.NewWriteGate(c.MinWriteInterval.D())}
 		if names[c.Name] {
 			fail(c.Name, "duplicate point name")
 		}

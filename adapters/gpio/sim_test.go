@@ -29,6 +29,7 @@ import (
 
 	"github.com/fieldgate/fieldgate/adapters"
 	"github.com/fieldgate/fieldgate/adapters/adapterstest"
+	"github.com/fieldgate/fieldgate/config"
 )
 
 // vmExitMarker precedes the exit code on the console; test/gpiovm waits for it.
@@ -741,4 +742,24 @@ func TestContract(t *testing.T) {
 			},
 		}
 	})
+}
+
+// TestOutputWriteInterval: a command to an output sooner than its
+// min_write_interval after the last one is refused and leaves the line as
+// it is.
+func TestOutputWriteInterval(t *testing.T) {
+	c, label := newSim(t, 1)
+	a, rec, _ := start(t, label, []PointConfig{
+		{Name: "relay", Line: 0, Direction: "output", MinWriteInterval: config.Duration(time.Hour)},
+	})
+	expect(t, rec, "relay", false)
+	if _, _, err := a.Write(t.Context(), "relay", reading.Bool(true)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Write(t.Context(), "relay", reading.Bool(false)); !errors.Is(err, adapters.ErrTooSoon) {
+		t.Errorf("second write within the interval: %v, want ErrTooSoon", err)
+	}
+	if v := level(t, c, 0); v != 1 {
+		t.Errorf("line at %d after the refused write, want 1", v)
+	}
 }

@@ -2,7 +2,6 @@ package modbus
 
 import (
 	"fmt"
-	"math"
 	"net"
 	"net/url"
 	"strings"
@@ -113,7 +112,7 @@ func (c *Config) Check(ck *config.Check) {
 	ck.Int(&c.UnitID, "unit_id", 1, minUnit, maxUnit)
 	ck.Duration(&c.Interval, "interval", time.Second, 0)
 	ck.Duration(&c.Timeout, "timeout", time.Second, 0)
-	ck.Int(&c.MaxGap, "max_gap", 10, 0, math.MaxInt)
+	ck.Int(&c.MaxGap, "max_gap", 10, 0, 65535)
 	for i := range c.Points {
 		c.Points[i].check(ck.Point(i, c.Points[i].Name))
 	}
@@ -155,6 +154,7 @@ func (p *PointConfig) check(ck *config.Check) {
 	if p.Writable && p.Table != Coil && p.Table != HoldingRegister {
 		ck.Errorf("writable", "a %s is read-only: only coils and holding registers are writable", p.Table)
 	}
+	ck.WriteInterval(&p.MinWriteInterval, "min_write_interval", p.Type == "bool")
 	if p.Scale == nil {
 		p.Scale = new(float64)
 		*p.Scale = 1

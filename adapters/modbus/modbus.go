@@ -93,16 +93,15 @@ type point struct {
 	addr     int
 	codec    codec
 	writable bool
-	minWrite time.Duration
-	every    time.Duration // the point's interval
-	sun      *sunPoint     // nil but for a point SunSpec discovery laid out
-	next     time.Time     // when the point is due; owned by Run
+	gate     *adapters.WriteGate // min_write_interval
+	every    time.Duration       // the point's interval
+	sun      *sunPoint           // nil but for a point SunSpec discovery laid out
+	next     time.Time           // when the point is due; owned by Run
 	// Guarded by Adapter.mu.
-	filter    adapters.ChangeFilter
-	backAt    time.Time // when the last write's read-back was read
-	lastWrite time.Time // when the last accepted write went out
-	sfPolled  int       // a scale factor's value as last polled, if sfKnown
-	sfKnown   bool
+	filter   adapters.ChangeFilter
+	backAt   time.Time // when the last write's read-back was read
+	sfPolled int       // a scale factor's value as last polled, if sfKnown
+	sfKnown  bool
 }
 
 // width is how many addresses of its table the point spans.
@@ -261,7 +260,7 @@ func planTable(t table, ps []*point, maxGap int) []readPlan {
 }
 
 func newPoint(pc PointConfig) (*point, error) {
-	p := &point{name: pc.Name, addr: pc.Address, writable: pc.Writable, minWrite: pc.MinWriteInterval.D(), every: pc.Interval.D()}
+	p := &point{name: pc.Name, addr: pc.Address, writable: pc.Writable, gate: adapters.NewWriteGate(pc.MinWriteInterval.D()), every: pc.Interval.D()}
 	p.filter = adapters.ChangeFilter{OnChange: pc.OnChange, Deadband: pc.Deadband, Heartbeat: pc.Heartbeat.D()}
 	var ok bool
 	if p.table, ok = parseTable(pc.Table); !ok {
@@ -592,7 +591,7 @@ func (a *Adapter) Write(ctx context.Context, name string, v reading.Value) (read
 	if m == nil {
 		return reading.Value{}, reading.Reading{}, wrap(errStopped)
 	}
-	if err := a.reserveWrite(p, time.Now()); err != nil {
+	if err := p.gate.Pass(time.Now()); err != nil {
 		return reading.Value{}, reading.Reading{}, wrap(err)
 	}
 	if err := m.do(ctx, a.unit, true, req); err != nil {
@@ -679,19 +678,6 @@ func (p *point) writeRequest(c codec, v reading.Value) (func(modbus.Client) erro
 		_, err := c.WriteMultipleRegisters(addr, uint16(len(wire)/2), wire)
 		return err
 	}, written, nil
-}
-
-// reserveWrite enforces min_write_interval, counting from the last write
-// that was let through to the link.
-func (a *Adapter) reserveWrite(p *point, now time.Time) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if !p.lastWrite.IsZero() && now.Sub(p.lastWrite) < p.minWrite {
-		return fmt.Errorf("%w: %s since the last write, min_write_interval is %s",
-			adapters.ErrTooSoon, now.Sub(p.lastWrite).Round(time.Millisecond), p.minWrite)
-	}
-	p.lastWrite = now
-	return nil
 }
 
 // attach joins the adapter to the bus (or connection) its url names.

@@ -244,6 +244,19 @@ func FuzzRTUReply(f *testing.F) {
 	f.Add(frame(f, 2, fcReadHolding, 6, 0, 1, 0, 2, 0, 3), false)
 	f.Add(frame(f, 1, fcReadHolding, 255), false)
 	f.Add([]byte{1, fcReadHolding}, false)
+	for _, code := range []byte{1, 2, 3, 4, 6, 0x0b, 0xff} {
+		f.Add(frame(f, 1, fcReadHolding|0x80, code), false)
+		f.Add(frame(f, 1, fcReadCoils|0x80, code), true)
+	}
+	f.Add(frame(f, 1, fcReadHolding|0x80), false)                                             // an exception without its code
+	f.Add(frame(f, 1, fcReadInput, 6, 0, 1, 0, 2, 0, 3), false)                               // another function's answer
+	f.Add(frame(f, 1, fcReadHolding, 4, 0, 1, 0, 2), false)                                   // two registers, not three
+	f.Add(frame(f, 1, fcReadHolding, 6, 0, 1, 0, 2), false)                                   // byte count beyond the data
+	f.Add(frame(f, 1, fcReadCoils, 2, 5, 0), true)                                            // a byte too many for three coils
+	f.Add(frame(f, 1, fcReadCoils, 0), true)                                                  // no coil bytes
+	f.Add(frame(f, 1, fcReadHolding, 6, 0, 1, 0, 2, 0, 3)[:6], false)                         // truncated
+	f.Add(corrupt(frame(f, 1, fcReadHolding, 6, 0, 1, 0, 2, 0, 3), -1), false)                // bad CRC
+	f.Add(append([]byte{0, 0, 0}, frame(f, 1, fcReadHolding, 6, 0, 1, 0, 2, 0, 3)...), false) // line noise first
 	log := slog.New(slog.DiscardHandler)
 	f.Fuzz(func(t *testing.T, reply []byte, bits bool) {
 		tr := newRTUTransport(nil, 0)

@@ -29,6 +29,9 @@ type PointConfig struct {
 	Type        string `toml:"type"` // float64 | int64 | bool | string; default float64
 	WriteFormat string `toml:"write_format"`
 	Unit        string `toml:"unit"`
+	// MinWriteInterval refuses commands closer together than this (see
+	// config.OnOffWriteInterval for the default).
+	MinWriteInterval config.Duration `toml:"min_write_interval"`
 	config.Change
 }
 
@@ -71,6 +74,7 @@ func (c *Config) Check(ck *config.Check) {
 			}
 		}
 		p.Choice(&pt.Type, "type", "float64", "float64", "int64", "bool", "string")
+		p.WriteInterval(&pt.MinWriteInterval, "min_write_interval", pt.Type == "bool")
 		p.Change(&pt.Change)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fieldgate/fieldgate/internal/ratelog"
 	"github.com/fieldgate/fieldgate/internal/reading"
 
 	"github.com/fieldgate/fieldgate/adapters"
@@ -35,6 +36,11 @@ const (
 	// maxLine bounds a line: a device at the wrong baud rate sends noise
 	// without delimiters, which must not grow a buffer forever.
 	maxLine = 4096
+	// noiseInterval is how often at most a kind of bad data is logged: a
+	// noisy device sends it with every line.
+	noiseInterval = 10 * time.Second
+	// maxLogged bounds the device text a log line quotes.
+	maxLogged = 80
 )
 
 // errLineTooLong is a protocol fault, not a port fault: the port stays open.
@@ -54,7 +60,8 @@ type Adapter struct {
 	points   []*point
 	byName   map[string]*point
 	log      *slog.Logger
-	cmds     chan *command // Write → Run
+	noise    *ratelog.Limiter // bad data, which comes with every line of a noisy device
+	cmds     chan *command    // Write → Run
 }
 
 type point struct {
@@ -62,6 +69,7 @@ type point struct {
 	re     *regexp.Regexp
 	typ    string
 	format string                // write_format; empty: not writable
+	gate   *adapters.WriteGate   // min_write_interval
 	filter adapters.ChangeFilter // used by Run's goroutine only
 }
 
@@ -93,6 +101,7 @@ func New(c *Config, env adapters.Env) (*Adapter, error) {
 		delim:    c.Delimiter,
 		byName:   make(map[string]*point, len(c.Points)),
 		log:      log, // the gateway adds the adapter attribute
+		noise:    ratelog.New(log, noiseInterval),
 		cmds:     make(chan *command),
 	}
 	var errs []error
@@ -113,7 +122,7 @@ func New(c *Config, env adapters.Env) (*Adapter, error) {
 		bad("needs a delimiter and a timeout")
 	}
 	for _, pc := range c.Points {
-		p := &point{name: pc.Name, typ: pc.Type, format: pc.WriteFormat, filter: adapters.ChangeFilter{
+		p := &point{name: pc.Name, typ: pc.Type, format: pc.WriteFormat, gate: adapters.NewWriteGate(pc.MinWriteInterval.D()), filter: adapters.ChangeFilter{
 			OnChange: pc.OnChange, Deadband: pc.Deadband, Heartbeat: pc.Heartbeat.D(),
 		}}
 		var err error
@@ -292,8 +301,14 @@ func (r *run) ask(p *serialport.Port) ([]reading.Reading, error) {
 }
 
 // write sends a command and produces its read-back; it returns only a port
-// fault, having told the writer.
+// fault, having told the writer. A command sooner than the point's
+// min_write_interval after the last one written is refused here, where it
+// would reach the device.
 func (r *run) write(p *serialport.Port, c *command) error {
+	if err := c.p.gate.Pass(time.Now()); err != nil {
+		c.done <- result{err: fmt.Errorf("serial %q point %q: %w", r.name, c.p.name, err)}
+		return nil
+	}
 	if _, err := p.Write(c.text); err != nil {
 		c.done <- result{err: fmt.Errorf("serial %q point %q: %w", r.name, c.p.name, err)}
 		return err
@@ -339,7 +354,10 @@ func (r *run) readBack(p *point, v reading.Value, t time.Time) reading.Reading {
 
 // parse takes the value of every point whose pattern matches the line;
 // matched tells whether any did. Captures that do not parse as the point's
-// type are reported in err, naming point and text; the others still count.
+// type are reported in err, naming the point and its type but not the text,
+// so that a device sending garbage changes the status once, not with every
+// line; the text goes to the log, rate-limited. The other captures still
+// count.
 func (r *run) parse(line string, t time.Time) (rs []reading.Reading, matched bool, err error) {
 	r.log.Debug("serial line", "text", line)
 	var errs []error
@@ -351,7 +369,9 @@ func (r *run) parse(line string, t time.Time) (rs []reading.Reading, matched boo
 		matched = true
 		v, err := parse(p.typ, m[1])
 		if err != nil {
-			errs = append(errs, fmt.Errorf("serial %q point %q: %w", r.name, p.name, err))
+			r.noise.Log(slog.LevelWarn, "parse "+p.name, "serial value does not parse", "point", p.name, "type", p.typ,
+				"text", truncate(m[1], maxLogged))
+			errs = append(errs, fmt.Errorf("serial %q point %q: %w as %s", r.name, p.name, errParse, p.typ))
 			continue
 		}
 		rs = append(rs, reading.Reading{Adapter: r.name, Point: p.name, Time: t, Value: v})
@@ -428,6 +448,14 @@ func (l *lineReader) next(deadline time.Time) (string, error) {
 }
 
 func (l *lineReader) reset() { l.buf = l.buf[:0] }
+
+// truncate shortens s to at most n bytes for a log line.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
 
 var (
 	errType  = errors.New("unknown point type")

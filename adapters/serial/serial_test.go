@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -103,6 +104,39 @@ func expect(t *testing.T, dev *os.File, want string) {
 	}
 }
 
+// TestNoisyDevice sends many malformed lines, each different: the status
+// is the same error for all of them (so the gateway publishes one change),
+// and the log gets a few lines, not one per line.
+func TestNoisyDevice(t *testing.T) {
+	s := peers.StartSocat(t, t.TempDir())
+	dev := s.Device()
+	logs := &peers.Lines{}
+	c := newConfig(s.A, "line", serial.PointConfig{Name: "temp", Pattern: `T=(\S+)`, Type: "float64"})
+	a, err := adapters.New(config.Adapter{Kind: "serial", Name: c.Name, Config: c},
+		adapters.Env{Log: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &adapterstest.Recorder{}
+	adapterstest.Run(t, a, e)
+	e.AwaitStatus(t, "ok status once open", adapterstest.IsOK)
+	var noise strings.Builder
+	for i := range 200 {
+		fmt.Fprintf(&noise, "T=x%dy\n", i)
+	}
+	noise.WriteString("T=x199y\n")
+	send(t, dev, noise.String())
+	first := e.AwaitStatus(t, "parse error", adapterstest.IsError)
+	for range 200 {
+		if err := e.NextStatus(t); err == nil || err.Error() != first.Error() {
+			t.Fatalf("status %v after %v: want the same error for every malformed line", err, first)
+		}
+	}
+	if n := strings.Count(logs.String(), "serial value does not parse"); n > 2 {
+		t.Errorf("%d log lines for 201 malformed lines, want at most 2:\n%s", n, logs)
+	}
+}
+
 func TestLineMode(t *testing.T) {
 	s := peers.StartSocat(t, t.TempDir())
 	dev := s.Device()
@@ -125,16 +159,17 @@ func TestLineMode(t *testing.T) {
 	send(t, dev, "hello world\nT=22\n")
 	wantValues(t, e.NextBatch(t), map[string]reading.Value{"temp": reading.Float(22)})
 
-	// An unparsable capture is a status error naming point and text.
+	// An unparsable capture is a status error naming the point and its
+	// type, not the text, which changes with every line of a noisy device.
 	send(t, dev, "N=99999999999999999999\n")
 	err := e.AwaitStatus(t, "parse error for count", adapterstest.IsError)
-	if msg := err.Error(); !strings.Contains(msg, `"count"`) || !strings.Contains(msg, "99999999999999999999") {
-		t.Errorf("status %q should name the point and the text", msg)
+	if msg := err.Error(); msg != `serial "scale" point "count": cannot parse as int64` {
+		t.Errorf("status %q, want one naming the point and its type", msg)
 	}
 	// The other points of a line still count.
 	send(t, dev, "ON=maybe T=1\n")
 	wantValues(t, e.NextBatch(t), map[string]reading.Value{"temp": reading.Float(1)})
-	e.AwaitStatus(t, "parse error for on", func(err error) bool { return err != nil && strings.Contains(err.Error(), "maybe") })
+	e.AwaitStatus(t, "parse error for on", func(err error) bool { return err != nil && strings.Contains(err.Error(), `"on"`) })
 	send(t, dev, "ON=TRUE\n")
 	wantValues(t, e.NextBatch(t), map[string]reading.Value{"on": reading.Bool(true)})
 	e.AwaitStatus(t, "ok status after a good line", adapterstest.IsOK)
@@ -401,4 +436,32 @@ func TestPortThatStopsDraining(t *testing.T) {
 	e.AwaitStatus(t, "the port fault", func(err error) bool { return errors.Is(err, serialport.ErrNotDraining) })
 	unclog()
 	e.AwaitStatus(t, "ok after the port drains", adapterstest.IsOK)
+}
+
+// TestWriteInterval: a command sooner than its point's min_write_interval
+// after the last one is refused and never reaches the device; other points
+// are not held back.
+func TestWriteInterval(t *testing.T) {
+	s := peers.StartSocat(t, t.TempDir())
+	dev := s.Device()
+	w, e := start(t, newConfig(s.A, "line",
+		serial.PointConfig{Name: "relay", Pattern: `R=(.*)`, Type: "bool", WriteFormat: "R{value}\n", MinWriteInterval: config.Duration(time.Hour)},
+		serial.PointConfig{Name: "sp", Pattern: `SP=(.*)`, Type: "float64", WriteFormat: "S{value}\n"},
+	))
+	e.AwaitStatus(t, "ok status once open", adapterstest.IsOK)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if _, _, err := w.Write(ctx, "relay", reading.Bool(true)); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, dev, "Rtrue\n")
+	if _, _, err := w.Write(ctx, "relay", reading.Bool(false)); !errors.Is(err, adapters.ErrTooSoon) {
+		t.Errorf("second write within the interval: %v, want ErrTooSoon", err)
+	}
+	for _, v := range []float64{1, 2} {
+		if _, _, err := w.Write(ctx, "sp", reading.Float(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect(t, dev, "S1\nS2\n") // and nothing of the refused command before
 }

@@ -31,10 +31,11 @@ var fast = options{adapterStop: time.Second, bridgeStop: 6 * time.Second, restar
 
 // flakyConfig is the [[flaky]] table of a test adapter kind whose Run fails
 // its first `fails` times, by panicking or by returning an error, and then
-// polls one point until stopped.
+// polls one point until stopped; in mode flap its one Run reports a fault
+// and ok again `fails` times first.
 type flakyConfig struct {
 	Name  string `toml:"name"`
-	Mode  string `toml:"mode"` // panic | error, or after the failures: stall | wedge | mute
+	Mode  string `toml:"mode"` // panic | error | flap, or after the failures: stall | wedge | mute
 	Fails int    `toml:"fails"`
 	// Pace, when set, is the adapter's (adapters.Pacer); in mode stall it
 	// reports once and then not until released.
@@ -78,6 +79,13 @@ func (f *flaky) Run(ctx context.Context, e adapters.Emitter) error {
 	if f.cfg.Mode == "mute" { // never a word
 		<-ctx.Done()
 		return nil
+	}
+	if f.cfg.Mode == "flap" {
+		for i := range f.cfg.Fails {
+			e.Status(fmt.Errorf("flap %d", i))
+			e.Status(nil)
+		}
+		f.runs <- time.Now()
 	}
 	if n <= f.cfg.Fails {
 		if f.cfg.Mode == "panic" {
@@ -228,6 +236,19 @@ name = "steady-%s"
 	}
 }
 
+// TestFlappingAdapterIsQuiet: an adapter whose status flips between a
+// fault and ok 500 times logs a line or two, not a thousand.
+func TestFlappingAdapterIsQuiet(t *testing.T) {
+	path := writeConfig(t, "[[flaky]]\nname = \"flapper\"\nmode = \"flap\"\nfails = 500\n")
+	_, logs, _ := openGateway(t, path, fast)
+	f := flakyAdapter(t, "flapper")
+	f.nextRun(t)
+	f.nextRun(t) // the flapping is over
+	if n := strings.Count(logs.String(), "adapter fault") + strings.Count(logs.String(), "adapter ok"); n > 4 {
+		t.Errorf("%d log lines for 1,000 status changes:\n%s", n, logs)
+	}
+}
+
 // runInProcess runs `fieldgate run -c path` in the test process, as main
 // would, and returns its log and a channel with its exit status. Signals
 // sent to the test process reach it.
@@ -365,11 +386,14 @@ func TestLockedBufferExits1(t *testing.T) {
 }
 
 // TestCommandsFalse: an upstream with commands = false never subscribes to
-// command topics, while one beside it that takes commands relays them to
-// the device.
+// command topics, while one beside it that takes commands (on its command
+// connection) relays them to the device.
 func TestCommandsFalse(t *testing.T) {
 	broker := peers.StartMochi(t)
 	dev, bank := startDevice(t)
+	// The command connection answers this as soon as it has subscribed.
+	obs := peers.Observe(t, broker.URL(), "loud/plc/+/set/result")
+	obs.Publish(t, "loud/plc/sp/set", 1, true, "1")
 	path := writeConfig(t, fmt.Sprintf(`
 [[upstream]]
 name = "quiet"
@@ -387,18 +411,21 @@ interval = "50ms"
 point = [{ name = "sp", table = "holding_register", address = 0, writable = true }]
 `, broker.URL(), dev.Addr))
 	openGateway(t, path, fast)
+	obs.AwaitMessage(t, wait, "loud/plc/sp/set/result", func(p []byte) bool { return strings.Contains(string(p), "retained") })
+	obs.Publish(t, "loud/plc/sp/set", 1, true, "")
 	// Both have published a reading: whatever they subscribe to on a
 	// connection goes out before it, so the broker has recorded it.
 	for _, prefix := range []string{"quiet", "loud"} {
 		broker.Received.AwaitMessage(t, wait, prefix+"/plc/sp", func([]byte) bool { return true })
 	}
-	if subs := broker.Subscriptions("gw-quiet"); len(subs) != 0 {
-		t.Errorf("commands = false, but the upstream subscribed to %q", subs)
+	for _, id := range []string{"gw-quiet", "gw-quiet-cmd", "gw-loud"} {
+		if subs := broker.Subscriptions(id); len(subs) != 0 {
+			t.Errorf("%s subscribed to %q, want nothing", id, subs)
+		}
 	}
-	if subs := broker.Subscriptions("gw-loud"); len(subs) != 1 || subs[0] != "loud/+/+/set" {
-		t.Errorf("the upstream taking commands subscribed to %q, want loud/+/+/set", subs)
+	if subs := broker.Subscriptions("gw-loud-cmd"); len(subs) != 1 || subs[0] != "loud/+/+/set" {
+		t.Errorf("the upstream taking commands subscribed to %q on its command connection, want loud/+/+/set", subs)
 	}
-	obs := peers.Observe(t, broker.URL(), "loud/plc/sp/set/result")
 	obs.Publish(t, "loud/plc/sp/set", 1, false, `{"value":7,"id":"w"}`)
 	obs.AwaitMessage(t, wait, "loud/plc/sp/set/result", func(p []byte) bool { return strings.Contains(string(p), `"ok":true`) })
 	if w := bank.Writes(); len(w) != 1 {

@@ -45,7 +45,19 @@ func (g *gateway) serveMetrics(ctx context.Context, addr string) (done <-chan st
 		_ = srv.Shutdown(shutdown)
 	}()
 	g.log.Info("serving metrics", "listen", l.Addr().String())
+	if exposed(l.Addr()) {
+		g.log.Warn("metrics and health are served without authentication beyond this machine: "+
+			"bind metrics_listen to 127.0.0.1, firewall the port, or put a reverse proxy with authentication in front",
+			"listen", l.Addr().String())
+	}
 	return stopped, nil
+}
+
+// exposed reports whether a listener can be reached from other machines:
+// any address but a loopback one (0.0.0.0 and :: included).
+func exposed(a net.Addr) bool {
+	t, ok := a.(*net.TCPAddr)
+	return !ok || !t.IP.IsLoopback()
 }
 
 // writeMetrics writes the gateway's metrics, read from the live components
@@ -70,6 +82,7 @@ func (g *gateway) writeMetrics(w io.Writer) {
 		vm.WriteGaugeUint64(w, fmt.Sprintf(`fieldgate_upstream_connected{upstream=%q}`, u.Name), b2u(u.Connected))
 		vm.WriteGaugeUint64(w, fmt.Sprintf(`fieldgate_upstream_backlog{upstream=%q}`, u.Name), st.Next-max(st.Cursors[u.Name], st.First))
 		vm.WriteCounterUint64(w, fmt.Sprintf(`fieldgate_commands_refused_total{upstream=%q}`, u.Name), u.CommandsRefused)
+		vm.WriteCounterUint64(w, fmt.Sprintf(`fieldgate_upstream_oversize_dropped_total{upstream=%q}`, u.Name), u.Dropped)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/fieldgate/fieldgate/adapters"
 	"github.com/fieldgate/fieldgate/config"
 	"github.com/fieldgate/fieldgate/internal/backoff"
+	"github.com/fieldgate/fieldgate/internal/ratelog"
 	"github.com/fieldgate/fieldgate/internal/reading"
 )
 
@@ -32,7 +33,7 @@ type runningAdapter struct {
 // start launches one adapter under supervision; g.mu must be held.
 func (g *gateway) start(spec config.Adapter) {
 	log := g.log.With("adapter", spec.Name)
-	em := &emitter{name: spec.Name, g: g, log: log}
+	em := &emitter{name: spec.Name, g: g, log: log, quiet: ratelog.New(log, statusLogInterval)}
 	a, err := adapters.New(spec, adapters.Env{Log: log, State: g.state})
 	if err != nil {
 		// Validation passed, so this is a fault the operator must see on
@@ -125,11 +126,17 @@ func (g *gateway) Command(ctx context.Context, adapter, point string, v reading.
 	return written, nil
 }
 
+// statusLogInterval is how often at most an adapter's status changes are
+// logged each way: a device that flaps between ok and a fault every poll
+// would otherwise log twice a poll.
+const statusLogInterval = 10 * time.Second
+
 // emitter stores one adapter's readings and forwards its status.
 type emitter struct {
-	name string
-	g    *gateway
-	log  *slog.Logger
+	name  string
+	g     *gateway
+	log   *slog.Logger
+	quiet *ratelog.Limiter // status changes
 
 	readings   atomic.Uint64
 	status     atomic.Pointer[string] // the fault; "" when ok, nil until the first status
@@ -183,9 +190,9 @@ func (e *emitter) report(err error) {
 		return
 	}
 	if err != nil {
-		e.log.Warn("adapter fault", "err", err)
+		e.quiet.Log(slog.LevelWarn, "fault", "adapter fault", "err", err)
 	} else {
-		e.log.Info("adapter ok")
+		e.quiet.Log(slog.LevelInfo, "ok", "adapter ok")
 	}
 }
 

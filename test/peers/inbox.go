@@ -25,7 +25,8 @@ func (m Message) String() string {
 	return fmt.Sprintf("%s q%d%s %s", m.Topic, m.QoS, r, m.Payload)
 }
 
-// Inbox collects the messages a peer sees and lets a test await them.
+// Inbox collects the messages a peer sees and lets a test await them. The
+// zero value is ready.
 type Inbox struct {
 	mu   sync.Mutex
 	msgs []Message
@@ -34,11 +35,14 @@ type Inbox struct {
 
 func newInbox() *Inbox { return &Inbox{more: make(chan struct{})} }
 
-func (in *Inbox) add(m Message) {
+// Add records a message, for a test's own clients.
+func (in *Inbox) Add(m Message) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.msgs = append(in.msgs, m)
-	close(in.more)
+	if in.more != nil {
+		close(in.more)
+	}
 	in.more = make(chan struct{})
 }
 
@@ -68,6 +72,9 @@ func (in *Inbox) Await(t testing.TB, timeout time.Duration, what string, done fu
 	defer deadline.Stop()
 	for {
 		in.mu.Lock()
+		if in.more == nil {
+			in.more = make(chan struct{})
+		}
 		msgs, more := in.msgs, in.more
 		in.mu.Unlock()
 		if done(msgs) {

@@ -69,20 +69,34 @@ func (l *Lines) Await(t testing.TB, timeout time.Duration, subs ...string) strin
 // on: what happens after a moment the test marked with Len.
 func (l *Lines) AwaitFrom(t testing.TB, timeout time.Duration, n int, subs ...string) string {
 	t.Helper()
+	return l.await(t, timeout, n, 1, subs)
+}
+
+// AwaitCount waits for count lines, written so far or to come, that
+// contain every one of subs, and returns the last of them.
+func (l *Lines) AwaitCount(t testing.TB, timeout time.Duration, count int, subs ...string) string {
+	t.Helper()
+	return l.await(t, timeout, 0, count, subs)
+}
+
+func (l *Lines) await(t testing.TB, timeout time.Duration, n, count int, subs []string) string {
+	t.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for next := n; ; {
 		lines, more := l.Since(next)
 		for _, line := range lines {
 			if containsAll(line, subs) {
-				return line
+				if count--; count <= 0 {
+					return line
+				}
 			}
 		}
 		next += len(lines)
 		select {
 		case <-more:
 		case <-deadline.C:
-			t.Fatalf("no line with %q within %v", subs, timeout)
+			t.Fatalf("%d more lines with %q wanted within %v", count, subs, timeout)
 			return ""
 		}
 	}

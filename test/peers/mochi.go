@@ -81,11 +81,15 @@ func (m *Mochi) Start() {
 	if err := srv.AddHook(&recorder{m: m}, nil); err != nil {
 		m.t.Fatalf("mochi: %v", err)
 	}
-	l := listeners.NewTCP(listeners.Config{ID: "tcp", Address: m.Addr})
-	if err := srv.AddListener(l); err != nil {
+	nl, err := net.Listen("tcp", m.Addr)
+	if err != nil {
 		m.t.Fatalf("mochi listen on %s: %v", m.Addr, err)
 	}
-	m.Addr = l.Address()
+	l := &tcpListener{l: nl, served: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+	if err := srv.AddListener(l); err != nil {
+		m.t.Fatalf("mochi: %v", err)
+	}
+	m.Addr = nl.Addr().String()
 	if err := srv.Serve(); err != nil {
 		m.t.Fatalf("mochi: %v", err)
 	}
@@ -200,13 +204,65 @@ func (h *recorder) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
 }
 
 func (h *recorder) OnPublished(cl *mqtt.Client, pk packets.Packet) {
-	h.m.Received.add(Message{
+	h.m.Received.Add(Message{
 		ClientID: cl.ID,
 		Topic:    pk.TopicName,
 		Payload:  append([]byte(nil), pk.Payload...),
 		QoS:      pk.FixedHeader.Qos,
 		Retained: pk.FixedHeader.Retain,
 	})
+}
+
+// tcpListener is mochi's listener for the tests. Mochi's own TCP listener
+// lets a connection still being established when the server closes add
+// itself to the server's client count while Close waits on it (a data race,
+// and sometimes a Close that never returns); this one closes such
+// connections and waits for them before the server waits for its clients.
+type tcpListener struct {
+	l      net.Listener
+	served chan struct{}  // closed when Serve returns
+	wg     sync.WaitGroup // establishing goroutines
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{} // accepted and not yet ended
+}
+
+func (l *tcpListener) ID() string              { return "tcp" }
+func (l *tcpListener) Address() string         { return l.l.Addr().String() }
+func (l *tcpListener) Protocol() string        { return "tcp" }
+func (l *tcpListener) Init(*slog.Logger) error { return nil }
+
+// Serve hands each accepted connection to establish until Close.
+func (l *tcpListener) Serve(establish listeners.EstablishFn) {
+	defer close(l.served)
+	for {
+		c, err := l.l.Accept()
+		if err != nil {
+			return
+		}
+		l.mu.Lock()
+		l.conns[c] = struct{}{}
+		l.mu.Unlock()
+		l.wg.Go(func() {
+			_ = establish("tcp", c)
+			l.mu.Lock()
+			delete(l.conns, c)
+			l.mu.Unlock()
+		})
+	}
+}
+
+// Close stops accepting, lets mochi close its clients, closes what is left
+// and waits for every connection's goroutine.
+func (l *tcpListener) Close(closeClients listeners.CloseFn) {
+	_ = l.l.Close()
+	<-l.served // no connection is added from now on
+	closeClients("tcp")
+	l.mu.Lock()
+	for c := range l.conns {
+		_ = c.Close()
+	}
+	l.mu.Unlock()
+	l.wg.Wait()
 }
 
 // freePort returns a loopback port nobody listens on right now.

@@ -25,6 +25,9 @@ type MosquittoTLS struct {
 	CAFile, CertFile, KeyFile string
 	// RequireCertificate makes clients present a certificate signed by CAFile.
 	RequireCertificate bool
+	// IdentityAsUsername takes each client's certificate CN as its
+	// username, which the broker logs at each connection.
+	IdentityAsUsername bool
 }
 
 // Mosquitto is a mosquitto broker run by a test as a subprocess, listening on
@@ -70,8 +73,8 @@ func StartMosquitto(t testing.TB, opts MosquittoOptions) *Mosquitto {
 	fmt.Fprintf(&c, "listener %d 127.0.0.1\n", m.Port)
 	if opts.TLS != nil {
 		m.TLSPort = freePort(t)
-		fmt.Fprintf(&c, "listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate %t\n",
-			m.TLSPort, opts.TLS.CAFile, opts.TLS.CertFile, opts.TLS.KeyFile, opts.TLS.RequireCertificate)
+		fmt.Fprintf(&c, "listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate %t\nuse_identity_as_username %t\n",
+			m.TLSPort, opts.TLS.CAFile, opts.TLS.CertFile, opts.TLS.KeyFile, opts.TLS.RequireCertificate, opts.TLS.IdentityAsUsername)
 	}
 	if err := os.WriteFile(m.conf, []byte(c.String()), 0o600); err != nil {
 		t.Fatal(err)
@@ -95,6 +98,9 @@ func mosquittoPath() string {
 	}
 	return ""
 }
+
+// Log is what mosquitto has logged, across restarts.
+func (m *Mosquitto) Log() *Lines { return &m.log }
 
 // URL is the plain listener as a fieldgate url.
 func (m *Mosquitto) URL() string { return "mqtt://127.0.0.1:" + strconv.Itoa(m.Port) }

@@ -36,7 +36,7 @@ func Observe(t testing.TB, brokerURL string, filters ...string) *Observer {
 		SetMaxReconnectInterval(250 * time.Millisecond).
 		SetOnConnectHandler(func(c paho.Client) {
 			tok := c.SubscribeMultiple(subs, func(_ paho.Client, m paho.Message) {
-				o.add(Message{Topic: m.Topic(), Payload: m.Payload(), QoS: m.Qos(), Retained: m.Retained()})
+				o.Add(Message{Topic: m.Topic(), Payload: m.Payload(), QoS: m.Qos(), Retained: m.Retained()})
 			})
 			tok.Wait()
 			select {

@@ -63,6 +63,9 @@ func StartProcess(t testing.TB, cmd *exec.Cmd, out *Lines, ready string, timeout
 	}
 }
 
+// Pid is the process's id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
 // Done is closed once the process has exited.
 func (p *Process) Done() <-chan struct{} { return p.done }
 

@@ -220,7 +220,7 @@ func TestLinkLoss(t *testing.T) {
 				return len(seqsOf(t, ms, prefix)) >= 300
 			})
 			outage()
-			g.logs.Await(t, wait, "connection lost", "upstream=cloud")
+			g.logs.Await(t, wait, "connection lost", "upstream=cloud", "in_flight=") // the readings' connection
 			acked := g.buf.Cursor("cloud")
 			if acked > last {
 				t.Fatalf("cursor %d is past the stream's end %d", acked, last)

@@ -86,7 +86,7 @@ func TestNetworkFaults(t *testing.T) {
 			n := g.logs.Len()
 			silenced := time.Now()
 			p.Silence()
-			g.logs.AwaitFrom(t, wait, n, "connection lost", "upstream=cloud")
+			g.logs.AwaitFrom(t, wait, n, "connection lost", "upstream=cloud", "in_flight=")
 			noticed := time.Since(silenced)
 			g.logs.AwaitFrom(t, wait, n, "msg=connected", "upstream=cloud")
 			t.Logf("silent link noticed after %v (keepalive %v), redialled after %v", noticed.Round(time.Millisecond), keepalive, time.Since(silenced).Round(time.Millisecond))
@@ -101,12 +101,12 @@ func TestNetworkFaults(t *testing.T) {
 			p.AwaitSeen(t, wait, peers.FromClient, peers.Publish, p.Seen(peers.FromClient, peers.Publish)+50)
 			n := g.logs.Len()
 			p.Reset()
-			g.logs.AwaitFrom(t, wait, n, "connection lost", "upstream=cloud")
+			g.logs.AwaitFrom(t, wait, n, "connection lost", "upstream=cloud", "in_flight=")
 		}},
 		{"broker restart forgets the session", 1, func(t *testing.T, _ *peers.Proxy, m *peers.Mosquitto, g *gateway) {
 			n := g.logs.Len()
 			m.Stop()
-			g.logs.AwaitFrom(t, wait, n, "connection lost", "upstream=cloud")
+			g.logs.AwaitFrom(t, wait, n, "connection lost", "upstream=cloud", "in_flight=")
 			m.Start()
 			g.logs.AwaitFrom(t, wait, n, "msg=connected", "upstream=cloud", "session_present=false")
 		}},

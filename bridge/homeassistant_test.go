@@ -312,7 +312,7 @@ func TestHADiscovery(t *testing.T) {
 			}
 		}
 		m.Stop()
-		g.logs.Await(t, wait, "connection lost", "upstream=cloud")
+		g.logs.Await(t, wait, "connection lost", "upstream=cloud", "in_flight=")
 		m.Start()
 		awaitHA(t, m, haTopics(haWantJSON), 2, false)
 		checkRetained(t, m.URL())
@@ -417,7 +417,7 @@ func TestHABatch(t *testing.T) {
 	g.logs.Await(t, wait, "level=WARN", "upstream=cloud", "homeassistant: no discovery configs for format batch")
 	g.logs.Await(t, wait, "connected", "upstream=cloud")
 	m.Stop()
-	g.logs.Await(t, wait, "connection lost", "upstream=cloud")
+	g.logs.Await(t, wait, "connection lost", "upstream=cloud", "in_flight=")
 	m.Start()
 	_, last := g.emit(reading.Reading{Adapter: "boiler", Point: "temp", Value: reading.Float(1)})
 	g.awaitCursor("cloud", last+1)

@@ -415,7 +415,7 @@ func TestHABatch(t *testing.T) {
 	m := peers.StartMochi(t)
 	g := startGateway(t, haTestConfig(t, upstreamCfg("cloud", m.URL(), homeassistant, format(formatBatch))), nil)
 	g.logs.Await(t, wait, "level=WARN", "upstream=cloud", "homeassistant: no discovery configs for format batch")
-	g.logs.Await(t, wait, "connected", "upstream=cloud")
+	g.logs.Await(t, wait, "msg=connected", readingsLink, "upstream=cloud")
 	m.Stop()
 	g.logs.Await(t, wait, "connection lost", "upstream=cloud", "in_flight=")
 	m.Start()

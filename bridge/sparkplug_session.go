@@ -190,7 +190,7 @@ func newSparkplugSession(u *upstream) *sparkplugSession {
 		dropped: map[pointKey]bool{},
 	}
 	s.enc = &sparkplugEncoder{s: s, max: u.s.batchMax}
-	s.bd = s.openBdSeq(u.b.node.state)
+	s.bd = s.openBdSeq(u.b.state)
 	u.conn.renew = s.will
 	s.board.watch(s.boardChanged)
 	s.recordStates()

@@ -57,7 +57,7 @@ func startEdgeNode(t *testing.T, cfg *config.Config) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startGateway(t, cfg, nil, WithEdgeNode("test", state))
+	return startGateway(t, cfg, nil, WithEdgeNode("test"), WithState(state))
 }
 
 func startHost(t *testing.T, url, hostID string) *peers.SparkplugHost {

@@ -321,6 +321,10 @@ func (b *Bridge) Observe(rs []reading.Reading) { b.latest.observe(rs) }
 type UpstreamState struct {
 	Name      string
 	Connected bool
+	// TakesCommands: the upstream subscribes to commands, on its own
+	// link unless it has a clean session; CommandsConnected: that link
+	// is up, so a command sent now reaches the gateway.
+	TakesCommands, CommandsConnected bool
 	// CommandsRefused counts the commands this upstream delivered that
 	// were refused or failed.
 	CommandsRefused uint64
@@ -336,6 +340,8 @@ func (b *Bridge) Upstreams() []UpstreamState {
 	for name, u := range b.upstreams {
 		st := UpstreamState{Name: name, Connected: u.conn.online.Load(), Dropped: b.dropped[name].Load()}
 		if u.commands != nil {
+			st.TakesCommands = true
+			st.CommandsConnected = u.commands.conn.online.Load()
 			st.CommandsRefused = u.commands.refused.Load()
 		}
 		out = append(out, st)

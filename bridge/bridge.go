@@ -54,6 +54,10 @@ type Bridge struct {
 	configured *view                      // the config's part of the view
 	announced  map[string][]reading.Point // by adapter, see SetPoints
 
+	// reloadMu makes Reloads one at a time; mu is not held while the
+	// upstreams a Reload replaces stop, which can take the stop budget,
+	// so SetPoints, SetStatus and the metrics do not wait for them.
+	reloadMu  sync.Mutex
 	mu        sync.Mutex
 	specs     []*settings
 	cfgErr    error // the config New was given is unusable; Run reports it
@@ -254,12 +258,14 @@ func (b *Bridge) Reload(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	b.reloadMu.Lock()
+	defer b.reloadMu.Unlock()
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.setView(v, "", nil)
 	b.status.configure(adapterNames(cfg))
 	b.specs, b.cfgErr = specs, nil
 	if !b.running || b.stopping {
+		b.mu.Unlock()
 		return nil
 	}
 	start := map[string]*settings{}
@@ -284,7 +290,13 @@ func (b *Bridge) Reload(cfg *config.Config) error {
 		stop = append(stop, u)
 		delete(b.upstreams, name)
 	}
+	b.mu.Unlock()
 	stopAll(stop)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stopping { // Run stops what is running; nothing new starts
+		return nil
+	}
 	for _, s := range specs {
 		if start[s.name] != nil {
 			b.startLocked(s)

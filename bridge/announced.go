@@ -27,14 +27,18 @@ type announcement struct {
 	Points []reading.Point `json:"points"`
 }
 
+func (a announcement) equal(b announcement) bool {
+	return a.Device == b.Device && slices.Equal(a.Points, b.Points)
+}
+
 func announcedFile(dir *statefile.Dir, adapter string) *statefile.File {
 	return dir.File("points-"+adapter+".json", announcedFormat)
 }
 
 // loadAnnounced returns what each adapter of v announced before the last
 // stop, if its config has not changed since.
-func (b *Bridge) loadAnnounced(v *view) map[string][]reading.Point {
-	out := map[string][]reading.Point{}
+func (b *Bridge) loadAnnounced(v *view) map[string]announcement {
+	out := map[string]announcement{}
 	if b.state == nil {
 		return out
 	}
@@ -54,19 +58,18 @@ func (b *Bridge) loadAnnounced(v *view) map[string][]reading.Point {
 			continue
 		}
 		if a.Device == v.devices[adapter] && len(a.Points) > 0 {
-			out[adapter] = a.Points
+			out[adapter] = a
 		}
 	}
 	return out
 }
 
-// saveAnnounced keeps adapter's announcement ps, made for the device its
-// config in v describes, unless it is the one kept already.
-func (b *Bridge) saveAnnounced(v *view, adapter string, ps, was []reading.Point) {
-	if b.state == nil || slices.Equal(ps, was) {
+// saveAnnounced keeps adapter's announcement an.
+func (b *Bridge) saveAnnounced(adapter string, an announcement) {
+	if b.state == nil {
 		return
 	}
-	data, err := json.Marshal(announcement{Device: v.devices[adapter], Points: ps})
+	data, err := json.Marshal(an)
 	if err == nil {
 		f := announcedFile(b.state, adapter)
 		_, _ = f.Load() // a missing or unusable file is replaced

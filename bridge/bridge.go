@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"reflect"
 	"slices"
 	"sort"
@@ -50,9 +51,9 @@ type Bridge struct {
 	node   edgeNode
 	state  *statefile.Dir // nil: bdSeq and announced points are kept in memory only
 
-	viewMu     sync.Mutex                 // orders the view's updates
-	configured *view                      // the config's part of the view
-	announced  map[string][]reading.Point // by adapter, see SetPoints
+	viewMu     sync.Mutex              // orders the view's updates
+	configured *view                   // the config's part of the view
+	announced  map[string]announcement // by adapter, see SetPoints
 
 	// reloadMu makes Reloads one at a time; mu is not held while the
 	// upstreams a Reload replaces stop, which can take the stop budget,
@@ -87,7 +88,7 @@ type view struct {
 
 // with returns v with the points announced for its adapters added after
 // the config's, but those the config describes already.
-func (v *view) with(announced map[string][]reading.Point) *view {
+func (v *view) with(announced map[string]announcement) *view {
 	known := map[pointKey]bool{}
 	for _, p := range v.points {
 		known[pointKey{p.Adapter, p.Name}] = true
@@ -95,7 +96,7 @@ func (v *view) with(announced map[string][]reading.Point) *view {
 	out := *v
 	out.points = slices.Clip(v.points)
 	for _, adapter := range v.adapters {
-		for _, p := range announced[adapter] {
+		for _, p := range announced[adapter].Points {
 			if !known[pointKey{adapter, p.Name}] {
 				out.points = append(out.points, p)
 			}
@@ -149,28 +150,35 @@ func New(cfg *config.Config, buf Buffer, cmd Commander, logger *slog.Logger, opt
 
 // setView stores a new view: the config's part v, or the current one if v
 // is nil, with adapter's announcement replaced by ps unless adapter is "".
+// A new config voids the announcements of adapters whose device it changed
+// (see announcement).
 func (b *Bridge) setView(v *view, adapter string, ps []reading.Point) {
 	b.viewMu.Lock()
 	defer b.viewMu.Unlock()
 	if v != nil {
 		b.configured = v
+		maps.DeleteFunc(b.announced, func(a string, an announcement) bool { return an.Device != v.devices[a] })
 	}
-	if adapter != "" {
-		b.saveAnnounced(b.configured, adapter, ps, b.announced[adapter])
+	if adapter == "" {
+		b.view.Store(b.configured.with(b.announced))
+		return
 	}
-	switch {
-	case adapter == "":
-	case len(ps) == 0:
+	an := announcement{Device: b.configured.devices[adapter], Points: slices.Clone(ps)}
+	if !an.equal(b.announced[adapter]) {
+		b.saveAnnounced(adapter, an)
+	}
+	if len(ps) == 0 {
 		delete(b.announced, adapter)
-	default:
-		b.announced[adapter] = slices.Clone(ps)
+	} else {
+		b.announced[adapter] = an
 	}
 	b.view.Store(b.configured.with(b.announced))
 }
 
 // SetPoints records the points adapter announced at run time (see
 // adapters.Emitter's Describe), replacing its previous announcement; nil
-// withdraws it. They join the config's points in payloads' units, in Home
+// withdraws it. A reload that changes the adapter's device (its config
+// summary) withdraws it too. They join the config's points in payloads' units, in Home
 // Assistant discovery and in Sparkplug births, which every upstream brings
 // up to date at once. Points the config describes already keep its
 // description.

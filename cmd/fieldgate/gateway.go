@@ -333,10 +333,6 @@ func (g *gateway) reload(path string) {
 		// Its replacement retries the device until the old one lets go.
 		g.log.Error("adapter did not stop in time; starting its replacement anyway", "adapter", name)
 	}
-	for _, r := range stopping {
-		// What the old adapter announced; its replacement announces anew.
-		g.bridge.SetPoints(r.spec.Name, nil)
-	}
 	g.mu.Lock()
 	for _, s := range cfg.Adapters {
 		if _, ok := want[s.Name]; ok {

@@ -41,8 +41,8 @@ type conn struct {
 	client mqtt.Client
 	store  *sessionStore
 	link   atomic.Pointer[coalesceConn] // the writer of the latest link paho opened
-	lost   chan error   // connection losses, from paho
-	drops  inboundDrops // what becomes of messages too large to read (limitconn.go)
+	lost   chan error                   // connection losses, from paho
+	drops  inboundDrops                 // what becomes of messages too large to read (limitconn.go)
 
 	broker atomic.Pointer[string] // the broker being dialled, for the logs
 	online atomic.Bool            // from connected until the link is given up

@@ -63,7 +63,7 @@ func TestEncode(t *testing.T) {
 			enc := newEncoder(&tt.s)
 			var got []msg
 			for rest := es; len(rest) > 0; {
-				m, n := enc.encode(rest, units)
+				m, n := enc.encode(rest, &view{units: units})
 				rest = rest[n:]
 				got = append(got, msg{m.topic, string(m.payload), m.retain, m.first, m.last})
 				if tt.s.format != formatValue && !json.Valid(m.payload) {
@@ -92,7 +92,7 @@ func BenchmarkEncodeJSON(b *testing.B) {
 	b.ReportAllocs()
 	var size int
 	for b.Loop() {
-		m, _ := enc.encode(es, units)
+		m, _ := enc.encode(es, &view{units: units})
 		size = len(m.payload)
 	}
 	b.ReportMetric(float64(size), "bytes/msg")

@@ -128,6 +128,9 @@ func (p *publisher) start() { p.next = p.buf.Cursor(p.s.name) }
 
 // pump publishes until the connection is lost or the upstream is stopped.
 func (p *publisher) pump() error {
+	if ls, ok := p.enc.(linkStarter); ok {
+		ls.linkStarted()
+	}
 	alive := time.NewTicker(pumpBeat)
 	defer alive.Stop()
 	for {
@@ -203,7 +206,7 @@ func (p *publisher) fill() error {
 	if p.retry != nil {
 		return nil
 	}
-	units := p.views.Load().units
+	v := p.views.Load()
 	for len(p.flights) < p.window {
 		if len(p.ahead) == 0 {
 			changed := p.buf.Changed() // before Read, so no Append is missed
@@ -235,11 +238,11 @@ func (p *publisher) fill() error {
 			if p.spb != nil && !p.spb.admit(p.ahead[0]) {
 				return nil // the session has to publish first; it wakes the pump
 			}
-			m, n := p.enc.encode(p.ahead, units)
+			m, n := p.enc.encode(p.ahead, v)
 			p.ahead = p.ahead[n:]
 			var tok mqtt.Token = &mqtt.DummyToken{} // nothing the format can carry: done as it is
 			if m.topic != "" {
-				tok = p.conn.publish(m.topic, p.s.qos, m.retain, m.payload)
+				tok = p.conn.publish(m.topic, max(p.s.qos, m.minQoS), m.retain, m.payload)
 			}
 			p.flights = append(p.flights, flight{first: m.first, last: m.last, tok: tok})
 			p.next = m.last + 1

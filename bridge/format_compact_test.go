@@ -194,23 +194,3 @@ func TestCompactMessage(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
-
-// BenchmarkEncodeCompact measures a 200-reading poll cycle of numbers
-// encoded in the compact format, and its bytes per reading.
-func BenchmarkEncodeCompact(b *testing.B) {
-	enc := newEncoder(&settings{prefix: "fieldgate/pi-gw-01", format: formatCompact, batchMax: 200})
-	es := make([]buffer.Entry, 200)
-	for i := range es {
-		es[i] = entry(uint64(1_000_000+i), "plc", fmt.Sprintf("p%d", i), reading.Uint(uint64(97*i%10000)))
-	}
-	v := &view{}
-	enc.encode(es, v) // the dictionary
-	b.ReportAllocs()
-	var size int
-	for b.Loop() {
-		m, _ := enc.encode(es, v)
-		size = len(m.payload)
-	}
-	b.ReportMetric(float64(size)/float64(len(es)), "bytes/reading")
-	b.ReportMetric(float64(b.N*len(es))/b.Elapsed().Seconds(), "readings/s")
-}

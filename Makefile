@@ -65,9 +65,19 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzTCPReply$$' -fuzztime $(FUZZTIME) ./adapters/modbus
 	$(GO) test -run '^$$' -fuzz '^FuzzLineMatch$$' -fuzztime $(FUZZTIME) ./adapters/serial
 
-## bench: every benchmark once, printing its figures
+## bench: the performance instrument (docs/PERFORMANCE.md): the hot paths'
+## benchmarks, then the gateway against Mosquitto and a Modbus server beside
+## the ceiling of broker and client library; a table, and bin/bench.json.
+## BENCH_ARGS adds options: -rounds N, -only PHASES, -formats F, -cpuprofile DIR
+BENCH_ARGS ?=
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+	$(GO) test -v -count=1 -timeout 20m -run '^TestBench$$' ./test/bench -args -mode full -out $(abspath bin/bench.json) $(BENCH_ARGS)
+
+## bench-smoke: the instrument at a small size, every benchmark once: checks
+## that it works and produces its figures, asserting none (CI runs it)
+.PHONY: bench-smoke
+bench-smoke:
+	$(GO) test -v -count=1 -timeout 10m -run '^TestBench$$' ./test/bench -args -mode smoke -out $(abspath bin/bench-smoke.json) $(BENCH_ARGS)
 
 ## generate-check: regenerate the generated code (protoc from Debian's
 ## protobuf-compiler) and fail if it differs from what is committed

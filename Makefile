@@ -13,7 +13,7 @@ DIST    ?= dist
 # Packages carry the commit's time, so one commit builds the same .debs.
 export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
 
-.PHONY: build release demo test test-short test-gpio fuzz bench generate-check install clean
+.PHONY: build release demo test test-short test-gpio soak fuzz bench generate-check install clean
 
 ## build: the gateway binary, bin/fieldgate (static, stripped)
 build:
@@ -45,6 +45,12 @@ test-short:
 ## test-gpio: the GPIO adapter against gpio-sim in a small kernel under qemu
 test-gpio:
 	bash test/gpiovm/run.sh
+
+## soak: the gateway for SOAK (10m) against a broker and a device that go
+## down every 20 s; prints memory, goroutines and open files as it goes
+SOAK ?= 10m
+soak:
+	FIELDGATE_SOAK=$(SOAK) $(GO) test -count=1 -run '^TestSoak$$' -v -timeout 60m ./test
 
 ## fuzz: each fuzz target for a number of inputs (FUZZTIME=5000000x for longer).
 ## A count, not a duration: Go 1.26's duration budget can fail a target

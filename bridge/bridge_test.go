@@ -220,7 +220,7 @@ func TestLinkLoss(t *testing.T) {
 				return len(seqsOf(t, ms, prefix)) >= 300
 			})
 			outage()
-			g.logs.Await(t, wait, "connection lost", "upstream=cloud")
+			g.logs.Await(t, wait, "connection lost", "upstream=cloud", "in_flight=") // the readings' connection
 			acked := g.buf.Cursor("cloud")
 			if acked > last {
 				t.Fatalf("cursor %d is past the stream's end %d", acked, last)
@@ -310,7 +310,7 @@ func TestBrokerList(t *testing.T) {
 	down.Stop()
 	up := peers.StartMochi(t)
 	g := startGateway(t, testConfig(t, config.Upstream{Name: "cluster", URLs: []string{down.URL(), up.URL()}}), nil)
-	g.logs.Await(t, wait, "connected", "upstream=cluster", "broker=tcp://"+up.Addr)
+	g.logs.Await(t, wait, "msg=connected", readingsLink, "upstream=cluster", "broker=tcp://"+up.Addr)
 	_, last := g.emit(cycle(0)...)
 	g.awaitCursor("cluster", last+1)
 }
@@ -504,13 +504,13 @@ func TestPasswordNotLogged(t *testing.T) {
 		upstreamCfg("cloud", m.URL(), withPassword),
 		upstreamCfg("inurl", "mqtt://gw:"+urlSecret+"@"+m.Addr),
 	), nil)
-	g.logs.Await(t, wait, "connected", "upstream=cloud")
-	g.logs.Await(t, wait, "connected", "upstream=inurl")
+	g.logs.Await(t, wait, "msg=connected", readingsLink, "upstream=cloud")
+	g.logs.Await(t, wait, "msg=connected", readingsLink, "upstream=inurl")
 	m.Stop()
 	g.logs.Await(t, wait, "cannot connect", "upstream=cloud")
 	g.logs.Await(t, wait, "cannot connect", "upstream=inurl")
 	m.Start()
-	g.logs.Await(t, wait, "connected", "upstream=inurl", "xxxxx")
+	g.logs.Await(t, wait, "msg=connected", readingsLink, "upstream=inurl", "xxxxx")
 	g.stop()
 	for _, s := range []string{secret, urlSecret} {
 		if strings.Contains(g.logs.String(), s) {
@@ -566,7 +566,7 @@ func TestReload(t *testing.T) {
 	v1 := testConfig(t, upstreamCfg("A", m.URL(), prefix("fg/A")), upstreamCfg("B", m.URL(), prefix("fg/B")), upstreamCfg("D", m.URL(), prefix("fg/D")))
 	g := startGateway(t, v1, nil)
 	for _, u := range []string{"A", "B", "D"} {
-		g.logs.Await(t, wait, "connected", "upstream="+u)
+		g.logs.Await(t, wait, "msg=connected", readingsLink, "upstream="+u)
 	}
 
 	kelvin := strings.Replace(testAdapters, `unit = "degC"`, `unit = "K"`, 1)
@@ -581,7 +581,9 @@ func TestReload(t *testing.T) {
 	for _, u := range []string{"A", "B", "C"} {
 		g.awaitCursor(u, last+1)
 	}
-	for id, want := range map[string]int{"gw-A": 1, "gw-B": 2, "gw-C": 1, "gw-D": 1} {
+	// B, now at QoS 2, connects twice more: once clean to end its old
+	// session, then for good.
+	for id, want := range map[string]int{"gw-A": 1, "gw-B": 3, "gw-C": 1, "gw-D": 1} {
 		if got := m.Connects(id); got != want {
 			t.Errorf("%s connected %d times, want %d", id, got, want)
 		}
@@ -606,7 +608,7 @@ func TestStopBounded(t *testing.T) {
 	}
 	m := peers.StartMochi(t)
 	g := startGateway(t, testConfig(t, upstreamCfg("ok", m.URL()), upstreamCfg("stuck", "mqtt://"+peers.Silent(t))), nil)
-	g.logs.Await(t, wait, "connected", "upstream=ok")
+	g.logs.Await(t, wait, "msg=connected", readingsLink, "upstream=ok")
 	_, last := g.emit(cycle(0)...)
 	g.awaitCursor("ok", last+1)
 	if d := g.stop(); d > 5*time.Second {

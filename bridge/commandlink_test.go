@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -74,7 +75,7 @@ func TestOldCommandSubscriptionDropped(t *testing.T) {
 
 	cmd := &commander{}
 	g := startGateway(t, testConfig(t, upstreamCfg("cloud", m.URL())), cmd)
-	g.logs.Await(t, wait, "connected", "session_present=true", "upstream=cloud")
+	g.logs.Await(t, wait, "msg=connected", readingsLink, "session_present=true", "upstream=cloud")
 	g.logs.Await(t, wait, "subscribed to commands", "upstream=cloud")
 	obs.Publish(t, "fg/gw/boiler/temp/set", 1, false, `{"value":2,"id":"live"}`)
 	obs.AwaitMessage(t, wait, "fg/gw/boiler/temp/set/result", func(p []byte) bool {
@@ -157,5 +158,32 @@ func TestCleanSessionOneConnection(t *testing.T) {
 	}
 	if n := m.Connects("gw-cloud-cmd"); n != 0 {
 		t.Errorf("a command connection was made %d times", n)
+	}
+}
+
+// TestQoS2StartsWithoutTheOldSession: an upstream at QoS 2 with a
+// persistent session first ends the session the broker kept from before
+// (a clean CONNECT discards it), so that no packet id still awaiting its
+// PUBREL there is taken by a new message; at QoS 1 it connects once.
+func TestQoS2StartsWithoutTheOldSession(t *testing.T) {
+	for _, q := range []int{1, 2} {
+		broker := peers.StartMochi(t)
+		g := startGateway(t, testConfig(t, upstreamCfg("cloud", broker.URL(), qos(q))), nil)
+		_, last := g.emit(cycle(0)...)
+		g.awaitCursor("cloud", last+1)
+		var connects []string
+		for _, p := range broker.AwaitPackets(t, wait, "gw-cloud", func(ps []peers.Packet) bool { return len(ps) > 0 }) {
+			if p.Type == "Connect" {
+				connects = append(connects, fmt.Sprintf("clean=%t", p.Clean))
+			}
+		}
+		want := "clean=false"
+		if q == 2 {
+			want = "clean=true, clean=false"
+		}
+		if got := strings.Join(connects, ", "); got != want {
+			t.Errorf("qos %d: CONNECTs with %s, want %s", q, got, want)
+		}
+		g.stop()
 	}
 }

@@ -162,10 +162,19 @@ func (w *commandWorker) execute() {
 			}
 			var v reading.Value
 			var err error
-			if time.Now().Before(j.expires) {
-				ctx, cancel := context.WithTimeout(w.ctx, commandTimeout)
+			if now := time.Now(); now.Before(j.expires) {
+				// The command's age bounds the wait for the device too: one
+				// still queued for a busy bus when it expires never reaches it.
+				deadline := now.Add(commandTimeout)
+				if j.expires.Before(deadline) {
+					deadline = j.expires
+				}
+				ctx, cancel := context.WithDeadline(w.ctx, deadline)
 				v, err = w.cmd.Command(ctx, j.adapter, j.point, j.cmd.Value)
 				cancel()
+				if errors.Is(err, context.DeadlineExceeded) && !time.Now().Before(j.expires) {
+					err = fmt.Errorf("%w: command_max_age passed while it waited for the device: %w", ErrExpired, err)
+				}
 			} else {
 				err = fmt.Errorf("%w: command_max_age passed while it waited its turn", ErrExpired)
 			}

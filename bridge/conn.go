@@ -61,6 +61,9 @@ type conn struct {
 	renew func() (willMsg, error)
 	tls   *tls.Config
 	first int // the broker tried first, by index in s.brokers
+	// stale: the broker may still keep a persistent QoS 2 session from
+	// before this conn (a restart, a reload), which forgetSession ends.
+	stale bool
 }
 
 // willMsg is an MQTT will, always at QoS 1.
@@ -74,7 +77,8 @@ type willMsg struct {
 // of hb while dialling. Only the readings' connection has a will: `offline`
 // speaks for it.
 func newConn(ctx context.Context, s *settings, logger *slog.Logger, hb *heartbeat) *conn {
-	c := &conn{s: s, logger: logger, ctx: ctx, hb: hb, store: newSessionStore(), lost: make(chan error, 1)}
+	c := &conn{s: s, logger: logger, ctx: ctx, hb: hb, store: newSessionStore(), lost: make(chan error, 1),
+		stale: !s.clean && s.qos == 2}
 	if !s.commandsOnly {
 		c.will = willMsg{topic: s.statusTopic(), payload: []byte("offline"), retain: true}
 	}
@@ -157,6 +161,15 @@ func (c *conn) dial(bo *backoff.Backoff, delay time.Duration, abandonBy func() t
 		case <-c.lost: // a late report about the previous connection
 		default:
 		}
+		if c.stale {
+			if err := c.forgetSession(); err != nil {
+				if c.ctx.Err() == nil {
+					c.failed(err)
+				}
+				continue
+			}
+			c.stale = false
+		}
 		if c.renew != nil {
 			w, err := c.renew()
 			if err != nil {
@@ -185,10 +198,45 @@ func (c *conn) dial(bo *backoff.Backoff, delay time.Duration, abandonBy func() t
 	}
 }
 
+// forgetSession ends the session the broker keeps under the client id from
+// before this conn, with a clean CONNECT and a DISCONNECT. It may hold QoS
+// 2 packet ids awaiting their PUBREL, which this conn's store, new, would
+// use again: a broker takes a new message under such an id for the old one
+// and drops it, and the cursor would move past a reading it never got. What
+// the old session had in flight the publisher sends again from the buffer.
+func (c *conn) forgetSession() error {
+	o := c.options(c.tls)
+	o.SetCleanSession(true)
+	// No will: its flag off, its QoS and retain must be 0 too (MQTT 3.1.1
+	// §3.1.2.6, 3.1.2.7).
+	o.WillEnabled, o.WillTopic, o.WillPayload, o.WillQos, o.WillRetained = false, "", nil, 0, false
+	o.SetStore(mqtt.NewMemoryStore())
+	o.SetConnectionLostHandler(nil) // not this conn's loss
+	cl := mqtt.NewClient(o)
+	tok := cl.Connect()
+	select {
+	case <-tok.Done():
+	case <-c.ctx.Done():
+		cl.Disconnect(0)
+		return c.ctx.Err()
+	}
+	if err := tok.Error(); err != nil {
+		return err
+	}
+	cl.Disconnect(uint(disconnectQuiesce.Milliseconds()))
+	return nil
+}
+
 // pause waits d, promising a heartbeat after it and the connect attempt
-// that follows; false means the upstream was stopped.
+// that follows: each broker's dial and TLS handshake take up to
+// connectTimeout each, twice over when the old session is ended first.
+// False means the upstream was stopped.
 func (c *conn) pause(d time.Duration) bool {
-	c.hb.beat(d + time.Duration(len(c.s.brokers))*connectTimeout)
+	attempt := 2 * time.Duration(len(c.s.brokers)) * connectTimeout
+	if c.stale {
+		attempt *= 2
+	}
+	c.hb.beat(d + attempt)
 	return sleep(c.ctx, d)
 }
 

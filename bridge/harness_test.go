@@ -26,6 +26,10 @@ import (
 // wait bounds every event a test awaits.
 const wait = 20 * time.Second
 
+// readingsLink is in the "connected" line of an upstream's readings
+// connection and not in its command link's.
+const readingsLink = "backlog_from="
+
 // gateway is a bridge under test, reading a real buffer, with its log
 // captured.
 type gateway struct {

@@ -312,7 +312,7 @@ func TestHADiscovery(t *testing.T) {
 			}
 		}
 		m.Stop()
-		g.logs.Await(t, wait, "connection lost", "upstream=cloud")
+		g.logs.Await(t, wait, "connection lost", "upstream=cloud", "in_flight=")
 		m.Start()
 		awaitHA(t, m, haTopics(haWantJSON), 2, false)
 		checkRetained(t, m.URL())
@@ -415,9 +415,9 @@ func TestHABatch(t *testing.T) {
 	m := peers.StartMochi(t)
 	g := startGateway(t, haTestConfig(t, upstreamCfg("cloud", m.URL(), homeassistant, format(formatBatch))), nil)
 	g.logs.Await(t, wait, "level=WARN", "upstream=cloud", "homeassistant: no discovery configs for format batch")
-	g.logs.Await(t, wait, "connected", "upstream=cloud")
+	g.logs.Await(t, wait, "msg=connected", readingsLink, "upstream=cloud")
 	m.Stop()
-	g.logs.Await(t, wait, "connection lost", "upstream=cloud")
+	g.logs.Await(t, wait, "connection lost", "upstream=cloud", "in_flight=")
 	m.Start()
 	_, last := g.emit(reading.Reading{Adapter: "boiler", Point: "temp", Value: reading.Float(1)})
 	g.awaitCursor("cloud", last+1)

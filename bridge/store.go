@@ -15,30 +15,27 @@ import (
 // how messages resent by paho are seen to be confirmed.
 type sessionStore struct {
 	mu      sync.Mutex
-	n       uint64 // insertion counter: All's order
+	n       uint64 // deliveries stored so far: each one's number, and All's order
 	msgs    map[string]storedPacket
 	changed chan struct{} // closed at the next Del or Reset; nil until asked for
-	// dels counts the deletions of each key, resets the Resets, so a mark
-	// tells a message still in the store from a later one under its key.
-	dels   map[string]uint64
-	resets uint64
 }
 
-// storeMark identifies one message in the store, whatever packet of its
-// delivery the store holds: paho replaces a QoS 2 PUBLISH with its PUBREL
-// under the same key at PUBREC, and deletes it only at PUBCOMP.
+// storeMark identifies one delivery in the store, whatever packet of it the
+// store holds (a resent PUBLISH, or a QoS 2 PUBREL, replaces the packet
+// under its key until the broker confirms it), so that a later message
+// under the same key is not taken for it.
 type storeMark struct {
-	key          string
-	dels, resets uint64
+	key string
+	n   uint64
 }
 
 type storedPacket struct {
-	n uint64
+	n uint64 // the delivery's number
 	p packets.ControlPacket
 }
 
 func newSessionStore() *sessionStore {
-	return &sessionStore{msgs: map[string]storedPacket{}, dels: map[string]uint64{}}
+	return &sessionStore{msgs: map[string]storedPacket{}}
 }
 
 // Open does nothing: the contents must survive the client's disconnects.
@@ -47,12 +44,18 @@ func (s *sessionStore) Open() {}
 // Close does nothing, for the same reason as Open.
 func (s *sessionStore) Close() {}
 
-// Put stores a packet under key, replacing any other.
+// Put stores a packet under key, replacing the one of the same delivery,
+// if any: a key is only reused after its delivery is deleted.
 func (s *sessionStore) Put(key string, p packets.ControlPacket) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.n++
-	s.msgs[key] = storedPacket{n: s.n, p: p}
+	sp, ok := s.msgs[key]
+	if !ok {
+		s.n++
+		sp.n = s.n
+	}
+	sp.p = p
+	s.msgs[key] = sp
 }
 
 // Get returns the packet stored under key, or nil.
@@ -81,7 +84,6 @@ func (s *sessionStore) Del(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.msgs, key)
-	s.dels[key]++
 	s.signal()
 }
 
@@ -90,7 +92,6 @@ func (s *sessionStore) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	clear(s.msgs)
-	s.resets++
 	s.signal()
 }
 
@@ -105,8 +106,8 @@ func (s *sessionStore) signal() {
 func (s *sessionStore) mark(key string) (storeMark, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, ok := s.msgs[key]
-	return storeMark{key, s.dels[key], s.resets}, ok
+	sp, ok := s.msgs[key]
+	return storeMark{key, sp.n}, ok
 }
 
 // holds reports whether the marked message is still in the store: paho
@@ -114,8 +115,8 @@ func (s *sessionStore) mark(key string) (storeMark, bool) {
 func (s *sessionStore) holds(m storeMark) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, ok := s.msgs[m.key]
-	return ok && s.dels[m.key] == m.dels && s.resets == m.resets
+	sp, ok := s.msgs[m.key]
+	return ok && sp.n == m.n
 }
 
 // wait returns a channel closed at the next removal.

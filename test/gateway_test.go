@@ -167,19 +167,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 	mq := peers.StartMosquitto(t, peers.MosquittoOptions{})
 	bank, dev := device(t)
 	bank.SetHolding(10, 215)
-	points := `
-  [[modbus.point]]
-  name = "setpoint"
-  table = "holding_register"
-  address = 10
-  type = "int16"
-  scale = 0.1
-  writable = true
-  [[modbus.point]]
-  name = "pump"
-  table = "coil"
-  address = 0
-  writable = true
+	points := writablePoints + `
   [[modbus.point]]
   name = "temp"
   table = "holding_register"

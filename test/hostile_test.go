@@ -226,7 +226,7 @@ func TestCertificateRotationAtReload(t *testing.T) {
 	copyFile(renewedKey, keyFile)
 	g.proc.Signal(syscall.SIGHUP)
 	mq.Log().Await(t, wait, "as it-secure (", "u'gateway-2027'")
-	g.waitLog("connected", "upstream=secure")
+	g.waitLog("msg=connected", "backlog_from=", "upstream=secure") // the readings connection
 	if n := strings.Count(mq.Log().String(), "as it-plain ("); n != 1 {
 		t.Errorf("the plain upstream connected %d times, want 1 (kept across the reloads)", n)
 	}

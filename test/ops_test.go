@@ -49,6 +49,7 @@ func TestMetricsAndHealth(t *testing.T) {
 		`fieldgate_buffer_dropped_total 0`,
 		`fieldgate_build_info{`,
 		`process_resident_memory_bytes`,
+		`process_open_fds`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s:\n%s", want, metrics)
@@ -74,7 +75,7 @@ func TestMetricsAndHealth(t *testing.T) {
 	}
 
 	broker.Stop()
-	g.waitLog("connection lost", "upstream=local")
+	g.waitLog("connection lost", "upstream=local", "in_flight=")
 	if _, h := health(); h["upstreams"].(map[string]any)["local"].(map[string]any)["connected"] != false {
 		t.Errorf("healthz with the broker down: %v", h)
 	}

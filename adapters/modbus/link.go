@@ -32,6 +32,27 @@ type openError struct{ err error }
 func (e *openError) Error() string { return e.err.Error() }
 func (e *openError) Unwrap() error { return e.err }
 
+// waitError is the failure of a request made while the link waits to
+// reconnect (errNotConnected): its text is the last fault's, so a status
+// does not change while nothing else did.
+type waitError struct{ last error }
+
+func (e *waitError) Error() string   { return e.last.Error() }
+func (e *waitError) Unwrap() []error { return []error{errNotConnected, e.last} }
+
+// withoutSource drops the local address from a socket's error: its port
+// changes at every connection, and a fault must read the same each time it
+// happens, so that a device that keeps failing changes its status once.
+func withoutSource(err error) error {
+	op, ok := err.(*net.OpError) // as goburrow returns them
+	if !ok || op.Source == nil {
+		return err
+	}
+	c := *op
+	c.Source = nil
+	return &c
+}
+
 // transport is one connection to a device or bus, as goburrow provides it,
 // with its own reconnection policy. Only the owner goroutine of the link
 // uses it.
@@ -455,7 +476,7 @@ func (l *link) try(c *call) (broken bool, err error) {
 	log := c.m.log
 	if !l.open {
 		if time.Now().Before(l.tr.retryAt()) {
-			return false, fmt.Errorf("%w: %w", errNotConnected, l.lastErr)
+			return false, &waitError{l.lastErr}
 		}
 		if err := l.tr.open(); err != nil {
 			l.fault(log, err)
@@ -486,7 +507,7 @@ func (l *link) call(c *call) (err error) {
 			err = fmt.Errorf("modbus client panicked: %v", p)
 		}
 	}()
-	return c.fn(l.tr.client(c.unit, c.m.timeout, c.m.log))
+	return withoutSource(c.fn(l.tr.client(c.unit, c.m.timeout, c.m.log)))
 }
 
 // fault notes a connection fault. The first of an outage is a warning, the

@@ -276,6 +276,22 @@ func TestSlowAnswerCostsOneRetry(t *testing.T) {
 	}
 }
 
+// TestSameFaultSameStatus: a device that stops answering is reported in the
+// same words at every reconnection (no local port in them), so its status
+// changes once, not at every retry.
+func TestSameFaultSameStatus(t *testing.T) {
+	dev := modbussim.NewBank()
+	srv := serve(t, dev, "127.0.0.1:0").Addr
+	t.Cleanup(dev.Stall())
+	cfg := deviceConfig("tcp://"+srv, 50*time.Millisecond, pt("h", HoldingRegister, 0, "uint16"))
+	cfg.Timeout = config.Duration(100 * time.Millisecond)
+	_, rec := start(t, cfg)
+	first, second := rec.NextCycle(t), rec.NextCycle(t)
+	if first.Err == nil || second.Err == nil || first.Err.Error() != second.Err.Error() {
+		t.Fatalf("status %v, then %v: want the same fault in the same words", first.Err, second.Err)
+	}
+}
+
 // TestWrites writes every writable kind while polling runs, and checks the
 // function code on the wire, the registers at the server and the read-back.
 func TestWrites(t *testing.T) {

@@ -105,11 +105,12 @@ type oneShot struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu       sync.Mutex
-	readings map[string]reading.Reading // the first of each point
-	status   error                      // the latest status
-	reported bool                       // a status came
-	changed  chan struct{}              // capacity 1: something came
+	mu        sync.Mutex
+	readings  map[string]reading.Reading // the first of each point
+	status    error                      // the latest status
+	reported  bool                       // a status came
+	described []reading.Point            // the points found at run time (SunSpec); nil until announced
+	changed   chan struct{}              // capacity 1: something came
 }
 
 // startOneShot builds the adapter spec describes and runs it until stop.
@@ -165,10 +166,14 @@ func (o *oneShot) Status(err error) {
 	o.signal()
 }
 
-// Describe implements adapters.Emitter. A one-off read names the points of
-// the config; those an adapter finds at run time (SunSpec) are not among
-// them.
-func (o *oneShot) Describe([]reading.Point) {}
+// Describe implements adapters.Emitter: it keeps the points the adapter
+// found at run time (SunSpec), which a read waits for.
+func (o *oneShot) Describe(ps []reading.Point) {
+	o.mu.Lock()
+	o.described = append(make([]reading.Point, 0, len(ps)), ps...)
+	o.mu.Unlock()
+	o.signal()
+}
 
 func (o *oneShot) signal() {
 	select {
@@ -227,11 +232,11 @@ func splitTarget(s string, pointOptional bool) (adapter, point string, err error
 	return adapter, point, nil
 }
 
-// pointNames returns the names of the points of spec, or only point when
+// pointNames returns the names of an adapter's points, or only point when
 // it is set, which must be one of them.
-func pointNames(spec config.Adapter, point string) ([]string, error) {
-	var names []string
-	for _, p := range spec.Config.PointInfo() {
+func pointNames(adapter string, points []reading.Point, point string) ([]string, error) {
+	names := []string{}
+	for _, p := range points {
 		names = append(names, p.Name)
 	}
 	switch {
@@ -240,5 +245,5 @@ func pointNames(spec config.Adapter, point string) ([]string, error) {
 	case slices.Contains(names, point):
 		return []string{point}, nil
 	}
-	return nil, fmt.Errorf("adapter %q has no point %q: %w", spec.Name, point, adapters.ErrNoPoint)
+	return nil, fmt.Errorf("adapter %q has no point %q: %w", adapter, point, adapters.ErrNoPoint)
 }

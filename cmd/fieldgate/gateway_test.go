@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -430,6 +431,56 @@ point = [{ name = "sp", table = "holding_register", address = 0, writable = true
 	obs.AwaitMessage(t, wait, "loud/plc/sp/set/result", func(p []byte) bool { return strings.Contains(string(p), `"ok":true`) })
 	if w := bank.Writes(); len(w) != 1 {
 		t.Errorf("device writes %v, want the one command", w)
+	}
+}
+
+// TestCommandExpiresWaitingForTheBus: a command still waiting for the
+// device when its command_max_age passes (a poll holds the connection,
+// waiting out a silent device) is refused and never written, not even once
+// the device answers again.
+func TestCommandExpiresWaitingForTheBus(t *testing.T) {
+	broker := peers.StartMochi(t)
+	dev, bank := startDevice(t)
+	path := writeConfig(t, fmt.Sprintf(`[[upstream]]
+name = "cloud"
+url = %q
+[[modbus]]
+name = "plc"
+url = "tcp://%s"
+interval = "50ms"
+timeout = "2s"
+point = [{ name = "sp", table = "holding_register", address = 0, writable = true }]
+`, broker.URL(), dev.Addr))
+	text, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text = []byte(strings.Replace(string(text), `id = "gw"`, "id = \"gw\"\ncommand_max_age = \"500ms\"", 1))
+	if err := os.WriteFile(path, text, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	obs := peers.Observe(t, broker.URL(), "fieldgate/gw/plc/sp/set/result")
+	openGateway(t, path, fast)
+	broker.AwaitPackets(t, wait, "gw-cloud-cmd", func(ps []peers.Packet) bool {
+		return slices.ContainsFunc(ps, func(p peers.Packet) bool { return p.Type == "Subscribe" })
+	})
+
+	resume := bank.Stall()
+	t.Cleanup(resume)
+	if !bank.WaitHeld(1, wait) {
+		t.Fatal("no poll reached the stalled device")
+	}
+	obs.Publish(t, "fieldgate/gw/plc/sp/set", 1, false, `{"value":7,"id":"late"}`)
+	res := obs.AwaitMessage(t, wait, "fieldgate/gw/plc/sp/set/result", nil)
+	if !strings.Contains(string(res.Payload), `"ok":false`) || !strings.Contains(string(res.Payload), "command_max_age") {
+		t.Errorf("result %s, want a refusal for its age", res.Payload)
+	}
+	resume()
+	if reads := bank.Reads(); !bank.WaitReads(reads+2, wait) {
+		t.Fatal("polling did not resume")
+	}
+	if w := bank.Writes(); len(w) != 0 {
+		t.Errorf("device writes %v, want none: the command expired", w)
 	}
 }
 

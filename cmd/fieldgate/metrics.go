@@ -28,6 +28,7 @@ func (g *gateway) serveMetrics(ctx context.Context, addr string) (done <-chan st
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		g.writeMetrics(w)
 		vm.WriteProcessMetrics(w)
+		vm.WriteFDMetrics(w)
 	})
 	mux.HandleFunc("GET /healthz", g.healthz)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second}

@@ -168,10 +168,17 @@ func readPoints(path, target string, wait time.Duration, stdout, stderr io.Write
 		fmt.Fprintf(stderr, "fieldgate read: %s: %v\n", path, err)
 		return exitBadConfig
 	}
-	names, err := pointNames(spec, point)
-	if err != nil {
-		fmt.Fprintf(stderr, "fieldgate read: %s: %v\n", path, err)
-		return exitBadConfig
+	// A SunSpec device's points are known once the adapter has found them.
+	discovers := false
+	if mc, ok := spec.Config.(*modbus.Config); ok {
+		discovers = mc.SunSpec
+	}
+	var names []string
+	if !discovers {
+		if names, err = pointNames(spec.Name, spec.Config.PointInfo(), point); err != nil {
+			fmt.Fprintf(stderr, "fieldgate read: %s: %v\n", path, err)
+			return exitBadConfig
+		}
 	}
 	o, err := startOneShot(spec, cliLogger(stderr))
 	if err != nil {
@@ -181,15 +188,27 @@ func readPoints(path, target string, wait time.Duration, stdout, stderr io.Write
 	var fault error
 	complete := o.await(wait, func(rs map[string]reading.Reading, status error, _ bool) bool {
 		fault = status
-		return status != nil || !slices.ContainsFunc(names, func(n string) bool { _, ok := rs[n]; return !ok })
+		if status != nil {
+			return true
+		}
+		if discovers && names == nil {
+			if o.described == nil { // await holds o.mu
+				return false
+			}
+			if names, fault = pointNames(spec.Name, append(spec.Config.PointInfo(), o.described...), point); fault != nil {
+				return true
+			}
+		}
+		return names != nil && !slices.ContainsFunc(names, func(n string) bool { _, ok := rs[n]; return !ok })
 	})
 	o.stop()
 	o.mu.Lock()
 	rs := maps.Clone(o.readings) // an adapter slow to stop may still emit
+	described := o.described
 	o.mu.Unlock()
 
 	units := map[string]string{}
-	for _, p := range spec.Config.PointInfo() {
+	for _, p := range append(spec.Config.PointInfo(), described...) {
 		units[p.Name] = p.Unit
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)

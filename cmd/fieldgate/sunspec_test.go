@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -91,5 +92,32 @@ func TestScanReportsSunSpec(t *testing.T) {
 		if code != exitOK || !strings.Contains(out, "\n      "+want+"\n") {
 			t.Errorf("scan %s: exit %d, output\n%s%s\nwant the line %q", url, code, out, errOut, want)
 		}
+	}
+}
+
+// TestReadSunSpecPoints: `fieldgate read` waits for the points a SunSpec
+// device turns out to have, and reads one of them, or all, with units.
+func TestReadSunSpecPoints(t *testing.T) {
+	dev, bank := startDevice(t)
+	d := modbussim.NewSunSpec(40000, map[string]any{
+		"inverter_three_phase_W_SF": []uint16{0},
+		"inverter_three_phase_W":    []uint16{1500},
+	})
+	for _, id := range []int{1, 103} {
+		if err := d.Model(id, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.End()
+	d.Serve(bank)
+	path := writeConfig(t, fmt.Sprintf("[[modbus]]\nname = \"inv\"\nurl = \"tcp://%s\"\nsunspec = true\n", dev.Addr))
+	for _, target := range []string{"inv/inverter_three_phase_W", "inv"} {
+		code, out, errOut := runCmd("read", "-c", path, target)
+		if code != exitOK || !regexp.MustCompile(`(?m)^inv/inverter_three_phase_W +1500 +W `).MatchString(out) {
+			t.Errorf("read %s: exit %d, output\n%s%s\nwant inverter_three_phase_W at 1500 W", target, code, out, errOut)
+		}
+	}
+	if code, _, errOut := runCmd("read", "-c", path, "inv/no_such_point"); code == exitOK || !strings.Contains(errOut, `no point "no_such_point"`) {
+		t.Errorf("read of a point the device lacks: exit %d, %s", code, errOut)
 	}
 }

@@ -31,7 +31,7 @@ func free(path string) (int64, error) {
 	if err := syscall.Statfs(path, &st); err != nil {
 		return 0, &os.PathError{Op: "statfs", Path: path, Err: err}
 	}
-	return int64(st.Bavail) * st.Bsize, nil
+	return int64(st.Bavail) * int64(st.Bsize), nil // Bsize is int32 on 32-bit ARM
 }
 
 // lock is flock(2): the kernel drops it when the process dies.

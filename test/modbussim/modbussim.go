@@ -25,9 +25,10 @@ type Bank struct {
 	input      map[uint16]uint16
 	tableFault map[string]error
 	stall      chan struct{} // while set, requests wait until it is closed
+	held       int           // requests that came while stalled
 	slowNext   time.Duration // the next request waits this long before it is answered
 	reads      int
-	readsCh    chan struct{} // closed and replaced at each read
+	changed    chan struct{} // closed and replaced at each read and each held request
 	writes     []Write
 	clients    map[string]bool // the source addresses requests came from: one per connection
 	units      map[uint8]bool  // the unit ids served; nil: all
@@ -45,7 +46,7 @@ func NewBank() *Bank {
 	return &Bank{
 		coils: map[uint16]bool{}, discrete: map[uint16]bool{},
 		holding: map[uint16]uint16{}, input: map[uint16]uint16{},
-		tableFault: map[string]error{}, readsCh: make(chan struct{}), clients: map[string]bool{},
+		tableFault: map[string]error{}, changed: make(chan struct{}), clients: map[string]bool{},
 	}
 }
 
@@ -175,12 +176,23 @@ func (b *Bank) Reads() int {
 // WaitReads waits until at least n read requests have been answered, and
 // reports whether that happened within timeout.
 func (b *Bank) WaitReads(n int, timeout time.Duration) bool {
+	return b.await(func() bool { return b.reads >= n }, timeout)
+}
+
+// WaitHeld waits until at least n requests have come while the bank was
+// stalled (Stall), and reports whether that happened within timeout.
+func (b *Bank) WaitHeld(n int, timeout time.Duration) bool {
+	return b.await(func() bool { return b.held >= n }, timeout)
+}
+
+// await waits until done, called under b.mu, holds, within timeout.
+func (b *Bank) await(done func() bool, timeout time.Duration) bool {
 	deadline := time.After(timeout)
 	for {
 		b.mu.Lock()
-		done, more := b.reads >= n, b.readsCh
+		ok, more := done(), b.changed
 		b.mu.Unlock()
-		if done {
+		if ok {
 			return true
 		}
 		select {
@@ -232,6 +244,10 @@ func access[T any](b *Bank, client string, unit uint8, m map[uint16]T, table str
 	b.mu.Lock()
 	stall, slow := b.stall, b.slowNext
 	b.slowNext = 0
+	if stall != nil {
+		b.held++
+		b.signal()
+	}
 	b.mu.Unlock()
 	if stall != nil {
 		<-stall
@@ -264,8 +280,13 @@ func access[T any](b *Bank, client string, unit uint8, m map[uint16]T, table str
 
 func (b *Bank) countRead() {
 	b.reads++
-	close(b.readsCh)
-	b.readsCh = make(chan struct{})
+	b.signal()
+}
+
+// signal wakes the waiters; b.mu must be held.
+func (b *Bank) signal() {
+	close(b.changed)
+	b.changed = make(chan struct{})
 }
 
 // Server is a running simulated device.

@@ -11,7 +11,8 @@ import (
 
 // Observer is a paho client subscribed to some topic filters, collecting
 // what it receives. It reconnects and subscribes again after a broker
-// restart; messages published while it is away are missed.
+// restart; messages published while it is away are missed, unless it keeps
+// a session (ObserveSession).
 type Observer struct {
 	*Inbox
 	Client paho.Client
@@ -22,6 +23,20 @@ type Observer struct {
 // disconnects when the test ends.
 func Observe(t testing.TB, brokerURL string, filters ...string) *Observer {
 	t.Helper()
+	return observe(t, brokerURL, true, filters)
+}
+
+// ObserveSession is Observe with a persistent session: against a broker
+// that keeps sessions across a restart (MosquittoOptions.Persistence) it
+// also gets what the broker had accepted for it but not yet sent when it
+// stopped.
+func ObserveSession(t testing.TB, brokerURL string, filters ...string) *Observer {
+	t.Helper()
+	return observe(t, brokerURL, false, filters)
+}
+
+func observe(t testing.TB, brokerURL string, clean bool, filters []string) *Observer {
+	t.Helper()
 	o := &Observer{Inbox: newInbox()}
 	subs := map[string]byte{}
 	for _, f := range filters {
@@ -31,6 +46,7 @@ func Observe(t testing.TB, brokerURL string, filters ...string) *Observer {
 	opts := paho.NewClientOptions().
 		AddBroker(brokerURL).
 		SetClientID("observer-" + randomID()).
+		SetCleanSession(clean).
 		SetConnectRetry(true).
 		SetConnectRetryInterval(100 * time.Millisecond).
 		SetMaxReconnectInterval(250 * time.Millisecond).

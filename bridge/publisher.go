@@ -246,6 +246,12 @@ func (p *publisher) fill() error {
 			}
 			p.flights = append(p.flights, flight{first: m.first, last: m.last, tok: tok})
 			p.next = m.last + 1
+			// A publish paho failed at once (its handoff timed out) ends
+			// the window here, as a loss of the link: the next one handed
+			// over would reach the broker before it.
+			if done, err := p.flights[len(p.flights)-1].state(p.conn); done && err != nil {
+				return fmt.Errorf("publish seq %d: %w", m.first, err)
+			}
 		}
 	}
 	return nil

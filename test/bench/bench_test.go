@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -121,10 +122,11 @@ func TestBench(t *testing.T) {
 		if *onlyFlag != "" && !slices.Contains(only, p.name) {
 			continue
 		}
-		start := time.Now()
+		start, figures := time.Now(), len(r.res.Figures)
 		t.Run(p.name, func(st *testing.T) {
 			r.t = st // a phase's peers end with it, and its failure is its own
 			p.run()
+			r.produced(r.res.Figures[figures:])
 		})
 		r.t = t
 		r.res.Phases = append(r.res.Phases, phase{Name: p.name, Seconds: time.Since(start).Seconds()})
@@ -135,6 +137,20 @@ func TestBench(t *testing.T) {
 	r.ratios()
 	r.res.Seconds = time.Since(r.res.Started).Seconds()
 	r.report()
+}
+
+// produced fails the phase unless it measured something, and every figure
+// is a number: what the smoke run asserts. No figure is held to its target
+// here; the table says which are met.
+func (r *rig) produced(fs []figure) {
+	if len(fs) == 0 {
+		r.t.Error("the phase produced no figure")
+	}
+	for _, f := range fs {
+		if math.IsNaN(f.Value) || math.IsInf(f.Value, 0) {
+			r.t.Errorf("%s: %v %s", f.Name, f.Value, f.Unit)
+		}
+	}
 }
 
 // ratios records the figures measured against the QoS 1 ceiling of this

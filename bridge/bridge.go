@@ -48,6 +48,7 @@ type Bridge struct {
 	view   atomic.Pointer[view] // configured merged with announced
 	latest *latest              // each point's last reading, for Sparkplug births
 	node   edgeNode
+	state  *statefile.Dir // nil: bdSeq and announced points are kept in memory only
 
 	viewMu     sync.Mutex                 // orders the view's updates
 	configured *view                      // the config's part of the view
@@ -75,8 +76,9 @@ type view struct {
 	units     map[pointKey]string
 	maxAge    time.Duration // command_max_age
 	gatewayID string
-	points    []reading.Point // for Home Assistant discovery and Sparkplug births
-	adapters  []string        // every adapter's name, in file order
+	points    []reading.Point   // for Home Assistant discovery and Sparkplug births
+	adapters  []string          // every adapter's name, in file order
+	devices   map[string]string // each adapter's config summary, see announcement
 }
 
 // with returns v with the points announced for its adapters added after
@@ -106,14 +108,19 @@ type Option func(*Bridge)
 // config.
 type edgeNode struct {
 	version string
-	state   *statefile.Dir // nil: bdSeq is kept in memory only
 }
 
 // WithEdgeNode gives Sparkplug upstreams the gateway's version, which
-// their NBIRTH carries, and the directory where each keeps its bdSeq
-// across restarts (nil: in memory only, so a restart counts from 0 again).
-func WithEdgeNode(version string, state *statefile.Dir) Option {
-	return func(b *Bridge) { b.node = edgeNode{version: version, state: state} }
+// their NBIRTH carries.
+func WithEdgeNode(version string) Option {
+	return func(b *Bridge) { b.node = edgeNode{version: version} }
+}
+
+// WithState gives the bridge the directory where it keeps what must
+// survive a restart: each Sparkplug upstream's bdSeq, and the points
+// adapters announced at run time. Without it both are kept in memory only.
+func WithState(dir *statefile.Dir) Option {
+	return func(b *Bridge) { b.state = dir }
 }
 
 // New prepares a bridge for cfg, which comes from config.Load: the bridge
@@ -124,12 +131,13 @@ func New(cfg *config.Config, buf Buffer, cmd Commander, logger *slog.Logger, opt
 		cmd = noCommands{}
 	}
 	b := &Bridge{buf: buf, cmd: cmd, logger: logger, status: newStatusBoard(), latest: newLatest(), upstreams: map[string]*upstream{},
-		discovered: map[string]map[string]string{}, announced: map[string][]reading.Point{}, dropped: map[string]*atomic.Uint64{}}
+		discovered: map[string]map[string]string{}, dropped: map[string]*atomic.Uint64{}}
 	for _, o := range opts {
 		o(b)
 	}
 	specs, v, err := resolve(cfg)
 	b.specs, b.cfgErr = specs, err
+	b.announced = b.loadAnnounced(v)
 	b.setView(v, "", nil)
 	b.status.configure(adapterNames(cfg))
 	return b
@@ -142,6 +150,9 @@ func (b *Bridge) setView(v *view, adapter string, ps []reading.Point) {
 	defer b.viewMu.Unlock()
 	if v != nil {
 		b.configured = v
+	}
+	if adapter != "" {
+		b.saveAnnounced(b.configured, adapter, ps, b.announced[adapter])
 	}
 	switch {
 	case adapter == "":
@@ -181,9 +192,10 @@ func adapterNames(cfg *config.Config) []string {
 // resolve derives every upstream's settings; it fails without side effects.
 func resolve(cfg *config.Config) ([]*settings, *view, error) {
 	v := &view{maxAge: cfg.Gateway.CommandMaxAge.D(),
-		gatewayID: cfg.Gateway.ID, points: cfg.Points()}
+		gatewayID: cfg.Gateway.ID, points: cfg.Points(), devices: map[string]string{}}
 	for _, a := range cfg.Adapters {
 		v.adapters = append(v.adapters, a.Name)
+		v.devices[a.Name] = a.Kind + " " + a.Config.Summary()
 	}
 	specs := make([]*settings, 0, len(cfg.Upstream))
 	for _, u := range cfg.Upstream {

@@ -3,6 +3,7 @@ package bridge
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -75,14 +76,14 @@ func TestNetworkFaults(t *testing.T) {
 	faults := []struct {
 		name   string
 		losses int // link losses the fault causes
-		inject func(t *testing.T, p *peers.Proxy, m *peers.Mosquitto, g *gateway)
+		inject func(t *testing.T, p *peers.Proxy, m *peers.Mosquitto, g *gateway, obs *peers.Observer)
 	}{
-		{"latency", 0, func(t *testing.T, p *peers.Proxy, _ *peers.Mosquitto, _ *gateway) {
+		{"latency", 0, func(t *testing.T, p *peers.Proxy, _ *peers.Mosquitto, _ *gateway, _ *peers.Observer) {
 			p.Delay(20 * time.Millisecond)
 			p.AwaitSeen(t, wait, peers.FromClient, peers.Publish, p.Seen(peers.FromClient, peers.Publish)+100)
 			p.Delay(0)
 		}},
-		{"silent link", 1, func(t *testing.T, p *peers.Proxy, _ *peers.Mosquitto, g *gateway) {
+		{"silent link", 1, func(t *testing.T, p *peers.Proxy, _ *peers.Mosquitto, g *gateway, _ *peers.Observer) {
 			n := g.logs.Len()
 			silenced := time.Now()
 			p.Silence()
@@ -97,16 +98,27 @@ func TestNetworkFaults(t *testing.T) {
 				t.Error("no log line says the broker stopped answering")
 			}
 		}},
-		{"reset mid-publish", 1, func(t *testing.T, p *peers.Proxy, _ *peers.Mosquitto, g *gateway) {
+		{"reset mid-publish", 1, func(t *testing.T, p *peers.Proxy, _ *peers.Mosquitto, g *gateway, _ *peers.Observer) {
 			p.AwaitSeen(t, wait, peers.FromClient, peers.Publish, p.Seen(peers.FromClient, peers.Publish)+50)
 			n := g.logs.Len()
 			p.Reset()
 			g.logs.AwaitFrom(t, wait, n, "connection lost", "upstream=cloud", "in_flight=")
 		}},
-		{"broker restart forgets the session", 1, func(t *testing.T, _ *peers.Proxy, m *peers.Mosquitto, g *gateway) {
+		{"broker restart forgets the session", 1, func(t *testing.T, p *peers.Proxy, m *peers.Mosquitto, g *gateway, obs *peers.Observer) {
+			// The broker's acknowledgements are held back first, and it
+			// stops once everything it confirmed has reached the
+			// observer: what a broker loses from its memory after
+			// confirming it no client can bring back. The window it has
+			// not confirmed is in flight when it stops.
+			p.Drop(peers.FromBroker, peers.Puback, peers.Pubrec, peers.Pubcomp)
+			obs.Await(t, wait, "every confirmed seq", func(ms []peers.Message) bool {
+				seqs := seqsOf(t, ms, "fg/gw")
+				return len(seqs) > 0 && hasAll(seqs, slices.Min(seqs), g.buf.Cursor("cloud")-1)
+			})
 			n := g.logs.Len()
 			m.Stop()
 			g.logs.AwaitFrom(t, wait, n, "connection lost", "upstream=cloud", "in_flight=")
+			p.Drop(peers.FromBroker)
 			m.Start()
 			g.logs.AwaitFrom(t, wait, n, "msg=connected", readingsLink, "upstream=cloud", "session_present=false")
 		}},
@@ -128,7 +140,7 @@ func TestNetworkFaults(t *testing.T) {
 				obs.Await(t, wait, "the stream to start", func(ms []peers.Message) bool {
 					return len(seqsOf(t, ms, "fg/gw")) >= 200
 				})
-				f.inject(t, p, m, g)
+				f.inject(t, p, m, g, obs)
 				first, last := s.end()
 				g.awaitCursor("cloud", last+1)
 				ms := obs.Await(t, wait, "every seq", func(ms []peers.Message) bool {

@@ -3,6 +3,7 @@ package bridge
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -30,7 +31,7 @@ func (s *sparkplugSession) onCommand(t sparkplug.Topic, m mqtt.Message) {
 		sent, cmds, err = cat.DecodeCommand(t, m.Payload())
 	}
 	if err != nil {
-		s.logger.Warn("sparkplug: command refused", "topic", m.Topic(), "err", err)
+		s.quiet.Log(slog.LevelWarn, "sparkplug: refused: "+refusal(err), "sparkplug: command refused", "topic", m.Topic(), "err", err)
 		if s.cmds != nil {
 			s.cmds.refused.Add(1)
 		}
@@ -52,7 +53,7 @@ func (s *sparkplugSession) onCommand(t sparkplug.Topic, m mqtt.Message) {
 			}
 		}
 		if err != nil {
-			s.logger.Warn("command refused", "adapter", c.Device, "point", c.Metric, "err", err)
+			s.quiet.Log(slog.LevelWarn, "refused: "+refusal(err), "command refused", "adapter", c.Device, "point", c.Metric, "err", err)
 			s.cmds.answer(result{adapter: c.Device, point: c.Metric, err: err})
 		}
 	}
@@ -61,13 +62,13 @@ func (s *sparkplugSession) onCommand(t sparkplug.Topic, m mqtt.Message) {
 func (s *sparkplugSession) nodeCommand(c sparkplug.Command, retained bool) {
 	switch {
 	case c.IsRebirth() && retained: // it would be replayed at every connection
-		s.logger.Warn("sparkplug: retained rebirth request ignored")
+		s.quiet.Log(slog.LevelWarn, "sparkplug: retained rebirth", "sparkplug: retained rebirth request ignored")
 	case c.IsRebirth():
-		s.logger.Info("sparkplug: rebirth requested")
+		s.quiet.Log(slog.LevelInfo, "sparkplug: rebirth", "sparkplug: rebirth requested")
 		s.rebirth.Store(true)
 		s.signal()
 	default:
-		s.logger.Info("sparkplug: NCMD metric ignored", "metric", c.Metric, "value", c.Value, "err", c.Err)
+		s.quiet.Log(slog.LevelInfo, "sparkplug: NCMD ignored", "sparkplug: NCMD metric ignored", "metric", c.Metric, "value", c.Value, "err", c.Err)
 	}
 }
 

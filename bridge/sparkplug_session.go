@@ -16,6 +16,7 @@ import (
 
 	"github.com/fieldgate/fieldgate/bridge/sparkplug"
 	"github.com/fieldgate/fieldgate/buffer"
+	"github.com/fieldgate/fieldgate/internal/ratelog"
 	"github.com/fieldgate/fieldgate/internal/reading"
 	"github.com/fieldgate/fieldgate/internal/statefile"
 )
@@ -114,7 +115,8 @@ var errHostOffline = errors.New("the primary host application went offline")
 type sparkplugSession struct {
 	s       *settings
 	logger  *slog.Logger
-	ctx     context.Context // the upstream's
+	quiet   *ratelog.Limiter // the upstream's, for what a host can send in floods
+	ctx     context.Context  // the upstream's
 	conn    *conn
 	buf     Buffer
 	views   *atomic.Pointer[view]
@@ -182,7 +184,7 @@ type catalogDefs struct {
 func newSparkplugSession(u *upstream) *sparkplugSession {
 	sp := u.s.sparkplug
 	s := &sparkplugSession{
-		s: u.s, logger: u.logger, ctx: u.ctx, conn: u.conn, buf: u.b.buf, views: &u.b.view, board: u.b.status,
+		s: u.s, logger: u.logger, quiet: u.quiet, ctx: u.ctx, conn: u.conn, buf: u.b.buf, views: &u.b.view, board: u.b.status,
 		latest: u.b.latest, cmds: u.commands, node: sparkplug.Node{Group: sp.GroupID, ID: sp.EdgeNodeID},
 		hostID: sp.PrimaryHostID, version: u.b.node.version,
 		wake: make(chan struct{}, 1), boardChanged: make(chan struct{}, 1), present: map[string]string{},
@@ -190,7 +192,7 @@ func newSparkplugSession(u *upstream) *sparkplugSession {
 		dropped: map[pointKey]bool{},
 	}
 	s.enc = &sparkplugEncoder{s: s, max: u.s.batchMax}
-	s.bd = s.openBdSeq(u.b.node.state)
+	s.bd = s.openBdSeq(u.b.state)
 	u.conn.renew = s.will
 	s.board.watch(s.boardChanged)
 	s.recordStates()
@@ -311,7 +313,7 @@ func (s *sparkplugSession) handler(gen uint64) mqtt.MessageHandler {
 func (s *sparkplugSession) onState(gen uint64, payload []byte) {
 	st, err := sparkplug.ParseState(payload)
 	if err != nil {
-		s.logger.Warn("sparkplug: STATE ignored", "err", err)
+		s.quiet.Log(slog.LevelWarn, "sparkplug: STATE ignored", "sparkplug: STATE ignored", "err", err)
 		return
 	}
 	s.mu.Lock()

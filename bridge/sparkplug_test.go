@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/fieldgate/fieldgate/bridge/sparkplug"
 	pb "github.com/fieldgate/fieldgate/bridge/sparkplug/sparkplugpb"
 	"github.com/fieldgate/fieldgate/config"
@@ -57,7 +58,7 @@ func startEdgeNode(t *testing.T, cfg *config.Config) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startGateway(t, cfg, nil, WithEdgeNode("test", state))
+	return startGateway(t, cfg, nil, WithEdgeNode("test"), WithState(state))
 }
 
 func startHost(t *testing.T, url, hostID string) *peers.SparkplugHost {
@@ -498,4 +499,54 @@ func TestSparkplugNewPointsAreBornAgain(t *testing.T) {
 		t.Error("births after a reload that changed no point")
 	}
 	noProblems(t, host)
+}
+
+// TestSparkplugCommandFloodIsQuiet: a host flooding the edge node with
+// undecodable DCMDs, NCMDs it ignores and malformed STATE messages gets
+// each refused or ignored, but the log gets a few lines per kind, not a
+// line each.
+func TestSparkplugCommandFloodIsQuiet(t *testing.T) {
+	broker := peers.StartMochi(t)
+	g := startEdgeNode(t, testConfig(t, sparkplugUp("scada", broker.URL(), primaryHost("scada-host"))))
+	host := peers.Observe(t, broker.URL(), "spBv1.0/#")
+	host.Publish(t, sparkplug.StateTopic("scada-host"), 1, true, fmt.Sprintf(`{"online":true,"timestamp":%d}`, time.Now().UnixMilli()))
+	g.logs.Await(t, wait, "sparkplug: births published", "upstream=scada")
+	node := sparkplug.Node{Group: group, ID: "gw"}
+	const n = 1000
+	for i := range n {
+		var tok mqtt.Token
+		switch i % 3 {
+		case 0:
+			tok = host.Client.Publish(node.Topic(sparkplug.DCMD)+"/boiler", 1, false, []byte{0xff, 0x01})
+		case 1:
+			tok = host.Client.Publish(node.Topic(sparkplug.NCMD), 1, false, ncmd(t, "Node Control/Next Server", true))
+		default:
+			tok = host.Client.Publish(sparkplug.StateTopic("scada-host"), 1, false, []byte("{"))
+		}
+		if i%100 == 99 { // a window of unconfirmed publishes, not one round trip each
+			tok.Wait()
+		}
+	}
+	host.Publish(t, node.Topic(sparkplug.DCMD)+"/boiler", 1, false, "end")
+	g.logs.AwaitCount(t, wait, 1, "sparkplug: command refused")
+	g.stop()
+	lines := strings.Count(g.logs.String(), "level=WARN") + strings.Count(g.logs.String(), "NCMD metric ignored")
+	t.Logf("%d messages from the host: %d log lines about them", n+1, lines)
+	if lines > 10 {
+		t.Errorf("%d log lines for %d messages:\n%s", lines, n+1, g.logs)
+	}
+}
+
+// ncmd is an NCMD payload writing v to the node metric name.
+func ncmd(t *testing.T, name string, v bool) []byte {
+	t.Helper()
+	b, err := proto.Marshal(&pb.Payload{
+		Timestamp: proto.Uint64(uint64(time.Now().UnixMilli())),
+		Metrics: []*pb.Payload_Metric{{Name: proto.String(name), Datatype: proto.Uint32(11), // Boolean
+			Value: &pb.Payload_Metric_BooleanValue{BooleanValue: v}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -125,7 +125,7 @@ func open(cfg *config.Config, stderr io.Writer, opt options) (*gateway, int) {
 	g := &gateway{opt: opt, log: log, level: level, buf: buf, maxBuffer: int64(cfg.Buffer.MaxSize),
 		state: state, cfg: cfg, run: map[string]*runningAdapter{}, bridgeDone: make(chan error, 1)}
 	g.ctx, g.stopAll = context.WithCancel(context.Background())
-	g.bridge = bridge.New(cfg, buf, g, log.With("component", "bridge"), bridge.WithEdgeNode(version, state))
+	g.bridge = bridge.New(cfg, buf, g, log.With("component", "bridge"), bridge.WithEdgeNode(version), bridge.WithState(state))
 	var brCtx context.Context
 	brCtx, g.stopBridge = context.WithCancel(context.Background())
 	go func() { g.bridgeDone <- g.bridge.Run(brCtx) }()

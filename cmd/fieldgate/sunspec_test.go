@@ -1,11 +1,16 @@
 package main
 
 import (
+	"slices"
+	"time"
+
 	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/fieldgate/fieldgate/buffer"
 
 	"github.com/fieldgate/fieldgate/test/modbussim"
 	"github.com/fieldgate/fieldgate/test/peers"
@@ -119,5 +124,74 @@ func TestReadSunSpecPoints(t *testing.T) {
 	}
 	if code, _, errOut := runCmd("read", "-c", path, "inv/no_such_point"); code == exitOK || !strings.Contains(errOut, `no point "no_such_point"`) {
 		t.Errorf("read of a point the device lacks: exit %d, %s", code, errOut)
+	}
+}
+
+// TestSunSpecPointsSurviveARestart: readings of discovered points that
+// wait in the buffer across a restart reach a Sparkplug host even though
+// the device, down by then, cannot be discovered again: the points
+// announced before the stop are kept, so the births declare them.
+func TestSunSpecPointsSurviveARestart(t *testing.T) {
+	broker := peers.StartMochi(t)
+	broker.Stop() // the uplink is down while the readings are taken
+	dev, bank := startDevice(t)
+	d := modbussim.NewSunSpec(40000, map[string]any{
+		"inverter_three_phase_W_SF": []uint16{0},
+		"inverter_three_phase_W":    []uint16{1500},
+	})
+	for _, id := range []int{1, 103} {
+		if err := d.Model(id, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.End()
+	d.Serve(bank)
+	path := writeConfig(t, fmt.Sprintf(`
+[[upstream]]
+name = "cloud"
+url = %q
+format = "sparkplug"
+reconnect_max = "1s"
+  [upstream.sparkplug]
+  group_id = "plant"
+[[modbus]]
+name = "inv"
+url = "tcp://%s"
+interval = "100ms"
+sunspec = true
+`, broker.URL(), dev.Addr))
+
+	g, _, stop := openGateway(t, path, fast)
+	const point = "inverter_three_phase_W"
+	deadline := time.After(wait)
+	for buffered := false; !buffered; {
+		changed := g.buf.Changed()
+		es, err := g.buf.Read("cloud", 0, 1<<16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buffered = slices.ContainsFunc(es, func(e buffer.Entry) bool { return e.Point == point })
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("no reading of %s buffered within %v", point, wait)
+		}
+	}
+	if status := stop(); status != 0 {
+		t.Fatalf("stopped with status %d", status)
+	}
+	if err := dev.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	broker.Start()
+	host := peers.StartSparkplugHost(t, peers.SparkplugHostOptions{BrokerURL: broker.URL(), Group: "plant", EdgeNode: "gw"})
+	openGateway(t, path, fast)
+	host.Await(t, wait, "a historical DDATA of "+point, func(e peers.SparkplugEvent) bool {
+		m, ok := e.Metric(point)
+		return e.Event == "message" && e.Type == "DDATA" && e.Device == "inv" && ok && m.IsHistorical && m.Text() == "1500"
+	})
+	if ps := host.Problems(); len(ps) > 0 {
+		t.Errorf("the host found problems: %v", ps)
 	}
 }

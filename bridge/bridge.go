@@ -54,6 +54,10 @@ type Bridge struct {
 	configured *view                      // the config's part of the view
 	announced  map[string][]reading.Point // by adapter, see SetPoints
 
+	// reloadMu makes Reloads one at a time; mu is not held while the
+	// upstreams a Reload replaces stop, which can take the stop budget,
+	// so SetPoints, SetStatus and the metrics do not wait for them.
+	reloadMu  sync.Mutex
 	mu        sync.Mutex
 	specs     []*settings
 	cfgErr    error // the config New was given is unusable; Run reports it
@@ -254,12 +258,14 @@ func (b *Bridge) Reload(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	b.reloadMu.Lock()
+	defer b.reloadMu.Unlock()
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.setView(v, "", nil)
 	b.status.configure(adapterNames(cfg))
 	b.specs, b.cfgErr = specs, nil
 	if !b.running || b.stopping {
+		b.mu.Unlock()
 		return nil
 	}
 	start := map[string]*settings{}
@@ -284,7 +290,13 @@ func (b *Bridge) Reload(cfg *config.Config) error {
 		stop = append(stop, u)
 		delete(b.upstreams, name)
 	}
+	b.mu.Unlock()
 	stopAll(stop)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stopping { // Run stops what is running; nothing new starts
+		return nil
+	}
 	for _, s := range specs {
 		if start[s.name] != nil {
 			b.startLocked(s)
@@ -321,6 +333,10 @@ func (b *Bridge) Observe(rs []reading.Reading) { b.latest.observe(rs) }
 type UpstreamState struct {
 	Name      string
 	Connected bool
+	// TakesCommands: the upstream subscribes to commands, on its own
+	// link unless it has a clean session; CommandsConnected: that link
+	// is up, so a command sent now reaches the gateway.
+	TakesCommands, CommandsConnected bool
 	// CommandsRefused counts the commands this upstream delivered that
 	// were refused or failed.
 	CommandsRefused uint64
@@ -336,6 +352,8 @@ func (b *Bridge) Upstreams() []UpstreamState {
 	for name, u := range b.upstreams {
 		st := UpstreamState{Name: name, Connected: u.conn.online.Load(), Dropped: b.dropped[name].Load()}
 		if u.commands != nil {
+			st.TakesCommands = true
+			st.CommandsConnected = u.commands.conn.online.Load()
 			st.CommandsRefused = u.commands.refused.Load()
 		}
 		out = append(out, st)

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -598,6 +600,41 @@ func TestReload(t *testing.T) {
 	if err := g.b.Reload(bad); err == nil {
 		t.Error("a bad config was accepted")
 	}
+}
+
+// TestReloadWaitsAlone: while a reload waits for an upstream it replaces
+// to stop (here over a silent link, which takes the stop budget), the
+// bridge still answers: the metrics list the upstreams, adapters announce
+// points.
+func TestReloadWaitsAlone(t *testing.T) {
+	m := peers.StartMochi(t)
+	p := peers.StartProxy(t, m.Addr)
+	g := startGateway(t, testConfig(t, upstreamCfg("slow", p.URL()), upstreamCfg("other", m.URL())), nil)
+	g.logs.Await(t, wait, "msg=connected", readingsLink, "upstream=slow")
+	p.Silence() // nothing is confirmed: the stop waits for `offline` its whole budget
+	_, last := g.emit(cycle(0)...)
+
+	done := make(chan error, 1)
+	go func() {
+		done <- g.b.Reload(testConfig(t, upstreamCfg("slow", p.URL(), qos(2)), upstreamCfg("other", m.URL())))
+	}()
+	deadline := time.Now().Add(wait)
+	for slices.ContainsFunc(g.b.Upstreams(), func(u UpstreamState) bool { return u.Name == "slow" }) {
+		if time.Now().After(deadline) {
+			t.Fatal("the replaced upstream is still listed")
+		}
+		runtime.Gosched()
+	}
+	g.b.SetPoints("boiler", []reading.Point{{Adapter: "boiler", Name: "extra", Type: "float64", Scale: 1}})
+	select {
+	case err := <-done:
+		t.Fatalf("the reload ended (%v) before the test could look: the replaced upstream stopped at once", err)
+	default:
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	g.awaitCursor("slow", last+1) // the new upstream, on a new connection
 }
 
 // TestStopBounded stops the bridge while one upstream is stuck connecting to

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -41,11 +42,17 @@ func TestMetricsAndHealth(t *testing.T) {
 	g.waitLog("serving metrics")
 	broker.Received.AwaitMessage(t, wait, prefix+"/plc/v", nil)
 
+	// The command link is up once it subscribes.
+	broker.AwaitPackets(t, wait, "it-local-cmd", func(ps []peers.Packet) bool {
+		return slices.ContainsFunc(ps, func(p peers.Packet) bool { return p.Type == "Subscribe" })
+	})
+
 	_, metrics := get(t, "http://"+addr+"/metrics")
 	for _, want := range []string{
 		`fieldgate_readings_total{adapter="plc"}`,
 		`fieldgate_adapter_up{adapter="plc"} 1`,
 		`fieldgate_upstream_connected{upstream="local"} 1`,
+		`fieldgate_upstream_commands_connected{upstream="local"} 1`,
 		`fieldgate_buffer_dropped_total 0`,
 		`fieldgate_build_info{`,
 		`process_resident_memory_bytes`,
@@ -63,7 +70,7 @@ func TestMetricsAndHealth(t *testing.T) {
 		}
 		return code, h
 	}
-	if code, h := health(); code != 200 || h["status"] != "ok" {
+	if code, h := health(); code != 200 || h["status"] != "ok" || h["upstreams"].(map[string]any)["local"].(map[string]any)["commands_connected"] != true {
 		t.Errorf("healthz with everything up: %d %v", code, h)
 	}
 
@@ -76,11 +83,16 @@ func TestMetricsAndHealth(t *testing.T) {
 
 	broker.Stop()
 	g.waitLog("connection lost", "upstream=local", "in_flight=")
-	if _, h := health(); h["upstreams"].(map[string]any)["local"].(map[string]any)["connected"] != false {
+	g.waitLog("connection lost", "upstream=local", "connection=commands")
+	if _, h := health(); h["upstreams"].(map[string]any)["local"].(map[string]any)["connected"] != false ||
+		h["upstreams"].(map[string]any)["local"].(map[string]any)["commands_connected"] != false {
 		t.Errorf("healthz with the broker down: %v", h)
 	}
-	if _, m := get(t, "http://"+addr+"/metrics"); !strings.Contains(m, `fieldgate_upstream_connected{upstream="local"} 0`) {
-		t.Errorf("metrics with the broker down:\n%s", m)
+	_, m := get(t, "http://"+addr+"/metrics")
+	for _, want := range []string{`fieldgate_upstream_connected{upstream="local"} 0`, `fieldgate_upstream_commands_connected{upstream="local"} 0`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics with the broker down lack %s:\n%s", want, m)
+		}
 	}
 }
 

@@ -81,6 +81,9 @@ func (g *gateway) writeMetrics(w io.Writer) {
 	vm.WriteCounterUint64(w, "fieldgate_buffer_append_errors_total", g.appendErrors.Load())
 	for _, u := range g.bridge.Upstreams() {
 		vm.WriteGaugeUint64(w, fmt.Sprintf(`fieldgate_upstream_connected{upstream=%q}`, u.Name), b2u(u.Connected))
+		if u.TakesCommands {
+			vm.WriteGaugeUint64(w, fmt.Sprintf(`fieldgate_upstream_commands_connected{upstream=%q}`, u.Name), b2u(u.CommandsConnected))
+		}
 		vm.WriteGaugeUint64(w, fmt.Sprintf(`fieldgate_upstream_backlog{upstream=%q}`, u.Name), st.Next-max(st.Cursors[u.Name], st.First))
 		vm.WriteCounterUint64(w, fmt.Sprintf(`fieldgate_commands_refused_total{upstream=%q}`, u.Name), u.CommandsRefused)
 		vm.WriteCounterUint64(w, fmt.Sprintf(`fieldgate_upstream_oversize_dropped_total{upstream=%q}`, u.Name), u.Dropped)
@@ -97,6 +100,9 @@ type health struct {
 type upstreamHealth struct {
 	Connected bool   `json:"connected"`
 	Backlog   uint64 `json:"backlog"`
+	// CommandsConnected is left out for an upstream that takes no
+	// commands.
+	CommandsConnected *bool `json:"commands_connected,omitempty"`
 }
 
 // healthz answers 200 while readings are being kept, with what is down in
@@ -115,8 +121,12 @@ func (g *gateway) healthz(w http.ResponseWriter, _ *http.Request) {
 	}
 	st := g.buf.Stats()
 	for _, u := range g.bridge.Upstreams() {
-		h.Upstreams[u.Name] = upstreamHealth{Connected: u.Connected, Backlog: st.Next - max(st.Cursors[u.Name], st.First)}
-		if !u.Connected {
+		uh := upstreamHealth{Connected: u.Connected, Backlog: st.Next - max(st.Cursors[u.Name], st.First)}
+		if u.TakesCommands {
+			uh.CommandsConnected = &u.CommandsConnected
+		}
+		h.Upstreams[u.Name] = uh
+		if !u.Connected || u.TakesCommands && !u.CommandsConnected {
 			h.Status = "degraded"
 		}
 	}

@@ -103,18 +103,7 @@ func TestScanReportsSunSpec(t *testing.T) {
 // TestReadSunSpecPoints: `fieldgate read` waits for the points a SunSpec
 // device turns out to have, and reads one of them, or all, with units.
 func TestReadSunSpecPoints(t *testing.T) {
-	dev, bank := startDevice(t)
-	d := modbussim.NewSunSpec(40000, map[string]any{
-		"inverter_three_phase_W_SF": []uint16{0},
-		"inverter_three_phase_W":    []uint16{1500},
-	})
-	for _, id := range []int{1, 103} {
-		if err := d.Model(id, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	d.End()
-	d.Serve(bank)
+	dev := inverter(t)
 	path := writeConfig(t, fmt.Sprintf("[[modbus]]\nname = \"inv\"\nurl = \"tcp://%s\"\nsunspec = true\n", dev.Addr))
 	for _, target := range []string{"inv/inverter_three_phase_W", "inv"} {
 		code, out, errOut := runCmd("read", "-c", path, target)
@@ -134,18 +123,7 @@ func TestReadSunSpecPoints(t *testing.T) {
 func TestSunSpecPointsSurviveARestart(t *testing.T) {
 	broker := peers.StartMochi(t)
 	broker.Stop() // the uplink is down while the readings are taken
-	dev, bank := startDevice(t)
-	d := modbussim.NewSunSpec(40000, map[string]any{
-		"inverter_three_phase_W_SF": []uint16{0},
-		"inverter_three_phase_W":    []uint16{1500},
-	})
-	for _, id := range []int{1, 103} {
-		if err := d.Model(id, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	d.End()
-	d.Serve(bank)
+	dev := inverter(t)
 	path := writeConfig(t, fmt.Sprintf(`
 [[upstream]]
 name = "cloud"
@@ -194,4 +172,23 @@ sunspec = true
 	if ps := host.Problems(); len(ps) > 0 {
 		t.Errorf("the host found problems: %v", ps)
 	}
+}
+
+// inverter serves a SunSpec three-phase inverter (models 1 and 103) at
+// holding register 40000, putting out 1500 W.
+func inverter(t *testing.T) *modbussim.Server {
+	t.Helper()
+	dev, bank := startDevice(t)
+	d := modbussim.NewSunSpec(40000, map[string]any{
+		"inverter_three_phase_W_SF": []uint16{0},
+		"inverter_three_phase_W":    []uint16{1500},
+	})
+	for _, id := range []int{1, 103} {
+		if err := d.Model(id, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.End()
+	d.Serve(bank)
+	return dev
 }

@@ -71,9 +71,20 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzTCPReply$$' -fuzztime $(FUZZTIME) ./adapters/modbus
 	$(GO) test -run '^$$' -fuzz '^FuzzLineMatch$$' -fuzztime $(FUZZTIME) ./adapters/serial
 
-## bench: every benchmark once, printing its figures
+## bench: the performance instrument (docs/PERFORMANCE.md): the hot paths'
+## benchmarks, then the gateway against Mosquitto and a Modbus server beside
+## the ceiling of broker and client library; a table, and bin/bench.json.
+## BENCH_ARGS adds options: -rounds N, -only PHASES, -formats F, -cpuprofile DIR
+BENCH_ARGS ?=
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+	$(GO) test -v -count=1 -timeout 10m -run '^TestBench$$' ./test/bench -args -mode full -out $(abspath bin/bench.json) $(BENCH_ARGS)
+
+## bench-smoke: the instrument at a small size, every benchmark once: checks
+## that every phase produces its figures, numbers all, asserting none of
+## their values (CI runs it; under a minute here, bounded at two)
+.PHONY: bench-smoke
+bench-smoke:
+	$(GO) test -v -count=1 -timeout 2m -run '^TestBench$$' ./test/bench -args -mode smoke -out $(abspath bin/bench-smoke.json) $(BENCH_ARGS)
 
 ## generate-check: regenerate the generated code (protoc from Debian's
 ## protobuf-compiler) and fail if it differs from what is committed

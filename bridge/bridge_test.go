@@ -183,6 +183,7 @@ func TestLinkLoss(t *testing.T) {
 		{"mosquitto cut qos2", false, []func(*config.Upstream){qos(2)}},
 		{"mosquitto cut qos1 clean session", false, []func(*config.Upstream){qos(1), clean}},
 		{"mosquitto cut batch", false, []func(*config.Upstream){qos(1), format(formatBatch), batchMax(5)}},
+		{"mosquitto cut compact", false, []func(*config.Upstream){qos(1), format(formatCompact), batchMax(5)}},
 		{"mochi restart qos1", true, []func(*config.Upstream){qos(1)}},
 		{"mochi restart qos2", true, []func(*config.Upstream){qos(2)}},
 		{"mochi restart qos1 clean session", true, []func(*config.Upstream){qos(1), clean}},
@@ -269,7 +270,7 @@ func windowOf(opts []func(*config.Upstream)) int {
 	if u.QoS != nil && *u.QoS == 2 {
 		n = maxInFlightQoS2
 	}
-	if u.Format == formatBatch {
+	if u.Format == formatBatch || u.Format == formatCompact {
 		n *= u.BatchMax
 	}
 	return n

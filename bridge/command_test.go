@@ -209,3 +209,18 @@ func sameValue(a, b reading.Value) bool {
 	}
 	return a == b
 }
+
+// BenchmarkParseCommand parses the command payloads a broker delivers:
+// a JSON object with value, id and ts, and a bare value.
+func BenchmarkParseCommand(b *testing.B) {
+	for _, p := range []string{`{"value": 21.5, "id": "a1", "ts": "2026-11-21T23:00:00.123Z"}`, `on`} {
+		b.Run(p[:2], func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := ParseCommand([]byte(p)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -19,6 +19,10 @@ import (
 const (
 	connectTimeout = 10 * time.Second // per broker: dial, TLS and CONNACK
 	writeTimeout   = 2 * time.Second  // one packet onto a stalled socket
+	// handoffTimeout bounds paho's wait for its writer to take a publish.
+	// Its writer only queues (coalesceconn.go), so the wait is long only
+	// while paho tears a lost link down, when the publish fails anyway.
+	handoffTimeout = time.Second
 	// disconnectQuiesce is what a DISCONNECT waits for paho to finish
 	// the work in hand.
 	disconnectQuiesce = 250 * time.Millisecond
@@ -36,8 +40,9 @@ type conn struct {
 	hb     *heartbeat // the upstream's
 	client mqtt.Client
 	store  *sessionStore
-	lost   chan error   // connection losses, from paho
-	drops  inboundDrops // what becomes of messages too large to read (limitconn.go)
+	link   atomic.Pointer[coalesceConn] // the writer of the latest link paho opened
+	lost   chan error                   // connection losses, from paho
+	drops  inboundDrops                 // what becomes of messages too large to read (limitconn.go)
 
 	broker atomic.Pointer[string] // the broker being dialled, for the logs
 	online atomic.Bool            // from connected until the link is given up
@@ -114,8 +119,8 @@ func (c *conn) options(tlsCfg *tls.Config) *mqtt.ClientOptions {
 	o.SetProtocolVersion(4)
 	o.SetConnectTimeout(connectTimeout)
 	o.SetDialer(&net.Dialer{Timeout: connectTimeout})
-	o.SetCustomOpenConnectionFn(opener(c.s.keepalive, c.logger, c.drops.dropped))
-	o.SetWriteTimeout(writeTimeout)
+	o.SetCustomOpenConnectionFn(opener(c.s.keepalive, c.logger, c.drops.dropped, c.link.Store))
+	o.SetWriteTimeout(handoffTimeout)
 	o.SetAutoReconnect(false)
 	o.SetConnectRetry(false)
 	o.SetResumeSubs(false)

@@ -23,11 +23,13 @@ func unitsOf(ps []reading.Point) map[pointKey]string {
 	return units
 }
 
-// message is one MQTT publish carrying the readings first..last.
+// message is one MQTT publish carrying the readings first..last (none
+// when last < first).
 type message struct {
 	topic       string
 	payload     []byte
 	retain      bool
+	minQoS      byte // the upstream's qos, or this if higher
 	first, last uint64
 }
 
@@ -36,12 +38,19 @@ type message struct {
 // upstream's publisher goroutine.
 type encoder interface {
 	// encode returns the first message of es, which is not empty, and
-	// how many entries it took; units are the points' configured units.
+	// how many entries it took; v is the live config (the points' units).
 	// A message without a topic carries nothing: its entries are
-	// confirmed without being sent.
-	encode(es []buffer.Entry, units map[pointKey]string) (message, int)
+	// confirmed without being sent. A message may take no entries, to
+	// go before those it describes.
+	encode(es []buffer.Entry, v *view) (message, int)
 	// entries is how many entries to read for up to n messages.
 	entries(n int) int
+}
+
+// linkStarter is an encoder with state about what the broker has: the
+// publisher tells it of each new link before the first encode.
+type linkStarter interface {
+	linkStarted()
 }
 
 // encoder returns the encoder of the upstream's format.
@@ -58,6 +67,8 @@ func newEncoder(s *settings) encoder {
 	switch s.format {
 	case formatBatch:
 		return &batchEncoder{prefix: s.prefix, max: s.batchMax}
+	case formatCompact:
+		return newCompactEncoder(s.prefix, s.batchMax)
 	case formatValue:
 		return &valueEncoder{topics: newTopics(s.prefix), retain: s.retain}
 	}

@@ -14,7 +14,7 @@ type batchEncoder struct {
 }
 
 // encode takes the leading run of one adapter's readings, at most e.max.
-func (e *batchEncoder) encode(es []buffer.Entry, units map[pointKey]string) (message, int) {
+func (e *batchEncoder) encode(es []buffer.Entry, v *view) (message, int) {
 	first := es[0]
 	n := 1
 	for n < len(es) && n < e.max && es[n].Adapter == first.Adapter {
@@ -26,7 +26,7 @@ func (e *batchEncoder) encode(es []buffer.Entry, units map[pointKey]string) (mes
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSON(b, r, units[pointKey{r.Adapter, r.Point}], true)
+		b = appendJSON(b, r, v.units[pointKey{r.Adapter, r.Point}], true)
 	}
 	b = append(b, ']')
 	return message{topic: e.prefix + "/" + first.Adapter, payload: b, first: first.Seq, last: es[n-1].Seq}, n

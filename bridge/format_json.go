@@ -14,10 +14,10 @@ type jsonEncoder struct {
 	retain bool
 }
 
-func (e *jsonEncoder) encode(es []buffer.Entry, units map[pointKey]string) (message, int) {
+func (e *jsonEncoder) encode(es []buffer.Entry, v *view) (message, int) {
 	r := es[0]
 	k := pointKey{r.Adapter, r.Point}
-	b := appendJSON(make([]byte, 0, 96), r, units[k], false)
+	b := appendJSON(make([]byte, 0, 96), r, v.units[k], false)
 	return message{topic: e.topics.of(k), payload: b, retain: e.retain, first: r.Seq, last: r.Seq}, 1
 }
 

@@ -24,7 +24,7 @@ type sparkplugEncoder struct {
 // the births, or its value does not fit the point's datatype) is left out,
 // and a run left with nothing is a message without a topic, which the
 // publisher confirms without sending.
-func (e *sparkplugEncoder) encode(es []buffer.Entry, _ map[pointKey]string) (message, int) {
+func (e *sparkplugEncoder) encode(es []buffer.Entry, _ *view) (message, int) {
 	s := e.s
 	cat := s.cat.Load()
 	dev := es[0].Adapter

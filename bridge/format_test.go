@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -63,7 +64,7 @@ func TestEncode(t *testing.T) {
 			enc := newEncoder(&tt.s)
 			var got []msg
 			for rest := es; len(rest) > 0; {
-				m, n := enc.encode(rest, units)
+				m, n := enc.encode(rest, &view{units: units})
 				rest = rest[n:]
 				got = append(got, msg{m.topic, string(m.payload), m.retain, m.first, m.last})
 				if tt.s.format != formatValue && !json.Valid(m.payload) {
@@ -82,19 +83,40 @@ func TestEncode(t *testing.T) {
 	}
 }
 
-// BenchmarkEncodeJSON measures the per-reading hot path: one reading with a
-// unit to a "json" payload.
-func BenchmarkEncodeJSON(b *testing.B) {
-	s := &settings{prefix: "fieldgate/pi-gw-01", format: formatJSON}
-	enc := newEncoder(s)
-	units := map[pointKey]string{{"boiler", "supply_temp"}: "degC"}
-	es := []buffer.Entry{entry(1042, "boiler", "supply_temp", reading.Float(21.5))}
-	b.ReportAllocs()
-	var size int
-	for b.Loop() {
-		m, _ := enc.encode(es, units)
-		size = len(m.payload)
+// BenchmarkEncode measures the per-reading hot path of each format: a poll
+// cycle of 200 numbers with units, encoded into its messages, and the
+// payload bytes each reading costs.
+func BenchmarkEncode(b *testing.B) {
+	es := make([]buffer.Entry, 200)
+	units := map[pointKey]string{}
+	for i := range es {
+		es[i] = entry(uint64(1_000_000+i), "plc", fmt.Sprintf("p%d", i), reading.Uint(uint64(97*i%10000)))
+		if i%4 == 0 {
+			units[pointKey{"plc", es[i].Point}] = "degC"
+		}
 	}
-	b.ReportMetric(float64(size), "bytes/msg")
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	v := &view{units: units}
+	for _, format := range []string{formatJSON, formatValue, formatBatch, formatCompact} {
+		b.Run(format, func(b *testing.B) {
+			enc := newEncoder(&settings{prefix: "fieldgate/pi-gw-01", format: format, batchMax: 100})
+			size := 0
+			encode := func() {
+				size = 0
+				for rest := es; len(rest) > 0; {
+					m, n := enc.encode(rest, v)
+					rest = rest[n:]
+					if n > 0 {
+						size += len(m.payload)
+					}
+				}
+			}
+			encode() // a dictionary, for compact
+			b.ReportAllocs()
+			for b.Loop() {
+				encode()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(es)), "ns/reading")
+			b.ReportMetric(float64(size)/float64(len(es)), "bytes/reading")
+		})
+	}
 }

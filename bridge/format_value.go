@@ -9,7 +9,7 @@ type valueEncoder struct {
 	retain bool
 }
 
-func (e *valueEncoder) encode(es []buffer.Entry, _ map[pointKey]string) (message, int) {
+func (e *valueEncoder) encode(es []buffer.Entry, _ *view) (message, int) {
 	r := es[0]
 	b := r.Value.AppendText(make([]byte, 0, 24))
 	return message{topic: e.topics.of(pointKey{r.Adapter, r.Point}), payload: b, retain: e.retain, first: r.Seq, last: r.Seq}, 1

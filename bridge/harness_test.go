@@ -262,9 +262,9 @@ type payloadReading struct {
 	Unit  string          `json:"unit"`
 }
 
-// seqsOf decodes the seqs carried by reading messages of a json or batch
-// upstream (any topic under prefix except status and command topics), in
-// arrival order.
+// seqsOf decodes the seqs carried by reading messages of a json, batch or
+// compact upstream (any topic under prefix except status, command and
+// dictionary topics), in arrival order.
 func seqsOf(t testing.TB, ms []peers.Message, prefix string) []uint64 {
 	t.Helper()
 	var seqs []uint64
@@ -273,11 +273,21 @@ func seqsOf(t testing.TB, ms []peers.Message, prefix string) []uint64 {
 			continue
 		}
 		var rs []payloadReading
-		if bytes.HasPrefix(m.Payload, []byte("[")) {
+		switch {
+		case bytes.Contains(m.Payload, []byte(`"values":`)):
+			var c compactData
+			if err := json.Unmarshal(m.Payload, &c); err != nil {
+				t.Fatalf("%s: %v", m, err)
+			}
+			for i := range c.Values {
+				seqs = append(seqs, c.Seq+uint64(i))
+			}
+			continue
+		case bytes.HasPrefix(m.Payload, []byte("[")):
 			if err := json.Unmarshal(m.Payload, &rs); err != nil {
 				t.Fatalf("%s: %v", m, err)
 			}
-		} else {
+		default:
 			var r payloadReading
 			if err := json.Unmarshal(m.Payload, &r); err != nil {
 				t.Fatalf("%s: %v", m, err)
@@ -294,7 +304,7 @@ func seqsOf(t testing.TB, ms []peers.Message, prefix string) []uint64 {
 func isReadingTopic(topic, prefix string) bool {
 	rest, ok := strings.CutPrefix(topic, prefix+"/")
 	return ok && rest != "status" && !strings.HasSuffix(rest, "/status") &&
-		!strings.HasSuffix(rest, "/set") && !strings.HasSuffix(rest, "/set/result")
+		!strings.HasSuffix(rest, "/set") && !strings.HasSuffix(rest, "/set/result") && !strings.HasSuffix(rest, dictSuffix)
 }
 
 // hasAll reports whether seqs contains every seq in [from, to].

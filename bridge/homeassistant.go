@@ -145,7 +145,7 @@ func haNumberRange(p reading.Point) (lo, hi, step float64, ok bool) {
 // discovery topic's node and object ids.
 func haConfigs(s *settings, v *view) (configs map[string]string, collisions []string) {
 	configs = map[string]string{}
-	if !s.discovery || s.format == formatBatch {
+	if !s.discovery || !s.perPointTopics() {
 		return configs, nil
 	}
 	dev := haDevice{
@@ -280,8 +280,8 @@ type discovery struct {
 // newDiscovery returns u's discovery, or nil when u has nothing to publish
 // and nothing to clear.
 func newDiscovery(u *upstream, held map[string]string) *discovery {
-	if u.s.discovery && u.s.format == formatBatch {
-		u.logger.Warn("homeassistant: no discovery configs for format batch, which has no topic per point")
+	if u.s.discovery && !u.s.perPointTopics() {
+		u.logger.Warn("homeassistant: no discovery configs for format " + u.s.format + ", which has no topic per point")
 	}
 	if !u.s.discovery && len(held) == 0 {
 		return nil

@@ -43,15 +43,17 @@ var errInboundTooLarge = errors.New("broker sent a packet larger than any it has
 
 // opener opens a connection as paho does (TCP, TLS or WebSocket, with
 // paho's dialer, TLS config and proxy from the environment), watched for
-// going silent (liveconn.go), and reads the broker's packets through a
-// limitConn.
-func opener(keepalive time.Duration, logger *slog.Logger, dropped func(topic string, size int)) mqtt.OpenConnectionFunc {
+// going silent (liveconn.go), writes through a coalesceConn, which it hands
+// to opened, and reads the broker's packets through a limitConn.
+func opener(keepalive time.Duration, logger *slog.Logger, dropped func(topic string, size int), opened func(*coalesceConn)) mqtt.OpenConnectionFunc {
 	return func(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 		c, err := open(uri, o)
 		if err != nil {
 			return nil, err
 		}
-		return newLimitConn(watchLink(c, keepalive, logger), maxInboundPacket, dropped), nil
+		w := coalesce(watchLink(c, keepalive, logger), writeTimeout)
+		opened(w)
+		return newLimitConn(w, maxInboundPacket, dropped), nil
 	}
 }
 

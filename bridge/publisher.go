@@ -25,6 +25,10 @@ const (
 	maxInFlightQoS2 = 16
 	// readRetry is the wait after a failed buffer read.
 	readRetry = time.Second
+	// readAhead is the least a buffer read asks for: reading a backlog in
+	// steps of a window (16 messages at QoS 2) would decode each record
+	// of the log many times over.
+	readAhead = 1024
 )
 
 var errNotConnected = errors.New("not connected")
@@ -49,9 +53,10 @@ type publisher struct {
 	spb  *sparkplugSession
 	wake <-chan struct{}
 
-	window      int      // messages in flight at most
-	next        uint64   // next seq to read
-	flights     []flight // in flight, in seq order
+	window      int            // messages in flight at most
+	next        uint64         // next seq to publish
+	ahead       []buffer.Entry // read from next on, not yet published
+	flights     []flight       // in flight, in seq order
 	idle        <-chan struct{}
 	retry       <-chan time.Time // set after a failed buffer read
 	lastReadErr string
@@ -77,25 +82,43 @@ type flight struct {
 	first, last uint64
 	tok         mqtt.Token
 	stored      storeMark // when tok is nil
+	// A QoS 0 message is confirmed once its link's writer has handed
+	// upTo bytes to the socket, everything written when paho had written
+	// it (coalesceconn.go).
+	link *coalesceConn
+	upTo uint64
 }
 
-func (f *flight) state(s *sessionStore) (done bool, err error) {
+func (f *flight) state(c *conn) (done bool, err error) {
 	if f.tok == nil {
-		return !s.holds(f.stored), nil
+		return !c.store.holds(f.stored), nil
 	}
 	select {
 	case <-f.tok.Done():
-		return true, f.tok.Error()
 	default:
 		return false, nil
 	}
+	if err := f.tok.Error(); err != nil || c.s.qos > 0 {
+		return true, err
+	}
+	if f.link == nil {
+		if f.link = c.link.Load(); f.link == nil {
+			return true, nil // a message that was never written: nothing to wait for
+		}
+		f.upTo = f.link.queuedBytes()
+	}
+	done, err = f.link.flushedTo(f.upTo)
+	return done || err != nil, err
 }
 
 // wait returns a channel closed when f may have completed; take it before
 // checking state.
-func (f *flight) wait(s *sessionStore) <-chan struct{} {
-	if f.tok == nil {
-		return s.wait()
+func (f *flight) wait(c *conn) <-chan struct{} {
+	switch {
+	case f.tok == nil:
+		return c.store.wait()
+	case f.link != nil:
+		return f.link.flushWait()
 	}
 	return f.tok.Done()
 }
@@ -105,10 +128,13 @@ func (p *publisher) start() { p.next = p.buf.Cursor(p.s.name) }
 
 // pump publishes until the connection is lost or the upstream is stopped.
 func (p *publisher) pump() error {
+	if ls, ok := p.enc.(linkStarter); ok {
+		ls.linkStarted()
+	}
 	alive := time.NewTicker(pumpBeat)
 	defer alive.Stop()
 	for {
-		p.hb.beat(pumpBeat + writeTimeout*time.Duration(p.window))
+		p.hb.beat(pumpBeat + handoffTimeout*time.Duration(p.window))
 		if p.spb != nil {
 			if err := p.spb.service(p.next); err != nil {
 				return err
@@ -116,7 +142,7 @@ func (p *publisher) pump() error {
 		}
 		var head <-chan struct{}
 		if len(p.flights) > 0 {
-			head = p.flights[0].wait(p.conn.store)
+			head = p.flights[0].wait(p.conn)
 		}
 		n, err := p.reap()
 		if err != nil {
@@ -152,7 +178,7 @@ func (p *publisher) reap() (int, error) {
 	n := 0
 	var failed error
 	for n < len(p.flights) {
-		done, err := p.flights[n].state(p.conn.store)
+		done, err := p.flights[n].state(p.conn)
 		if !done {
 			break
 		}
@@ -180,41 +206,52 @@ func (p *publisher) fill() error {
 	if p.retry != nil {
 		return nil
 	}
-	units := p.views.Load().units
+	v := p.views.Load()
 	for len(p.flights) < p.window {
-		if !p.conn.isOpen() {
-			return errNotConnected
-		}
-		changed := p.buf.Changed() // before Read, so no Append is missed
-		es, err := p.buf.Read(p.s.name, p.next, p.enc.entries(p.window-len(p.flights)))
-		if err != nil {
-			if err.Error() != p.lastReadErr && !errors.Is(err, buffer.ErrUnknownUpstream) {
-				p.logger.Error("cannot read the buffer; retrying", "err", err)
+		if len(p.ahead) == 0 {
+			changed := p.buf.Changed() // before Read, so no Append is missed
+			es, err := p.buf.Read(p.s.name, p.next, max(p.enc.entries(p.window-len(p.flights)), readAhead))
+			if err != nil {
+				if err.Error() != p.lastReadErr && !errors.Is(err, buffer.ErrUnknownUpstream) {
+					p.logger.Error("cannot read the buffer; retrying", "err", err)
+				}
+				p.lastReadErr = err.Error()
+				p.retry = time.After(readRetry)
+				return nil
 			}
-			p.lastReadErr = err.Error()
-			p.retry = time.After(readRetry)
-			return nil
+			p.lastReadErr = ""
+			if len(es) == 0 {
+				p.idle = changed
+				return nil
+			}
+			p.ahead = es
 		}
-		p.lastReadErr = ""
-		if len(es) == 0 {
-			p.idle = changed
-			return nil
-		}
-		for len(es) > 0 && len(p.flights) < p.window {
+		for len(p.ahead) > 0 && len(p.flights) < p.window {
 			if err := p.ctx.Err(); err != nil {
-				return err // stopping: on a stalled link each Publish may block for writeTimeout
+				return err // stopping: on a link being torn down each Publish may block for handoffTimeout
 			}
-			if p.spb != nil && !p.spb.admit(es[0]) {
+			if !p.conn.isOpen() {
+				// paho is tearing the link down: a Publish now would wait
+				// handoffTimeout for a writer that is gone.
+				return errNotConnected
+			}
+			if p.spb != nil && !p.spb.admit(p.ahead[0]) {
 				return nil // the session has to publish first; it wakes the pump
 			}
-			m, n := p.enc.encode(es, units)
-			es = es[n:]
+			m, n := p.enc.encode(p.ahead, v)
+			p.ahead = p.ahead[n:]
 			var tok mqtt.Token = &mqtt.DummyToken{} // nothing the format can carry: done as it is
 			if m.topic != "" {
-				tok = p.conn.publish(m.topic, p.s.qos, m.retain, m.payload)
+				tok = p.conn.publish(m.topic, max(p.s.qos, m.minQoS), m.retain, m.payload)
 			}
 			p.flights = append(p.flights, flight{first: m.first, last: m.last, tok: tok})
 			p.next = m.last + 1
+			// A publish paho failed at once (its handoff timed out) ends
+			// the window here, as a loss of the link: the next one handed
+			// over would reach the broker before it.
+			if done, err := p.flights[len(p.flights)-1].state(p.conn); done && err != nil {
+				return fmt.Errorf("publish seq %d: %w", m.first, err)
+			}
 		}
 	}
 	return nil
@@ -230,7 +267,7 @@ func (p *publisher) afterLoss() {
 		if f.tok == nil {
 			continue
 		}
-		done, err := f.state(p.conn.store)
+		done, err := f.state(p.conn)
 		if done && err == nil {
 			continue
 		}
@@ -248,7 +285,7 @@ func (p *publisher) afterLoss() {
 			}
 		}
 		p.logger.Debug("after the loss", "kept", i, "read_again_from", f.first, "dropped", len(p.flights)-i)
-		p.next = f.first
+		p.next, p.ahead = f.first, nil
 		p.flights = p.flights[:i]
 		return
 	}
@@ -258,7 +295,7 @@ func (p *publisher) afterLoss() {
 // the link stays up.
 func (p *publisher) drain(deadline time.Time) {
 	for len(p.flights) > 0 && p.conn.isOpen() {
-		head := p.flights[0].wait(p.conn.store)
+		head := p.flights[0].wait(p.conn)
 		n, err := p.reap()
 		if err != nil {
 			return

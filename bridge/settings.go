@@ -19,6 +19,7 @@ const (
 	formatJSON      = "json"
 	formatValue     = "value"
 	formatBatch     = "batch"
+	formatCompact   = "compact"
 	formatSparkplug = "sparkplug" // SPEC §5: see sparkplug_session.go
 )
 
@@ -179,6 +180,12 @@ func (s *settings) tlsConfig() (*tls.Config, error) {
 }
 
 // Topics of one upstream.
+// perPointTopics reports whether the format publishes each point on a
+// topic of its own (batch and compact publish an adapter's together).
+func (s *settings) perPointTopics() bool {
+	return s.format != formatBatch && s.format != formatCompact
+}
+
 func (s *settings) statusTopic() string                { return s.prefix + "/status" }
 func (s *settings) adapterStatusTopic(a string) string { return s.prefix + "/" + a + "/status" }
 func (s *settings) commandFilter() string              { return s.prefix + "/+/+/set" }

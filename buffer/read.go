@@ -195,7 +195,8 @@ func (c *recentCache) read(from uint64, limit int) ([]Entry, bool) {
 		return nil, false
 	}
 	i := sort.Search(len(c.recs), func(i int) bool { r := c.recs[i]; return r[len(r)-1].Seq >= from })
-	out := make([]Entry, 0, min(limit, c.n))
+	newest := c.recs[len(c.recs)-1]
+	out := make([]Entry, 0, min(uint64(limit), newest[len(newest)-1].Seq+1-from))
 	for ; i < len(c.recs) && len(out) < limit; i++ {
 		r := c.recs[i]
 		k := 0

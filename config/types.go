@@ -51,7 +51,7 @@ type Upstream struct {
 	ReconnectMax  Duration `toml:"reconnect_max"` // default 10s
 	Commands      *bool    `toml:"commands"`      // default true
 	TopicPrefix   string   `toml:"topic_prefix"`  // default gateway.topic_prefix
-	Format        string   `toml:"format"`        // json | value | batch | sparkplug; default json
+	Format        string   `toml:"format"`        // json | value | batch | compact | sparkplug; default json
 	BatchMax      int      `toml:"batch_max"`     // default 100
 	HomeAssistant bool     `toml:"homeassistant"`
 	TLS           *TLS     `toml:"tls"` // after Load: non-nil exactly when the URLs use TLS

@@ -157,7 +157,7 @@ func (l *loader) upstream(o *Check, u *Upstream, g *Gateway, seen map[string]nod
 		*u.Commands = true
 	}
 	o.topicPrefix(&u.TopicPrefix, g.TopicPrefix)
-	o.Choice(&u.Format, "format", "json", "json", "value", "batch", "sparkplug")
+	o.Choice(&u.Format, "format", "json", "json", "value", "batch", "compact", "sparkplug")
 	o.Int(&u.BatchMax, "batch_max", 100, 1, maxBatch)
 	o.sparkplug(u, g)
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/fieldgate/fieldgate/adapters"
 )
 
 func TestCoalesce(t *testing.T) {
@@ -89,4 +91,27 @@ func TestRedial(t *testing.T) {
 		}
 		r.reset()
 	}
+}
+
+// BenchmarkPlan coalesces the reads of 1000 points spread over the four
+// tables, as every poll cycle does.
+func BenchmarkPlan(b *testing.B) {
+	var points []PointConfig
+	for i := range 250 {
+		points = append(points,
+			pt(fmt.Sprintf("h%d", i), HoldingRegister, 3*i, "float32"),
+			pt(fmt.Sprintf("i%d", i), InputRegister, i, "int16"),
+			pt(fmt.Sprintf("c%d", i), Coil, 5*i, "bool"),
+			pt(fmt.Sprintf("d%d", i), DiscreteInput, i, "bool"))
+	}
+	a, err := New(deviceConfig("tcp://127.0.0.1:1", time.Second, points...), adapters.Env{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	due := a.points.Load().polled
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = a.plan(due)
+	}
+	b.ReportMetric(float64(len(a.plan(due))), "requests")
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/fieldgate/fieldgate/internal/reading"
@@ -358,4 +359,29 @@ func FuzzDecodeEncode(f *testing.F) {
 			t.Fatalf("decode(encode(%v)) = %v", v, got)
 		}
 	})
+}
+
+// BenchmarkDecode decodes one register value of each common kind, as a
+// poll cycle does for every point.
+func BenchmarkDecode(b *testing.B) {
+	for _, c := range []struct {
+		typ  string
+		wire []byte
+		opts []func(*PointConfig)
+	}{
+		{"uint16", []byte{0x01, 0x02}, nil},
+		{"int16 scaled", []byte{0xff, 0x02}, []func(*PointConfig){scaled(0.1)}},
+		{"float32", []byte{0x41, 0xac, 0x00, 0x00}, nil},
+	} {
+		b.Run(c.typ, func(b *testing.B) {
+			cd, err := newCodec(pt("p", HoldingRegister, 0, strings.Fields(c.typ)[0], c.opts...))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = cd.decode(c.wire)
+			}
+		})
+	}
 }

@@ -1,0 +1,44 @@
+package bench
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// latencyPoints at latencyInterval make 1,000 readings a second.
+const (
+	latencyPoints   = 100
+	latencyInterval = "100ms"
+)
+
+// latency measures, per format, how long readings take from their read
+// time (the "ts" they carry, in whole milliseconds, so each figure may be
+// up to 1 ms high) to a subscriber, at 1,000 readings a second, QoS 1.
+func (r *rig) latency() {
+	for _, format := range formats("json", "batch", "compact") {
+		_, addr := device(r.t, latencyPoints)
+		sub := subscribe(r.t, r.broker.URL(), format, 1)
+		g := r.startGateway("latency-"+format, gwConfig{device: addr, points: latencyPoints, interval: latencyInterval,
+			broker: r.broker.URL(), qos: 1, format: format})
+		time.Sleep(r.sz.warm) // the warm-up and the window are what is measured
+		sub.record(true)
+		time.Sleep(r.sz.latencyWindow)
+		ls := sub.record(false)
+		g.stop()
+		sub.client.Disconnect(50)
+		if len(ls) == 0 {
+			r.t.Fatalf("%s: no readings arrived in %v", format, r.sz.latencyWindow)
+		}
+		p50, p99 := percentile(ls, 0.50), percentile(ls, 0.99)
+		r.res.add(fmt.Sprintf("latency %s p50 (1,000 readings/s)", format), ms(p50), "ms", "", nil)
+		r.res.check(fmt.Sprintf("latency %s p99 (1,000 readings/s)", format), ms(p99), "ms", "< 5", below(5))
+	}
+}
+
+func percentile(ds []time.Duration, q float64) time.Duration {
+	s := slices.Sorted(slices.Values(ds))
+	return s[min(len(s)-1, int(q*float64(len(s))))]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

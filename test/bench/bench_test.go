@@ -89,6 +89,7 @@ type rig struct {
 	drains      map[string]float64 // readings/s, by format
 	appendRate  float64            // BenchmarkAppend/interval, readings/s
 	requests    []float64          // Modbus requests per cycle in the throughput runs
+	gateways    int                // started so far, each with its own id
 }
 
 func TestBench(t *testing.T) {

@@ -53,15 +53,16 @@ type gwConfig struct {
 	dir      string // the buffer's directory
 }
 
-// render writes the config file; metrics listen on metricsAddr, which the
-// harness scrapes for the buffer's seqs.
-func (c gwConfig) render(metricsAddr string) string {
+// render writes the config file of the gateway id (which names its MQTT
+// clients: gateways that share a broker need their own); metrics listen on
+// metricsAddr, which the harness scrapes for the buffer's seqs.
+func (c gwConfig) render(id, metricsAddr string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "[gateway]\nid = \"bench\"\ntopic_prefix = %q\nlog_level = \"info\"\nmetrics_listen = %q\n\n", prefix, metricsAddr)
+	fmt.Fprintf(&b, "[gateway]\nid = %q\ntopic_prefix = %q\nlog_level = \"info\"\nmetrics_listen = %q\n\n", id, prefix, metricsAddr)
 	fmt.Fprintf(&b, "[buffer]\ndir = %q\nfsync = \"interval\"\n\n", c.dir)
 	fmt.Fprintf(&b, "[[upstream]]\nname = \"local\"\nurl = %q\nqos = %d\nformat = %q\nreconnect_max = \"1s\"\n", c.broker, c.qos, c.format)
 	if c.format == "sparkplug" {
-		fmt.Fprintf(&b, "  [upstream.sparkplug]\n  group_id = \"bench\"\n")
+		fmt.Fprintf(&b, "  [upstream.sparkplug]\n  group_id = \"bench\"\n  edge_node_id = \"bench\"\n")
 	}
 	fmt.Fprintf(&b, "\n[[modbus]]\nname = %q\nurl = \"tcp://%s\"\nunit_id = 1\ninterval = %q\ntimeout = \"1s\"\n", adapter, c.device, c.interval)
 	for i := range c.points {
@@ -88,7 +89,8 @@ func (r *rig) startGateway(name string, c gwConfig) *gw {
 	}
 	addr := peers.FreeAddr(r.t)
 	cfg := filepath.Join(r.t.TempDir(), "fieldgate.toml")
-	if err := os.WriteFile(cfg, []byte(c.render(addr)), 0o600); err != nil {
+	r.gateways++
+	if err := os.WriteFile(cfg, []byte(c.render(fmt.Sprintf("bench%d", r.gateways), addr)), 0o600); err != nil {
 		r.t.Fatal(err)
 	}
 	g := &gw{t: r.t, logs: &peers.Lines{}, url: "http://" + addr + "/metrics"}

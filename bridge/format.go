@@ -1,6 +1,8 @@
 package bridge
 
 import (
+	"time"
+
 	"github.com/fieldgate/fieldgate/buffer"
 	"github.com/fieldgate/fieldgate/internal/reading"
 )
@@ -8,6 +10,46 @@ import (
 // tsLayout is RFC 3339 with milliseconds; times are converted to UTC first,
 // so the zone is always written "Z".
 const tsLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// appendTS appends t in tsLayout, as t.UTC().AppendFormat(b, tsLayout)
+// does: every json and batch reading carries one, and the layout
+// interpreter took half the time of encoding such a reading
+// (BenchmarkEncode: json 390 → 215 ns a reading, batch 370 → 170).
+func appendTS(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(b, tsLayout)
+	}
+	hour, minute, sec := t.Clock()
+	b = appendDigits(b, year, 4)
+	b = append(b, '-')
+	b = appendDigits(b, int(month), 2)
+	b = append(b, '-')
+	b = appendDigits(b, day, 2)
+	b = append(b, 'T')
+	b = appendDigits(b, hour, 2)
+	b = append(b, ':')
+	b = appendDigits(b, minute, 2)
+	b = append(b, ':')
+	b = appendDigits(b, sec, 2)
+	b = append(b, '.')
+	b = appendDigits(b, t.Nanosecond()/1e6, 3)
+	return append(b, 'Z')
+}
+
+// appendDigits appends v, which is not negative, zero-padded to width
+// digits.
+func appendDigits(b []byte, v, width int) []byte {
+	for i := width - 1; i >= 0; i-- {
+		b = append(b, 0)
+	}
+	for i := len(b) - 1; width > 0; i, width = i-1, width-1 {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return b
+}
 
 // pointKey names one point.
 type pointKey struct{ adapter, point string }

@@ -37,7 +37,7 @@ func appendJSON(b []byte, e buffer.Entry, unit string, withPoint bool) []byte {
 	b = append(b, `"value":`...)
 	b = e.Value.AppendJSON(b)
 	b = append(b, `,"ts":"`...)
-	b = e.Time.UTC().AppendFormat(b, tsLayout)
+	b = appendTS(b, e.Time)
 	b = append(b, `","seq":`...)
 	b = strconv.AppendUint(b, e.Seq, 10)
 	if unit != "" {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -118,5 +119,23 @@ func BenchmarkEncode(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(es)), "ns/reading")
 			b.ReportMetric(float64(size)/float64(len(es)), "bytes/reading")
 		})
+	}
+}
+
+// TestAppendTS: appendTS writes what the layout does, for times across the
+// range a reading can carry, with every millisecond digit and other zones
+// converted to UTC.
+func TestAppendTS(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	zone := time.FixedZone("UTC+5:30", 5*3600+1800)
+	times := []time.Time{{}, time.Unix(0, 0), time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)}
+	for range 100000 {
+		times = append(times, time.Unix(0, rng.Int64N(1<<62)).In(zone))
+	}
+	for _, ts := range times {
+		if got, want := string(appendTS(nil, ts)), ts.UTC().Format(tsLayout); got != want {
+			t.Fatalf("appendTS(%v) = %s, want %s", ts, got, want)
+		}
 	}
 }

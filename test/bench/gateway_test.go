@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -259,9 +258,6 @@ func (g *gw) usage() usage {
 	}
 	return u
 }
-
-// signal sends the gateway a signal.
-func (g *gw) signal(s syscall.Signal) { g.proc.Signal(s) }
 
 // copyDir copies a buffer directory (flat: segments and state files).
 func copyDir(t testing.TB, from, to string) {

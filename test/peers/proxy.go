@@ -22,14 +22,13 @@ type Proxy struct {
 	l      net.Listener
 	wg     sync.WaitGroup
 
-	mu       sync.Mutex
-	changed  chan struct{}      // closed and replaced when a rule changes
-	links    map[*link]struct{} // open relayed connections
-	drop     map[dropRule]bool  // packet types not forwarded
-	delay    time.Duration      // added before forwarding each packet
-	rate     int                // client→broker bytes per second; 0: unlimited
-	seen     map[dropRule]int   // packets forwarded, by direction and type
-	accepted int                // connections accepted so far
+	mu      sync.Mutex
+	changed chan struct{}      // closed and replaced when a rule changes
+	links   map[*link]struct{} // open relayed connections
+	drop    map[dropRule]bool  // packet types not forwarded
+	delay   time.Duration      // added before forwarding each packet
+	rate    int                // client→broker bytes per second; 0: unlimited
+	seen    map[dropRule]int   // packets forwarded, by direction and type
 }
 
 // One relayed connection; silenced links forward nothing, in either
@@ -158,13 +157,6 @@ func (p *Proxy) Seen(fromBroker bool, typ byte) int {
 	return p.seen[dropRule{fromBroker, typ}]
 }
 
-// Accepted counts the client connections accepted so far.
-func (p *Proxy) Accepted() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.accepted
-}
-
 // AwaitSeen waits until n packets of a type have come from the broker or
 // the client, failing the test after timeout.
 func (p *Proxy) AwaitSeen(t testing.TB, timeout time.Duration, fromBroker bool, typ byte, n int) {
@@ -205,7 +197,6 @@ func (p *Proxy) accept() {
 		l := &link{client: in, broker: out}
 		p.mu.Lock()
 		p.links[l] = struct{}{}
-		p.accepted++
 		p.signal()
 		p.mu.Unlock()
 		p.wg.Go(func() { p.pipe(l, false) })

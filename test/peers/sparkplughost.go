@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -307,10 +306,4 @@ func (h *SparkplugHost) command(t testing.TB, c map[string]any) {
 	if e.Event == "error" {
 		t.Fatalf("Sparkplug host refused %s: %s", line, e.Message)
 	}
-}
-
-// Kill ends the host with SIGKILL, so the broker publishes its will.
-func (h *SparkplugHost) Kill() {
-	h.proc.Signal(syscall.SIGKILL)
-	<-h.proc.Done()
 }

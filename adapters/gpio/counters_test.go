@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/fieldgate/fieldgate/internal/reading"
 
@@ -20,16 +21,44 @@ import (
 	"github.com/fieldgate/fieldgate/internal/statefile"
 )
 
-// logBuffer is a logger's output, for the test to read.
+// logBuffer is a logger's output, for the test to read or await.
 type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	b       bytes.Buffer
+	changed chan struct{} // closed at the next write; nil until awaited
 }
 
 func (l *logBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.changed != nil {
+		close(l.changed)
+		l.changed = nil
+	}
 	return l.b.Write(p)
+}
+
+// await waits until the log contains s.
+func (l *logBuffer) await(t *testing.T, s string) {
+	t.Helper()
+	timeout := time.After(adapterstest.Timeout)
+	for {
+		l.mu.Lock()
+		if strings.Contains(l.b.String(), s) {
+			l.mu.Unlock()
+			return
+		}
+		if l.changed == nil {
+			l.changed = make(chan struct{})
+		}
+		changed := l.changed
+		l.mu.Unlock()
+		select {
+		case <-changed:
+		case <-timeout:
+			t.Fatalf("log:\n%s\nnothing saying %s within %v", l, s, adapterstest.Timeout)
+		}
+	}
 }
 
 func (l *logBuffer) String() string {

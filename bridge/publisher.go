@@ -53,10 +53,11 @@ type publisher struct {
 	spb  *sparkplugSession
 	wake <-chan struct{}
 
-	window      int            // messages in flight at most
-	next        uint64         // next seq to publish
-	ahead       []buffer.Entry // read from next on, not yet published
-	flights     []flight       // in flight, in seq order
+	window      int             // messages in flight at most
+	next        uint64          // next seq to publish
+	ahead       []buffer.Entry  // read from next on, not yet published
+	aheadAt     <-chan struct{} // the buffer's Changed when ahead was read
+	flights     []flight        // in flight, in seq order
 	idle        <-chan struct{}
 	retry       <-chan time.Time // set after a failed buffer read
 	lastReadErr string
@@ -208,7 +209,7 @@ func (p *publisher) fill() error {
 	}
 	v := p.views.Load()
 	for len(p.flights) < p.window {
-		if len(p.ahead) == 0 {
+		if len(p.ahead) == 0 || p.aheadStale() {
 			changed := p.buf.Changed() // before Read, so no Append is missed
 			es, err := p.buf.Read(p.s.name, p.next, max(p.enc.entries(p.window-len(p.flights)), readAhead))
 			if err != nil {
@@ -224,37 +225,51 @@ func (p *publisher) fill() error {
 				p.idle = changed
 				return nil
 			}
-			p.ahead = es
+			p.ahead, p.aheadAt = es, changed
 		}
-		for len(p.ahead) > 0 && len(p.flights) < p.window {
-			if err := p.ctx.Err(); err != nil {
-				return err // stopping: on a link being torn down each Publish may block for handoffTimeout
-			}
-			if !p.conn.isOpen() {
-				// paho is tearing the link down: a Publish now would wait
-				// handoffTimeout for a writer that is gone.
-				return errNotConnected
-			}
-			if p.spb != nil && !p.spb.admit(p.ahead[0]) {
-				return nil // the session has to publish first; it wakes the pump
-			}
-			m, n := p.enc.encode(p.ahead, v)
-			p.ahead = p.ahead[n:]
-			var tok mqtt.Token = &mqtt.DummyToken{} // nothing the format can carry: done as it is
-			if m.topic != "" {
-				tok = p.conn.publish(m.topic, max(p.s.qos, m.minQoS), m.retain, m.payload)
-			}
-			p.flights = append(p.flights, flight{first: m.first, last: m.last, tok: tok})
-			p.next = m.last + 1
-			// A publish paho failed at once (its handoff timed out) ends
-			// the window here, as a loss of the link: the next one handed
-			// over would reach the broker before it.
-			if done, err := p.flights[len(p.flights)-1].state(p.conn); done && err != nil {
-				return fmt.Errorf("publish seq %d: %w", m.first, err)
-			}
+		if err := p.ctx.Err(); err != nil {
+			return err // stopping: on a link being torn down each Publish may block for handoffTimeout
+		}
+		if !p.conn.isOpen() {
+			// paho is tearing the link down: a Publish now would wait
+			// handoffTimeout for a writer that is gone.
+			return errNotConnected
+		}
+		if p.spb != nil && !p.spb.admit(p.ahead[0]) {
+			return nil // the session has to publish first; it wakes the pump
+		}
+		m, n := p.enc.encode(p.ahead, v)
+		p.ahead = p.ahead[n:]
+		var tok mqtt.Token = &mqtt.DummyToken{} // nothing the format can carry: done as it is
+		if m.topic != "" {
+			tok = p.conn.publish(m.topic, max(p.s.qos, m.minQoS), m.retain, m.payload)
+		}
+		p.flights = append(p.flights, flight{first: m.first, last: m.last, tok: tok})
+		p.next = m.last + 1
+		// A publish paho failed at once (its handoff timed out) ends the
+		// window here, as a loss of the link: the next one handed over
+		// would reach the broker before it.
+		if done, err := p.flights[len(p.flights)-1].state(p.conn); done && err != nil {
+			return fmt.Errorf("publish seq %d: %w", m.first, err)
 		}
 	}
 	return nil
+}
+
+// aheadStale reports whether readings were appended since ahead was read
+// while it holds less than one message carries: reading again fills the
+// message (a batch, a DDATA) rather than sending what a read that came too
+// early found, such as the readings held back until a Sparkplug host came.
+func (p *publisher) aheadStale() bool {
+	if len(p.ahead) >= p.enc.entries(1) {
+		return false
+	}
+	select {
+	case <-p.aheadAt:
+		return true
+	default:
+		return false
+	}
 }
 
 // afterLoss sorts the window once the connection is gone, before anything

@@ -191,6 +191,12 @@ func (w *coalesceConn) run() {
 		if cap(batch) <= keepBuffer {
 			w.spare = batch[:0]
 		}
+		if err == nil && len(batch) > 0 && w.flushBy.IsZero() {
+			// The batch's deadline must not outlive it: liveConn's
+			// PINGREQ, written to the socket directly, would fail once
+			// it passed, and the link be taken for half-open.
+			_ = w.Conn.SetWriteDeadline(time.Time{})
+		}
 		if err == nil {
 			w.flushed += uint64(len(batch))
 		} else if w.err == nil {

@@ -307,3 +307,25 @@ func TestSlowUpstreamIsolation(t *testing.T) {
 		t.Errorf("%d repeats without a loss of link", dups)
 	}
 }
+
+// TestIdleLinksStayUp: links with nothing to carry, the readings' and the
+// commands', stay up through keepalives: the half-open watch's
+// PINGREQs are answered, and no working link is taken for a dead one.
+func TestIdleLinksStayUp(t *testing.T) {
+	const keepalive = 5 * time.Second // its half is past writeTimeout: see coalesceConn
+	m := peers.StartMochi(t)
+	g := startGateway(t, testConfig(t, upstreamCfg("cloud", m.URL(),
+		func(u *config.Upstream) { u.Keepalive = config.Duration(keepalive) })), &commander{})
+	_, last := g.emit(cycle(0)...)
+	g.awaitCursor("cloud", last+1)
+	g.logs.Await(t, wait, "subscribed to commands", "upstream=cloud")
+	time.Sleep(2 * keepalive) // the condition under test: idle links, keepalives long
+	if lines, _ := g.logs.Since(0); containsLine(lines, "stopped answering") {
+		t.Errorf("a working idle link was taken for half-open:\n%s", g.logs)
+	}
+	for _, id := range []string{"gw-cloud", "gw-cloud-cmd"} {
+		if n := m.Connects(id); n != 1 {
+			t.Errorf("%s connected %d times, want 1", id, n)
+		}
+	}
+}

@@ -118,7 +118,7 @@ func TestHugeCommandIsNotReadIntoMemory(t *testing.T) {
 	obs.Await(t, wait, "readings after the huge command", func([]peers.Message) bool {
 		return len(obs.Topic(prefix+"/plc/setpoint")) >= before+5
 	})
-	rss, peak, err := procMem(g.proc.Pid())
+	rss, peak, err := peers.ProcMem(g.proc.Pid())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,7 +74,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 		b.ReportMetric(float64(bank.Reads()-reads0)*100/el, "polled/s") // 200 points in 2 requests a cycle
 	}
 	b.StopTimer()
-	rss, hwm, err := procMem(gw.Process.Pid)
+	rss, hwm, err := peers.ProcMem(gw.Process.Pid)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -83,26 +83,4 @@ func BenchmarkEndToEnd(b *testing.B) {
 	if fi, err := os.Stat(bin); err == nil {
 		b.ReportMetric(float64(fi.Size())/(1<<20), "binary-MiB")
 	}
-}
-
-// procMem reads a process's current and peak resident set size in MiB.
-func procMem(pid int) (rss, hwm float64, err error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseFloat(f[1], 64)
-		switch f[0] {
-		case "VmRSS:":
-			rss = kb / 1024
-		case "VmHWM:":
-			hwm = kb / 1024
-		}
-	}
-	return rss, hwm, nil
 }

@@ -167,22 +167,9 @@ type usage struct {
 // ticks, too coarse for a gateway that idles).
 func sample(pid int) (usage, error) {
 	var u usage
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
+	var err error
+	if u.rss, u.hwm, err = peers.ProcMem(pid); err != nil {
 		return u, err
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseFloat(f[1], 64)
-		switch f[0] {
-		case "VmRSS:":
-			u.rss = kb / 1024
-		case "VmHWM:":
-			u.hwm = kb / 1024
-		}
 	}
 	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	if err != nil {

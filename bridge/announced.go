@@ -36,7 +36,7 @@ func announcedFile(dir *statefile.Dir, adapter string) *statefile.File {
 }
 
 // loadAnnounced returns what each adapter of v announced before the last
-// stop, if its config has not changed since.
+// stop; setView then voids those made for another device.
 func (b *Bridge) loadAnnounced(v *view) map[string]announcement {
 	out := map[string]announcement{}
 	if b.state == nil {
@@ -57,7 +57,7 @@ func (b *Bridge) loadAnnounced(v *view) map[string]announcement {
 			b.logger.Warn("announced points not read; the adapter announces them again", "adapter", adapter, "err", err)
 			continue
 		}
-		if a.Device == v.devices[adapter] && len(a.Points) > 0 {
+		if len(a.Points) > 0 {
 			out[adapter] = a
 		}
 	}

@@ -140,11 +140,12 @@ type readPlan struct {
 type pointSet struct {
 	byName map[string]*point // what commands address
 	polled []*point          // in order; scale factors are read with the points they scale
+	all    []readPlan        // the plan of every polled point: the usual cycle's
 }
 
-// newPointSet indexes ps, whose names are unique.
-func newPointSet(ps []*point) *pointSet {
-	s := &pointSet{byName: make(map[string]*point, len(ps)), polled: ps}
+// newPointSet indexes ps, whose names are unique, and plans their reads.
+func (a *Adapter) newPointSet(ps []*point) *pointSet {
+	s := &pointSet{byName: make(map[string]*point, len(ps)), polled: ps, all: a.plan(ps)}
 	for _, p := range ps {
 		s.byName[p.name] = p
 	}
@@ -219,7 +220,7 @@ func New(cfg *Config, env adapters.Env) (*Adapter, error) {
 		}
 		a.configured = append(a.configured, p)
 	}
-	a.points.Store(newPointSet(a.configured))
+	a.points.Store(a.newPointSet(a.configured))
 	return a, nil
 }
 
@@ -316,7 +317,7 @@ func (a *Adapter) Run(ctx context.Context, e adapters.Emitter) error {
 	for _, p := range a.configured {
 		p.next = epoch
 	}
-	a.points.Store(newPointSet(a.configured))
+	a.points.Store(a.newPointSet(a.configured))
 	var disc *discovery
 	if a.sunspec {
 		disc = &discovery{backoff: backoff.New(a.retry.first, a.retry.max)}
@@ -341,7 +342,11 @@ func (a *Adapter) Run(ctx context.Context, e adapters.Emitter) error {
 				due = append(due, p)
 			}
 		}
-		err := a.poll(ctx, m, e, due)
+		plan := set.all
+		if len(due) < len(set.polled) { // due is in polled's order: the lengths tell
+			plan = a.plan(due)
+		}
+		err := a.poll(ctx, m, e, plan)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -424,7 +429,7 @@ type answer struct {
 	at   time.Time
 }
 
-// poll reads the due points through m, emits their readings and returns
+// poll reads the planned points through m, emits their readings and returns
 // the cycle's fault. A failed request does not hide the others: their
 // readings are emitted and the fault is the first failure, so one bad
 // address shows as an error without blinding the rest of the device. Only
@@ -432,9 +437,8 @@ type answer struct {
 // other requests would cost the bus a timeout each. SunSpec points are
 // scaled by the scale factors read in the same cycle; values the device
 // marks as not implemented are not emitted.
-func (a *Adapter) poll(ctx context.Context, m *member, e adapters.Emitter, due []*point) error {
+func (a *Adapter) poll(ctx context.Context, m *member, e adapters.Emitter, plan []readPlan) error {
 	var (
-		plan    = a.plan(due)
 		answers []answer
 		first   error
 		failed  int

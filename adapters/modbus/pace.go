@@ -16,7 +16,7 @@ func (a *Adapter) Pace() time.Duration {
 		members = m.l.memberCount()
 	}
 	set := a.points.Load()
-	every, requests := a.interval, max(len(a.plan(set.polled)), 1)
+	every, requests := a.interval, max(len(set.all), 1)
 	for _, p := range set.polled {
 		every = min(every, p.every)
 	}

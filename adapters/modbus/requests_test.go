@@ -115,7 +115,7 @@ func TestPollSendsTheFewestRequests(t *testing.T) {
 	for cycle := range 3 {
 		before := bank.Reads()
 		rec := &adapterstest.Recorder{}
-		rec.Status(a.poll(context.Background(), m, rec, a.points.Load().polled))
+		rec.Status(a.poll(context.Background(), m, rec, a.points.Load().all))
 		c := rec.NextCycle(t)
 		if c.Err != nil || len(c.Readings) != len(points) {
 			t.Fatalf("cycle %d: %d readings of %d, status %v", cycle, len(c.Readings), len(points), c.Err)

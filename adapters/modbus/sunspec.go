@@ -531,7 +531,7 @@ func (a *Adapter) discover(ctx context.Context, m *member, e adapters.Emitter, d
 		d.done, d.err = false, fmt.Errorf("modbus %q: unit %d: %w", a.name, a.unit, err)
 		d.retryAt = time.Now().Add(d.backoff.Next())
 		if errors.Is(err, ErrNoSunSpec) && len(a.points.Load().polled) > len(a.configured) {
-			a.points.Store(newPointSet(a.configured))
+			a.points.Store(a.newPointSet(a.configured))
 			e.Describe(nil)
 		}
 		a.log.Warn("sunspec discovery failed", "err", err, "retry_in", time.Until(d.retryAt).Round(time.Millisecond))
@@ -556,7 +556,7 @@ func (a *Adapter) discover(ctx context.Context, m *member, e adapters.Emitter, d
 		described = append(described, p.sun.desc)
 	}
 	e.Describe(described) // before their first readings
-	a.points.Store(newPointSet(all))
+	a.points.Store(a.newPointSet(all))
 	models := make([]string, len(ms))
 	for i, sm := range ms {
 		models[i] = fmt.Sprintf("%d %s at %d", sm.ID, cmp.Or(sm.Name, "(unknown)"), sm.Addr)

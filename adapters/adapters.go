@@ -73,6 +73,10 @@ var (
 	ErrTooSoon     = errors.New("too soon after the previous write")
 )
 
+// Refusals are the errors above: a write refused before it reached the
+// hardware.
+var Refusals = []error{ErrNoPoint, ErrNotWritable, ErrBadValue, ErrTooSoon}
+
 // Env is what the gateway lends every adapter it builds, beyond its config.
 type Env struct {
 	// Log is the adapter's logger, already tagged with its name; nil

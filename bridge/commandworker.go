@@ -126,8 +126,7 @@ func (w *commandWorker) refuseTooLarge(topic string, size int) {
 
 // refusals are the reasons a command is refused or fails, each a kind of
 // warning for the rate limit.
-var refusals = []error{ErrMalformed, ErrTooLarge, ErrRetained, ErrExpired, ErrBusy,
-	adapters.ErrNoPoint, adapters.ErrNotWritable, adapters.ErrBadValue, adapters.ErrTooSoon}
+var refusals = append([]error{ErrMalformed, ErrTooLarge, ErrRetained, ErrExpired, ErrBusy}, adapters.Refusals...)
 
 // refusal names err's reason among refusals, "other" if none.
 func refusal(err error) string {

@@ -192,8 +192,8 @@ func (t *tcpTransport) settle(err error) bool {
 // answered reports whether err is the device's own answer, a Modbus
 // exception, which says the connection works.
 func answered(err error) bool {
-	var exc *modbus.ModbusError
-	return errors.As(err, &exc)
+	_, ok := ExceptionCode(err)
+	return ok
 }
 
 // pace is the span of a socket's reconnection back-off (see

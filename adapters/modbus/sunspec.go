@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/goburrow/modbus"
-
 	"github.com/fieldgate/fieldgate/adapters"
 	"github.com/fieldgate/fieldgate/adapters/modbus/sunspec"
 	"github.com/fieldgate/fieldgate/internal/backoff"
@@ -68,10 +66,10 @@ func DiscoverSunSpec(ctx context.Context, r HoldingReader) ([]SunSpecModel, erro
 			return nil, err
 		}
 		regs, err := readRegs(r, base, 2)
-		var exc *modbus.ModbusError
+		code, refused := ExceptionCode(err)
 		switch {
-		case errors.As(err, &exc):
-			tried = append(tried, fmt.Sprintf("%d (exception %s)", base, ExceptionText(exc.ExceptionCode)))
+		case refused:
+			tried = append(tried, fmt.Sprintf("%d (exception %s)", base, ExceptionText(code)))
 			continue
 		case err != nil:
 			return nil, fmt.Errorf("sunspec: looking for the marker at holding register %d: %w", base, err)
@@ -92,9 +90,8 @@ func walkChain(ctx context.Context, r HoldingReader, addr int) ([]SunSpecModel, 
 			return nil, err
 		}
 		hdr, err := readRegs(r, addr, 2)
-		var exc *modbus.ModbusError
 		switch {
-		case errors.As(err, &exc) && len(ms) > 0:
+		case answered(err) && len(ms) > 0:
 			return ms, nil // a device that ends its chain without the end marker
 		case err != nil:
 			return nil, fmt.Errorf("sunspec: model header at holding register %d: %w", addr, err)

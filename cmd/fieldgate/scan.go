@@ -191,16 +191,21 @@ func failureText(err error) string {
 	return "no answer"
 }
 
+// none says why a unit has no identification or no SunSpec models.
+func none(err error, timeout time.Duration) string {
+	why := failureText(err)
+	if why == "no answer" {
+		why += " within " + timeout.String()
+	}
+	return "none (" + why + ")"
+}
+
 // identification is the unit's device identification (FC 43/14), or why
 // there is none.
 func identification(ctx context.Context, bus *modbus.Bus, unit byte, timeout time.Duration) string {
 	id, err := bus.Identify(ctx, unit)
 	if err != nil {
-		why := failureText(err)
-		if why == "no answer" {
-			why += " within " + timeout.String()
-		}
-		return "none (" + why + ")"
+		return none(err, timeout)
 	}
 	parts := make([]string, len(id.Objects))
 	for i, o := range id.Objects {
@@ -217,11 +222,7 @@ func sunspecModels(ctx context.Context, bus *modbus.Bus, unit byte, timeout time
 	case errors.Is(err, modbus.ErrNoSunSpec):
 		return "none (no SunS marker at holding register 40000, 50000 or 0)"
 	case err != nil:
-		why := failureText(err)
-		if why == "no answer" {
-			why += " within " + timeout.String()
-		}
-		return "none (" + why + ")"
+		return none(err, timeout)
 	case len(ms) == 0:
 		return "a SunS marker, but no model after it"
 	}

@@ -86,7 +86,7 @@ func write(args []string, stdout, stderr io.Writer) int {
 // refused reports whether a write was refused before it reached the
 // hardware: the point or the value does not fit.
 func refused(err error) bool {
-	for _, r := range []error{adapters.ErrNoPoint, adapters.ErrNotWritable, adapters.ErrBadValue, adapters.ErrTooSoon} {
+	for _, r := range adapters.Refusals {
 		if errors.Is(err, r) {
 			return true
 		}

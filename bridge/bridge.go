@@ -144,7 +144,7 @@ func New(cfg *config.Config, buf Buffer, cmd Commander, logger *slog.Logger, opt
 	b.specs, b.cfgErr = specs, err
 	b.announced = b.loadAnnounced(v)
 	b.setView(v, "", nil)
-	b.status.configure(adapterNames(cfg))
+	b.status.configure(v.adapters)
 	return b
 }
 
@@ -190,15 +190,6 @@ func (b *Bridge) SetPoints(adapter string, ps []reading.Point) {
 		u.disco.resync()
 		u.spb.resync()
 	}
-}
-
-// adapterNames lists the adapters cfg configures.
-func adapterNames(cfg *config.Config) []string {
-	names := make([]string, len(cfg.Adapters))
-	for i, a := range cfg.Adapters {
-		names[i] = a.Name
-	}
-	return names
 }
 
 // resolve derives every upstream's settings; it fails without side effects.
@@ -270,7 +261,7 @@ func (b *Bridge) Reload(cfg *config.Config) error {
 	defer b.reloadMu.Unlock()
 	b.mu.Lock()
 	b.setView(v, "", nil)
-	b.status.configure(adapterNames(cfg))
+	b.status.configure(v.adapters)
 	b.specs, b.cfgErr = specs, nil
 	if !b.running || b.stopping {
 		b.mu.Unlock()

@@ -51,8 +51,7 @@ type coalesceConn struct {
 	flushed  uint64
 	progress chan struct{} // closed at the next flush; nil until asked for
 	closing  bool
-	flushBy  time.Time // set by Close: the socket's deadline from then on
-	readErr  bool      // a Read failed: the link is gone
+	readErr  bool // a Read failed: the link is gone
 
 	wake chan struct{} // cap 1: something is queued, or Close was called
 	done chan struct{} // closed when the writer goroutine has ended
@@ -121,8 +120,7 @@ func (w *coalesceConn) Close() error {
 	gone := w.readErr
 	if !gone {
 		// Under mu, so the writer cannot set a later one after it.
-		w.flushBy = time.Now().Add(closeFlush)
-		_ = w.Conn.SetWriteDeadline(w.flushBy)
+		_ = w.Conn.SetWriteDeadline(time.Now().Add(closeFlush))
 	}
 	w.mu.Unlock()
 	if gone {
@@ -177,7 +175,7 @@ func (w *coalesceConn) run() {
 		batch, packets, closing := w.queued, w.packets, w.closing
 		w.queued, w.packets, w.spare = w.spare[:0], 0, nil
 		var err error
-		if len(batch) > 0 && w.flushBy.IsZero() {
+		if len(batch) > 0 && !closing {
 			err = w.Conn.SetWriteDeadline(time.Now().Add(w.timeout * time.Duration(packets)))
 		}
 		w.mu.Unlock()
@@ -191,7 +189,7 @@ func (w *coalesceConn) run() {
 		if cap(batch) <= keepBuffer {
 			w.spare = batch[:0]
 		}
-		if err == nil && len(batch) > 0 && w.flushBy.IsZero() {
+		if err == nil && len(batch) > 0 && !w.closing { // now: Close may have set its deadline meanwhile
 			// The batch's deadline must not outlive it: liveConn's
 			// PINGREQ, written to the socket directly, would fail once
 			// it passed, and the link be taken for half-open.

@@ -32,4 +32,8 @@ func (e *batchEncoder) encode(es []buffer.Entry, v *view) (message, int) {
 	return message{topic: e.prefix + "/" + first.Adapter, payload: b, first: first.Seq, last: es[n-1].Seq}, n
 }
 
-func (e *batchEncoder) entries(n int) int { return min(n*e.max, maxBatchRead) }
+func (e *batchEncoder) entries(n int) int { return runEntries(n, e.max) }
+
+// runEntries is the entries of an encoder that puts up to max readings in
+// a message: n messages' worth, within what one buffer read may ask for.
+func runEntries(n, max int) int { return min(n*max, maxBatchRead) }

@@ -55,7 +55,7 @@ func newCompactEncoder(prefix string, max int) *compactEncoder {
 	return &compactEncoder{prefix: prefix, max: max, dicts: map[string]*pointDict{}}
 }
 
-func (e *compactEncoder) entries(n int) int { return min(n*e.max, maxBatchRead) }
+func (e *compactEncoder) entries(n int) int { return runEntries(n, e.max) }
 
 // linkStarted forgets what was published: a broker may have lost retained
 // messages while the link was down.

@@ -59,4 +59,4 @@ func (e *sparkplugEncoder) encode(es []buffer.Entry, _ *view) (message, int) {
 	return m, n
 }
 
-func (e *sparkplugEncoder) entries(n int) int { return min(n*e.max, maxBatchRead) }
+func (e *sparkplugEncoder) entries(n int) int { return runEntries(n, e.max) }

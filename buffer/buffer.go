@@ -232,7 +232,7 @@ func (b *Buffer) appendLocked(rs []reading.Reading) (first, gen uint64, err erro
 		return 0, 0, ErrSeqExhausted
 	}
 	if b.tailSeg().size >= b.opts.SegmentSize {
-		if err := b.makeRoom(b.roll); err != nil {
+		if err := b.roll(); err != nil {
 			return 0, 0, fmt.Errorf("new segment: %w", err)
 		}
 	}
@@ -331,6 +331,12 @@ func (d *diskFull) end(log *slog.Logger) {
 	*d = diskFull{}
 }
 
+// newTail starts a new tail segment at b.next, evicting the oldest
+// readings while the disk has no room for it.
+func (b *Buffer) newTail() error {
+	return b.makeRoom(func() error { return b.createTail(b.next) })
+}
+
 // roll seals the full tail (forcing it to disk, once per segment whatever
 // the fsync mode) and starts a new one.
 func (b *Buffer) roll() error {
@@ -338,7 +344,7 @@ func (b *Buffer) roll() error {
 		return err
 	}
 	b.syncs.Add(1)
-	if err := b.createTail(b.next); err != nil {
+	if err := b.newTail(); err != nil {
 		return err
 	}
 	if b.diskFull.active {

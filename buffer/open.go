@@ -118,6 +118,19 @@ func (b *Buffer) load(upstreams []string) error {
 		b.next = min(logEnd, maxSeq) + reserveBlock
 		b.log.Warn("buffer: seq state missing; seq skips ahead so none is reused", "log_end", logEnd, "next_seq", b.next)
 	}
+	// The cursors first: making room for a new tail evicts readings, which
+	// counts only those an upstream had not confirmed.
+	first := b.next
+	if !fresh {
+		first = b.segs[0].first
+	}
+	for _, u := range upstreams {
+		c, ok := saved[u]
+		if !ok || c < first {
+			c = first
+		}
+		b.cursors[u] = min(c, b.next)
+	}
 	switch {
 	case fresh:
 		if err := b.createTail(b.next); err != nil {
@@ -133,14 +146,6 @@ func (b *Buffer) load(upstreams []string) error {
 	}
 	if err := b.reserve(b.next); err != nil {
 		return err
-	}
-	first := b.segs[0].first
-	for _, u := range upstreams {
-		c, ok := saved[u]
-		if !ok || c < first {
-			c = first
-		}
-		b.cursors[u] = min(c, b.next)
 	}
 	b.release()
 	return nil
@@ -373,7 +378,7 @@ func (b *Buffer) startAfterGap() error {
 		}
 		b.bytes -= t.size
 		b.segs, b.tail = b.segs[:len(b.segs)-1], nil
-		return b.createTail(b.next)
+		return b.newTail()
 	}
 	return b.roll()
 }

@@ -276,3 +276,32 @@ func TestDroppedCountsOnlyReadingsThatExisted(t *testing.T) {
 			st.Dropped, before-1, st.First-before)
 	}
 }
+
+// TestOpenAfterAPowerCutWithTheDiskFull: the power cut comes during an
+// outage that filled the disk; at the next start the new segment after the
+// skipped seqs finds no room, and the oldest readings make it, as an Append
+// would, rather than the buffer refusing to open.
+func TestOpenAfterAPowerCutWithTheDiskFull(t *testing.T) {
+	c := crashfs.New(1)
+	if err := c.WriteFile(cutBoot, []byte("boot-A\n")); err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{FS: c, BootIDPath: cutBoot, Fsync: FsyncAlways, SegmentSize: minSegSize, MaxSize: 64 * minSegSize}
+	b := open(t, cutDir, []string{"u"}, opts)
+	appendBatches(t, b, 0, 30, 10)
+	after := c.Cut()
+	_ = b.Close()
+	if err := after.WriteFile(cutBoot, []byte("boot-B\n")); err != nil {
+		t.Fatal(err)
+	}
+	after.SetLimit(after.Used() + 8) // no room for a segment's header
+	opts.FS = after
+	b = open(t, cutDir, []string{"u"}, opts)
+	defer func() { _ = b.Close() }() // the disk is still all but full: the state files may not fit
+	if st := b.Stats(); st.Dropped == 0 {
+		t.Errorf("opened on a full disk with nothing evicted: %+v", st)
+	}
+	if _, _, err := b.Append(batch(99, 10)); err != nil {
+		t.Errorf("append after opening on a full disk: %v", err)
+	}
+}

@@ -301,7 +301,7 @@ func (b *Buffer) makeRoom(op func() error) error {
 		}
 		first := b.segs[0].first
 		lost, behind := b.evictOldest()
-		b.recordDrop(lost, behind)
+		b.recordDrop(lost, len(behind) > 0)
 		b.diskFull.evicted(b.log, b.dir, first, b.segs[0].first, lost, b.dropped)
 	}
 }
@@ -383,6 +383,9 @@ func (b *Buffer) syncTo(gen uint64) error {
 // enforceCap drops the oldest sealed segments while the log exceeds
 // MaxSize, moving lagging cursors past them. The caller holds mu.
 func (b *Buffer) enforceCap() {
+	if b.bytes <= b.opts.MaxSize || len(b.segs) < 2 {
+		return // the usual Append: nothing to evict, nothing to allocate
+	}
 	var lost, from, to uint64
 	behind := map[string]bool{}
 	for b.bytes > b.opts.MaxSize && len(b.segs) > 1 {
@@ -396,9 +399,9 @@ func (b *Buffer) enforceCap() {
 		}
 		to = b.segs[0].first
 	}
-	names := slices.Sorted(maps.Keys(behind))
-	b.recordDrop(lost, names)
+	b.recordDrop(lost, len(behind) > 0)
 	if lost > 0 {
+		names := slices.Sorted(maps.Keys(behind))
 		b.log.Warn("buffer: full, oldest readings dropped", "readings", lost, "seq_from", from, "seq_to", to-1,
 			"upstreams_behind", names, "max_size", b.opts.MaxSize, "dropped_total", b.dropped)
 	}
@@ -439,10 +442,10 @@ func (b *Buffer) indexOldest(s *segment) bool {
 	return err == nil && s.indexed
 }
 
-// recordDrop counts evicted readings; cursors moved for the upstreams
-// behind. The caller holds mu.
-func (b *Buffer) recordDrop(lost uint64, behind []string) {
-	if len(behind) > 0 {
+// recordDrop counts evicted readings; moved says cursors moved for the
+// upstreams behind, which must be saved. The caller holds mu.
+func (b *Buffer) recordDrop(lost uint64, moved bool) {
+	if moved {
 		b.curGen++
 	}
 	b.dropped += lost

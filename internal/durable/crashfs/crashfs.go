@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -232,16 +233,8 @@ func (c *FS) SyncDir(name string) error {
 	if !ok {
 		return &fs.PathError{Op: "sync", Path: name, Err: fs.ErrNotExist}
 	}
-	d.durable = maps(d.entries)
+	d.durable = maps.Clone(d.entries)
 	return nil
-}
-
-func maps(m map[string]*inode) map[string]*inode {
-	out := make(map[string]*inode, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // Free implements durable.FS: the room left below the limit.
@@ -292,10 +285,10 @@ func (c *FS) Cut() *FS {
 	defer c.mu.Unlock()
 	after := &FS{rng: c.rng, dirs: map[string]*dir{}, locks: map[string]bool{}, clock: c.clock, limit: c.limit}
 	kept := map[*inode]*inode{} // hard links stay one inode
-	for _, name := range slices.Sorted(keys(c.dirs)) {
+	for _, name := range slices.Sorted(maps.Keys(c.dirs)) {
 		d := c.dirs[name]
 		nd := &dir{entries: map[string]*inode{}}
-		for _, base := range slices.Sorted(keys(d.durable)) {
+		for _, base := range slices.Sorted(maps.Keys(d.durable)) {
 			in := d.durable[base]
 			if _, ok := kept[in]; !ok {
 				kept[in] = &inode{data: c.survivor(in), mod: in.mod}
@@ -303,7 +296,7 @@ func (c *FS) Cut() *FS {
 			}
 			nd.entries[base] = kept[in]
 		}
-		nd.durable = maps(nd.entries)
+		nd.durable = maps.Clone(nd.entries)
 		after.dirs[name] = nd
 	}
 	return after
@@ -331,16 +324,6 @@ func (c *FS) survivor(in *inode) []byte {
 		out = writeAt(out, o.off, data)
 	}
 	return out
-}
-
-func keys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 func resize(b []byte, size int64) []byte {

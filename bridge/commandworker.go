@@ -58,29 +58,49 @@ func newCommandWorker(u *upstream, c *conn) *commandWorker {
 // connection; a watcher logs how the broker answered.
 func (w *commandWorker) subscribe() {
 	tok := w.conn.client.Subscribe(w.s.commandFilter(), 1, nil)
-	w.wg.Go(func() { w.checkSuback(tok.(*mqtt.SubscribeToken)) })
+	w.wg.Go(func() { w.checkSuback(tok) })
 }
 
-func (w *commandWorker) checkSuback(tok *mqtt.SubscribeToken) {
-	t := time.NewTimer(subackTimeout)
+func (w *commandWorker) checkSuback(tok mqtt.Token) {
+	refused, err := awaitSuback(w.ctx, tok, subackTimeout)
+	switch {
+	case w.ctx.Err() != nil:
+	case errors.Is(err, errNoSuback):
+		w.logger.Warn("no answer to the command subscription", "topic", w.s.commandFilter())
+	case err != nil:
+		w.logger.Warn("command subscription failed", "topic", w.s.commandFilter(), "err", err)
+	case len(refused) > 0:
+		w.logger.Warn("the broker refused the command subscription", "topic", w.s.commandFilter())
+	default:
+		w.logger.Debug("subscribed to commands", "topic", w.s.commandFilter())
+	}
+}
+
+// errNoSuback is a subscription the broker did not answer in time.
+var errNoSuback = errors.New("no answer to the subscription")
+
+// awaitSuback waits up to timeout for the broker's answer to a
+// subscription and returns the filters it refused; errNoSuback when no
+// answer came, ctx's error once ctx is done.
+func awaitSuback(ctx context.Context, tok mqtt.Token, timeout time.Duration) (refused []string, err error) {
+	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case <-tok.Done():
 	case <-t.C:
-		w.logger.Warn("no answer to the command subscription", "topic", w.s.commandFilter())
-		return
-	case <-w.ctx.Done():
-		return
+		return nil, errNoSuback
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 	if err := tok.Error(); err != nil {
-		w.logger.Warn("command subscription failed", "topic", w.s.commandFilter(), "err", err)
-		return
+		return nil, err
 	}
-	if q := tok.Result()[w.s.commandFilter()]; q > 2 {
-		w.logger.Warn("the broker refused the command subscription", "topic", w.s.commandFilter())
-		return
+	for f, q := range tok.(*mqtt.SubscribeToken).Result() {
+		if q > 2 {
+			refused = append(refused, f)
+		}
 	}
-	w.logger.Debug("subscribed to commands", "topic", w.s.commandFilter())
+	return refused, nil
 }
 
 // onCommand is paho's handler for command topics. It must not block: it

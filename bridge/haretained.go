@@ -49,15 +49,11 @@ func (d *discovery) learnRetained(gatewayID string) {
 	defer d.conn.client.Unsubscribe(filter)
 	ctx, cancel := context.WithTimeout(d.ctx, haLearnMax)
 	defer cancel()
-	select {
-	case <-tok.Done():
-	case <-ctx.Done():
-		return
+	refused, err := awaitSuback(ctx, tok, haLearnMax)
+	if err != nil {
+		return // the link is gone, or stopping: the next connect learns again
 	}
-	if tok.Error() != nil {
-		return // the link is gone: the next connect learns again
-	}
-	if q := tok.(*mqtt.SubscribeToken).Result()[filter]; q > 2 {
+	if len(refused) > 0 {
 		d.logger.Debug("homeassistant: the broker refused the subscription to the retained configs", "topic", filter)
 		return
 	}

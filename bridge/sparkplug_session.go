@@ -274,22 +274,16 @@ func (s *sparkplugSession) connected() {
 	if s.hostID != "" {
 		filters[sparkplug.StateTopic(s.hostID)] = 1
 	}
-	tok := s.conn.client.SubscribeMultiple(filters, s.handler(s.gen))
-	t := time.NewTimer(subackTimeout)
-	defer t.Stop()
-	select {
-	case <-tok.Done():
-		if err := tok.Error(); err != nil {
-			s.logger.Warn("sparkplug: subscription failed", "err", err)
-		}
-		for f, q := range tok.(*mqtt.SubscribeToken).Result() {
-			if q > 2 {
-				s.logger.Warn("sparkplug: the broker refused a subscription", "topic", f)
-			}
-		}
-	case <-t.C:
+	refused, err := awaitSuback(s.ctx, s.conn.client.SubscribeMultiple(filters, s.handler(s.gen)), subackTimeout)
+	switch {
+	case s.ctx.Err() != nil:
+	case errors.Is(err, errNoSuback):
 		s.logger.Warn("sparkplug: no answer to the subscriptions")
-	case <-s.ctx.Done():
+	case err != nil:
+		s.logger.Warn("sparkplug: subscription failed", "err", err)
+	}
+	for _, f := range refused {
+		s.logger.Warn("sparkplug: the broker refused a subscription", "topic", f)
 	}
 	s.logger.Info("sparkplug: session started", "group", s.node.Group, "edge_node", s.node.ID, "bdSeq", s.bdSeq)
 	s.signal()

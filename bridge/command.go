@@ -142,7 +142,7 @@ func jsonValue(raw []byte) (reading.Value, error) {
 // otherwise refuse every command.
 func checkCommand(payload []byte, retained bool, now time.Time, maxAge time.Duration) (Command, error) {
 	if len(payload) > maxCommandSize {
-		return Command{}, fmt.Errorf("%w (%d bytes)", ErrTooLarge, len(payload))
+		return Command{}, tooLarge(len(payload))
 	}
 	c, err := ParseCommand(payload)
 	if err != nil {
@@ -194,3 +194,6 @@ func (r result) payload() []byte {
 	}
 	return append(b, '}')
 }
+
+// tooLarge refuses a command of size bytes.
+func tooLarge(size int) error { return fmt.Errorf("%w (%d bytes)", ErrTooLarge, size) }

@@ -140,7 +140,7 @@ func (w *commandWorker) enqueue(adapter, point string, c Command, now time.Time,
 // size (limitconn.go); other topics get no answer.
 func (w *commandWorker) refuseTooLarge(topic string, size int) {
 	if adapter, point, ok := w.s.commandTarget(topic); ok {
-		w.answer(result{adapter: adapter, point: point, err: fmt.Errorf("%w (%d bytes)", ErrTooLarge, size)})
+		w.answer(result{adapter: adapter, point: point, err: tooLarge(size)})
 	}
 }
 

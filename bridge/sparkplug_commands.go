@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -26,7 +25,7 @@ func (s *sparkplugSession) onCommand(t sparkplug.Topic, m mqtt.Message) {
 	case cat == nil:
 		err = errors.New("no births yet: no metric is declared")
 	case len(m.Payload()) > maxCommandSize:
-		err = fmt.Errorf("%w (%d bytes)", ErrTooLarge, len(m.Payload()))
+		err = tooLarge(len(m.Payload()))
 	default:
 		sent, cmds, err = cat.DecodeCommand(t, m.Payload())
 	}

@@ -90,8 +90,7 @@ func parse(file string, data []byte, lookup func(string) (string, bool), readFil
 		// with the offending line's value taken out.
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, Errors{{File: file, Line: pe.Position.Line, Col: pe.Position.Col,
-				Msg: redactSyntax(pe.Message, lineOf(data, pe.Position.Line))}}
+			return nil, Errors{syntaxError(file, data, pe)}
 		}
 		return nil, Errors{{File: file, Msg: redactSyntax(err.Error(), string(data))}}
 	}

@@ -76,9 +76,19 @@ url = "tcp://192.168.1.10:502"
 			want: []string{`fieldgate.toml:3:18: strings cannot contain newlines`},
 		},
 		{
+			name: "file ends inside an escape on its first line",
+			src:  `id = "\`,
+			want: []string{`fieldgate.toml:1:7: the file ends inside a string`},
+		},
+		{
+			name: "file ends inside an escape",
+			src:  "[gateway]\nid = \"gw\"\nlog_level = \"\\",
+			want: []string{`fieldgate.toml:3:14: the file ends inside a string`},
+		},
+		{
 			name: "duplicate key is a syntax error",
 			src:  "[gateway]\nid = \"gw\"\nid = \"gw2\"\n",
-			want: []string{`fieldgate.toml:3:11: Key 'gateway.id' has already been defined.`},
+			want: []string{`fieldgate.toml:3:1: Key 'gateway.id' has already been defined.`},
 		},
 		{
 			name: "no gateway table",

@@ -39,6 +39,7 @@ func FuzzLoad(f *testing.F) {
 	}
 	f.Add([]byte("[gateway]\nid = \"gw\"\n[[modbus]]\nname = \"m\"\nurl = \"rtu:///dev/x\"\npoint = [{ name = \"p\", table = \"coil\", bit = 99, \"x\\u0000y\" = 1 }]\n"))
 	f.Add([]byte("a.b.c = 1\n[a]\n[[x.y]]\n[x]\n"))
+	f.Add([]byte(`x="\`))
 	// Shapes near and past the limits on nesting, keys and strings, with
 	// brackets and quotes inside strings and comments.
 	for _, s := range []string{

@@ -1,9 +1,12 @@
 package config
 
 import (
+	"bytes"
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/BurntSushi/toml"
 )
 
 // quoted matches the fragments the TOML parser quotes in its messages, in
@@ -29,16 +32,19 @@ func redactSyntax(msg, line string) string {
 	})
 }
 
-// lineOf returns line n (1-based) of data, without its newline.
-func lineOf(data []byte, n int) string {
-	s := string(data)
-	for i := 1; i < n; i++ {
-		_, rest, ok := strings.Cut(s, "\n")
-		if !ok {
-			return ""
-		}
-		s = rest
-	}
-	line, _, _ := strings.Cut(s, "\n")
-	return line
+// endOfFile rewrites the parser's name for the end of the input, a NUL rune
+// that a terminal shows as nothing, into words.
+var endOfFile = strings.NewReplacer(
+	"invalid escape in string '\\\x00'", "the file ends inside a string",
+	"'\x00'", "the end of the file",
+)
+
+// syntaxError places a parser error by its byte offset: the parser's own
+// line number is off by one where the file ends inside a token.
+func syntaxError(file string, data []byte, pe toml.ParseError) *Error {
+	at := min(max(pe.Position.Start, 0), len(data))
+	lineStart := bytes.LastIndexByte(data[:at], '\n') + 1
+	line, _, _ := bytes.Cut(data[lineStart:], []byte("\n"))
+	return &Error{File: file, Line: 1 + bytes.Count(data[:at], []byte("\n")), Col: at - lineStart + 1,
+		Msg: redactSyntax(endOfFile.Replace(pe.Message), string(line))}
 }

@@ -74,7 +74,7 @@ fuzz:
 ## bench: the performance instrument (docs/PERFORMANCE.md): the hot paths'
 ## benchmarks, then the gateway against Mosquitto and a Modbus server beside
 ## the ceiling of broker and client library; a table, and bin/bench.json.
-## BENCH_ARGS adds options: -rounds N, -only PHASES, -formats F, -cpuprofile DIR
+## BENCH_ARGS adds options: -rounds N, -only PHASES, -formats F, -profile DIR
 BENCH_ARGS ?=
 bench:
 	$(GO) test -v -count=1 -timeout 10m -run '^TestBench$$' ./test/bench -args -mode full -out $(abspath bin/bench.json) $(BENCH_ARGS)

@@ -32,8 +32,13 @@ const (
 	exitBadConfig = 2
 )
 
+// stopProfile ends the profiles a build with the profile tag takes.
+var stopProfile = func() {}
+
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	code := run(os.Args[1:], os.Stdout, os.Stderr)
+	stopProfile()
+	os.Exit(code)
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

@@ -35,7 +35,7 @@ var (
 	outFlag     = flag.String("out", "", "write the results as JSON to this file")
 	onlyFlag    = flag.String("only", "", "run only these phases (comma-separated: gobench,throughput,latency,wire,drain,footprint)")
 	roundsFlag  = flag.Int("rounds", 0, "rounds of the ceiling and throughput measurements (default 3 in full mode, 1 in smoke)")
-	profileFlag = flag.String("cpuprofile", "", "build the gateway with the cpuprofile tag and write a CPU profile per gateway run into this directory")
+	profileFlag = flag.String("profile", "", "build the gateway with the profile tag and write a CPU and an allocation profile per gateway run into this directory")
 	formatsFlag = flag.String("formats", "", "measure only these payload formats (comma-separated; default all)")
 )
 
@@ -300,13 +300,13 @@ func machine() machineInfo {
 }
 
 // buildGateway builds the gateway as `make build` does (static, stripped),
-// with the cpuprofile tag when profiles are asked for.
+// with the profile tag when profiles are asked for.
 func buildGateway(t *testing.T, profile bool) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "fieldgate")
 	args := []string{"build", "-trimpath", "-ldflags", "-s -w", "-o", bin}
 	if profile {
-		args = append(args, "-tags", "cpuprofile")
+		args = append(args, "-tags", "profile")
 	}
 	cmd := exec.Command("go", append(args, "../../cmd/fieldgate")...)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

@@ -99,7 +99,7 @@ func (r *rig) startGateway(name string, c gwConfig) *gw {
 		if err := os.MkdirAll(*profileFlag, 0o755); err != nil {
 			r.t.Fatal(err)
 		}
-		cmd.Env = append(os.Environ(), "FIELDGATE_CPUPROFILE="+filepath.Join(*profileFlag, name+".pprof"))
+		cmd.Env = append(os.Environ(), "FIELDGATE_PROFILE="+filepath.Join(*profileFlag, name))
 	}
 	g.started = time.Now()
 	proc, err := peers.StartProcess(r.t, cmd, g.logs, "serving metrics", 20*time.Second)

@@ -24,7 +24,8 @@ import (
 // buffer, never straight to a broker.
 type Emitter interface {
 	// Emit hands over the readings of one poll cycle; they are stored
-	// together and numbered in order.
+	// together and numbered in order. rs is lent: Emit must not keep it
+	// once it returns, as adapters reuse it for the next cycle.
 	Emit(rs []reading.Reading)
 	// Status reports the adapter's health: nil for ok, the fault otherwise.
 	// Adapters call it after every poll; the emitter publishes changes only.

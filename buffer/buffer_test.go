@@ -251,6 +251,28 @@ func TestReadFromDiskAcrossSegments(t *testing.T) {
 	})
 }
 
+// TestReadFromCache reads recent records, which the cache serves, in
+// every chunk: within a record (shared with the cache), across records
+// (copied) and past the newest; an append to what Read returned must not
+// reach the entries the cache serves next.
+func TestReadFromCache(t *testing.T) {
+	b := open(t, t.TempDir(), []string{"cloud"}, Options{})
+	defer closeBuf(t, b)
+	const n = 50
+	appendBatches(t, b, 0, 20, n)
+	for _, chunk := range []int{1, 7, n, n + 1, 3 * n, 2000} {
+		es := readAll(t, b, "cloud", 0, chunk)
+		if len(es) != 20*n {
+			t.Fatalf("chunk %d: read %d entries, want %d", chunk, len(es), 20*n)
+		}
+		checkContiguous(t, es, 1, n)
+	}
+	es, _ := b.Read("cloud", 3, 10) // within the first record
+	_ = append(es, Entry{Seq: 999})
+	es, _ = b.Read("cloud", 13, 1)
+	checkContiguous(t, es, 13, n)
+}
+
 func TestValueKindsRoundTrip(t *testing.T) {
 	vals := []reading.Value{
 		reading.Float(21.5), reading.Float(math.Inf(-1)), reading.Float(math.NaN()),

@@ -14,7 +14,8 @@ import (
 
 // Read returns up to limit entries with Seq >= from, in seq order. A from
 // below the oldest retained reading starts at the oldest; a from at or past
-// Next returns none.
+// Next returns none. The entries may be shared with the buffer's cache of
+// recent records: callers must not modify them.
 func (b *Buffer) Read(upstream string, from uint64, limit int) ([]Entry, error) {
 	if limit <= 0 {
 		return nil, nil
@@ -195,6 +196,10 @@ func (c *recentCache) read(from uint64, limit int) ([]Entry, bool) {
 		return nil, false
 	}
 	i := sort.Search(len(c.recs), func(i int) bool { r := c.recs[i]; return r[len(r)-1].Seq >= from })
+	if r := c.recs[i][from-c.recs[i][0].Seq:]; len(r) >= limit || i == len(c.recs)-1 {
+		n := min(len(r), limit)
+		return r[:n:n], true // within one record: shared, not copied
+	}
 	newest := c.recs[len(c.recs)-1]
 	out := make([]Entry, 0, min(uint64(limit), newest[len(newest)-1].Seq+1-from))
 	for ; i < len(c.recs) && len(out) < limit; i++ {

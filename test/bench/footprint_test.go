@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"slices"
+	"testing"
 	"time"
 
 	"github.com/fieldgate/fieldgate/test/peers"
@@ -20,7 +21,8 @@ const (
 // r.sz.footprint; beside them, on a broker of its own, the outage run:
 // RSS with the broker up and during the outage, bytes on disk per reading,
 // then the drain of what the outage left, with polling counted and the
-// latency of the readings polled meanwhile. The runs share the machine:
+// latency of the readings polled meanwhile; and the CPU of bare paho
+// publishing what the 1,000-point json run does. The runs share the machine:
 // CPU time is counted per process, which the others barely change.
 func (r *rig) footprint() {
 	type run struct {
@@ -40,14 +42,21 @@ func (r *rig) footprint() {
 		}
 	}
 	o := r.startOutage()
+	// The floor of the json runs: paho alone publishing what the 1,000-point
+	// gateway does, a burst of 1,000 json messages each second at QoS 1.
+	pahoPid, pahoDone := barePublisher(r.t, r.broker.URL(), 1, r.sz.footprintWarm+r.sz.footprint+time.Second, 1000)
 
 	time.Sleep(r.sz.footprintWarm) // the runs' warm-up: what follows is the measured window
 	for _, x := range runs {
 		x.u0 = x.g.usage()
 		x.mon.reset()
 	}
+	paho0 := cpuOf(r.t, pahoPid)
 	o.cutAfter(r, r.sz.outageSteady-r.sz.footprintWarm)
 	time.Sleep(r.sz.footprint - (r.sz.outageSteady - r.sz.footprintWarm))
+	r.res.add("paho alone, 1,000 json messages a second at QoS 1: CPU",
+		100*(cpuOf(r.t, pahoPid)-paho0).Seconds()/r.sz.footprint.Seconds(), "% of a core", "", nil)
+	pahoDone()
 	for _, x := range runs {
 		u1 := x.g.usage()
 		_, samples := x.mon.reset()
@@ -139,6 +148,16 @@ func (o *outage) finish(r *rig) {
 	if len(live) > 0 {
 		r.res.add("outage run: p99 latency of readings polled during the drain", ms(percentile(live, 0.99)), "ms", "", nil)
 	}
+}
+
+// cpuOf returns the CPU time a process has used so far.
+func cpuOf(t testing.TB, pid int) time.Duration {
+	t.Helper()
+	u, err := sample(pid)
+	if err != nil {
+		t.Fatalf("usage of %d: %v", pid, err)
+	}
+	return u.cpu
 }
 
 func median(vs []float64) float64 {

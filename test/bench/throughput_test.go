@@ -20,7 +20,8 @@ import (
 const throughputPoints = 200
 
 // ceilingEnv carries the ceiling publisher's orders to the test binary run
-// as a helper process: broker URL, QoS and seconds to publish.
+// as a helper process: broker URL, QoS, seconds to publish and messages a
+// second (0: as fast as the broker takes them).
 const ceilingEnv = "FIELDGATE_BENCH_CEILING"
 
 // throughput measures, per QoS and round, the ceiling and the gateway's
@@ -72,21 +73,32 @@ func below(v float64) func(float64) bool   { return func(x float64) bool { retur
 func (r *rig) ceiling(qos byte) float64 {
 	r.t.Helper()
 	sub := subscribe(r.t, r.broker.URL(), "json", qos)
-	secs := (r.sz.warm + r.sz.window + time.Second).Seconds()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCeilingPublisher$")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%d,%g", ceilingEnv, r.broker.URL(), qos, secs))
-	var out peers.Lines
-	cmd.Stdout, cmd.Stderr = &out, &out
-	proc, err := peers.StartProcess(r.t, cmd, &out, "", 0)
-	if err != nil {
-		r.t.Fatal(err)
-	}
+	_, wait := barePublisher(r.t, r.broker.URL(), qos, r.sz.warm+r.sz.window+time.Second, 0)
 	rate := measure(r.sz.warm, r.sz.window, sub.readings.Load)[0]
-	if err := proc.Err(); err != nil {
-		r.t.Fatalf("ceiling publisher: %v\n%s", err, &out)
-	}
+	wait()
 	sub.client.Disconnect(50)
 	return rate
+}
+
+// barePublisher starts the ceiling's publisher in a process of its own,
+// publishing for d at perSecond messages a second (0: flat out). It
+// returns the process's pid and a wait for its end.
+func barePublisher(t testing.TB, broker string, qos byte, d time.Duration, perSecond int) (pid int, wait func()) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCeilingPublisher$")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%d,%g,%d", ceilingEnv, broker, qos, d.Seconds(), perSecond))
+	var out peers.Lines
+	cmd.Stdout, cmd.Stderr = &out, &out
+	proc, err := peers.StartProcess(t, cmd, &out, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return proc.Pid(), func() {
+		t.Helper()
+		if err := proc.Err(); err != nil {
+			t.Fatalf("bare publisher: %v\n%s", err, &out)
+		}
+	}
 }
 
 // flatOut runs the gateway on the throughput device with format at qos
@@ -128,8 +140,8 @@ func measure(warm, window time.Duration, counts ...func() int64) []float64 {
 // TestCeilingPublisher is the ceiling's publisher, run by the harness as a
 // process of its own: bare paho.mqtt.golang with its defaults, publishing
 // json readings like the gateway's, prepared in advance, on the same 200
-// topics, as fast as the broker takes them, with the gateway's in-flight
-// window (128 messages, 16 at QoS 2).
+// topics, as fast as the broker takes them or in a burst each second, with
+// the gateway's in-flight window (128 messages, 16 at QoS 2).
 func TestCeilingPublisher(t *testing.T) {
 	orders := os.Getenv(ceilingEnv)
 	if orders == "" {
@@ -138,6 +150,7 @@ func TestCeilingPublisher(t *testing.T) {
 	f := strings.Split(orders, ",")
 	qos64, _ := strconv.ParseUint(f[1], 10, 8)
 	secs, _ := strconv.ParseFloat(f[2], 64)
+	perSecond, _ := strconv.Atoi(f[3])
 	qos := byte(qos64)
 	c := paho.NewClient(paho.NewClientOptions().AddBroker(f[0]).SetClientID("bench-ceiling").SetAutoReconnect(false))
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
@@ -162,8 +175,17 @@ func TestCeilingPublisher(t *testing.T) {
 	}
 	ring := make([]paho.Token, 0, window)
 	deadline := time.Now().Add(time.Duration(secs * float64(time.Second)))
+	var second <-chan time.Time // paced: the next burst's start
+	if perSecond > 0 {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		second = tick.C
+	}
 	sent := 0
 	for time.Now().Before(deadline) {
+		if perSecond > 0 && sent%perSecond == 0 && sent > 0 {
+			<-second
+		}
 		if len(ring) == window {
 			ring[0].Wait()
 			if err := ring[0].Error(); err != nil {

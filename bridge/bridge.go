@@ -48,6 +48,9 @@ type Bridge struct {
 	status *statusBoard
 	view   atomic.Pointer[view] // configured merged with announced
 	latest *latest              // each point's last reading, for Sparkplug births
+	// observing: some upstream speaks Sparkplug, the only user of latest,
+	// which Observe keeps up to date meanwhile.
+	observing atomic.Bool
 	node   edgeNode
 	state  *statefile.Dir // nil: bdSeq and announced points are kept in memory only
 
@@ -142,6 +145,7 @@ func New(cfg *config.Config, buf Buffer, cmd Commander, logger *slog.Logger, opt
 	}
 	specs, v, err := resolve(cfg)
 	b.specs, b.cfgErr = specs, err
+	b.observeFor(specs)
 	b.announced = b.loadAnnounced(v)
 	b.setView(v, "", nil)
 	b.status.configure(v.adapters)
@@ -263,6 +267,7 @@ func (b *Bridge) Reload(cfg *config.Config) error {
 	b.setView(v, "", nil)
 	b.status.configure(v.adapters)
 	b.specs, b.cfgErr = specs, nil
+	b.observeFor(specs)
 	if !b.running || b.stopping {
 		b.mu.Unlock()
 		return nil
@@ -324,8 +329,24 @@ func (b *Bridge) SetStatus(adapter string, err error) (changed bool) {
 
 // Observe records the latest value of each point: a Sparkplug birth
 // carries each point's current value, which may be newer than what an
-// upstream has delivered. The gateway calls it with every poll's readings.
-func (b *Bridge) Observe(rs []reading.Reading) { b.latest.observe(rs) }
+// upstream has delivered. The gateway calls it with every poll's readings;
+// with no Sparkplug upstream it keeps nothing, so a reload that adds one
+// births the points with the values polled from then on (null until then).
+func (b *Bridge) Observe(rs []reading.Reading) {
+	if b.observing.Load() {
+		b.latest.observe(rs)
+	}
+}
+
+// observeFor has Observe keep the latest readings while one of specs
+// speaks Sparkplug, and forgets them otherwise.
+func (b *Bridge) observeFor(specs []*settings) {
+	on := slices.ContainsFunc(specs, func(s *settings) bool { return s.format == formatSparkplug })
+	if !b.observing.Swap(on) || on {
+		return
+	}
+	b.latest.forget()
+}
 
 // UpstreamState is one upstream's connection as the gateway's health check
 // and metrics report it.

@@ -31,6 +31,13 @@ func (l *latest) observe(rs []reading.Reading) {
 	}
 }
 
+// forget drops every reading.
+func (l *latest) forget() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.rs = map[pointKey]reading.Reading{}
+}
+
 // of returns the newest reading of a point, if it has one.
 func (l *latest) of(k pointKey) (reading.Reading, bool) {
 	l.mu.Lock()

@@ -141,18 +141,18 @@ func appendMetric(b []byte, e Entry, s Sample, declare bool) ([]byte, error) {
 type message uint8
 
 const (
-	flatMessage          message = iota // MetaData and the *Extension messages: no nested ones
-	payloadMessage                      // Payload
-	metricMessage                       // Payload.Metric
-	propertySetMessage                  // Payload.PropertySet
-	propertyValueMessage                // Payload.PropertyValue
-	propertySetListMessage              // Payload.PropertySetList
-	dataSetMessage                      // Payload.DataSet
-	rowMessage                          // Payload.DataSet.Row
-	dataSetValueMessage                 // Payload.DataSet.DataSetValue
-	templateMessage                     // Payload.Template
-	parameterMessage                    // Payload.Template.Parameter
-	packedVarints                       // not a message: DataSet.types (repeated uint32) in packed form
+	flatMessage            message = iota // MetaData and the *Extension messages: no nested ones
+	payloadMessage                        // Payload
+	metricMessage                         // Payload.Metric
+	propertySetMessage                    // Payload.PropertySet
+	propertyValueMessage                  // Payload.PropertyValue
+	propertySetListMessage                // Payload.PropertySetList
+	dataSetMessage                        // Payload.DataSet
+	rowMessage                            // Payload.DataSet.Row
+	dataSetValueMessage                   // Payload.DataSet.DataSetValue
+	templateMessage                       // Payload.Template
+	parameterMessage                      // Payload.Template.Parameter
+	packedVarints                         // not a message: DataSet.types (repeated uint32) in packed form
 )
 
 // nestedFields lists, by message, the length-delimited fields that hold a
@@ -168,12 +168,12 @@ var nestedFields = [...]map[protowire.Number]message{
 	},
 	propertySetMessage:     {propertySetValues: propertyValueMessage},
 	propertyValueMessage:   {9: propertySetMessage, 10: propertySetListMessage, 11: flatMessage}, // propertyset_value, propertysets_value, extension_value
-	propertySetListMessage: {1: propertySetMessage},                                             // propertyset
-	dataSetMessage:         {3: packedVarints, 4: rowMessage},                                   // types, rows
-	rowMessage:             {1: dataSetValueMessage},                                            // elements
-	dataSetValueMessage:    {7: flatMessage},                                                    // extension_value
-	templateMessage:        {2: metricMessage, 3: parameterMessage},                             // metrics, parameters
-	parameterMessage:       {9: flatMessage},                                                    // extension_value
+	propertySetListMessage: {1: propertySetMessage},                                              // propertyset
+	dataSetMessage:         {3: packedVarints, 4: rowMessage},                                    // types, rows
+	rowMessage:             {1: dataSetValueMessage},                                             // elements
+	dataSetValueMessage:    {7: flatMessage},                                                     // extension_value
+	templateMessage:        {2: metricMessage, 3: parameterMessage},                              // metrics, parameters
+	parameterMessage:       {9: flatMessage},                                                     // extension_value
 }
 
 var (

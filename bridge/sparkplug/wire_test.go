@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -375,7 +377,9 @@ func wireCases() []struct {
 	msg := func(num protowire.Number, bs ...[]byte) []byte {
 		return protowire.AppendBytes(tag(num, protowire.BytesType), cat(bs...))
 	}
-	varint := func(num protowire.Number, v uint64) []byte { return protowire.AppendVarint(tag(num, protowire.VarintType), v) }
+	varint := func(num protowire.Number, v uint64) []byte {
+		return protowire.AppendVarint(tag(num, protowire.VarintType), v)
+	}
 	metric := func(bs ...[]byte) []byte { return msg(payloadMetrics, bs...) }
 	setpoint := metric(msg(metricName, []byte("setpoint")), varint(metricIntValue, 7))
 	return []struct {
@@ -432,5 +436,20 @@ func TestDecoderTakesWhatTheGeneratedCodeTakes(t *testing.T) {
 			}
 			checkDecoder(t, c.payload)
 		})
+	}
+}
+
+// The reason for writing the wire format here: fieldgate's binary links
+// no more of protobuf than protowire.
+func TestFieldgateDoesNotLinkTheProtobufRuntime(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "github.com/fieldgate/fieldgate/cmd/fieldgate").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := strings.Fields(string(out))
+	for _, p := range []string{"google.golang.org/protobuf/proto", "google.golang.org/protobuf/reflect/protoreflect", "google.golang.org/protobuf/internal/impl"} {
+		if slices.Contains(deps, p) {
+			t.Errorf("fieldgate imports %s", p)
+		}
 	}
 }

@@ -158,3 +158,14 @@ func TestCommandValuesMustFitTheirDatatype(t *testing.T) {
 		}
 	}
 }
+
+func TestDataTypesAreThoseOfTheProtoFile(t *testing.T) {
+	for n := int32(-1); n <= int32(DateTimeArray)+1; n++ {
+		if got, want := DataType(n).String(), pb.DataType(n).String(); got != want {
+			t.Errorf("datatype %d is %s, sparkplug_b.proto's %s", n, got, want)
+		}
+	}
+	if Text != DataType(pb.DataType_Text) || DateTimeArray != DataType(pb.DataType_DateTimeArray) {
+		t.Error("the constants are not numbered as sparkplug_b.proto")
+	}
+}

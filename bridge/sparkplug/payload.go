@@ -5,10 +5,6 @@ import (
 	"time"
 
 	"github.com/fieldgate/fieldgate/internal/reading"
-
-	"google.golang.org/protobuf/proto"
-
-	pb "github.com/fieldgate/fieldgate/bridge/sparkplug/sparkplugpb"
 )
 
 // PropertyUnit is the metric property key that carries a metric's
@@ -54,14 +50,15 @@ type Sample struct {
 // before disconnecting on purpose. It carries the bdSeq metric alone and
 // no seq.
 func NDeath(bdSeq uint8, now time.Time) []byte {
-	m := &pb.Payload_Metric{Name: ptr(MetricBdSeq), Datatype: ptr(uint32(pb.DataType_Int64)), Timestamp: ptr(Millis(now))}
-	_ = setValue(m, pb.DataType_Int64, reading.Int(int64(bdSeq))) // an Int64 always takes it
-	return marshal(&pb.Payload{Timestamp: ptr(Millis(now)), Metrics: []*pb.Payload_Metric{m}})
+	b := appendVarint(make([]byte, 0, 64), payloadTimestamp, Millis(now))
+	bd := Entry{MetricDef: MetricDef{Name: MetricBdSeq, Type: Int64}}
+	b, _ = appendMetric(b, bd, Sample{Value: reading.Int(int64(bdSeq)), Time: now}, true) // an Int64 always takes it
+	return b
 }
 
 // DDeath returns a DDEATH payload: no metrics, just the time and the seq.
 func DDeath(seq uint64, now time.Time) []byte {
-	return marshal(&pb.Payload{Timestamp: ptr(Millis(now)), Seq: ptr(seq)})
+	return appendVarint(appendVarint(make([]byte, 0, 24), payloadTimestamp, Millis(now)), payloadSeq, seq)
 }
 
 // NBirth returns the NBIRTH payload: bdSeq (the value of this session's
@@ -91,26 +88,18 @@ func (c *Catalog) DBirth(seq uint64, now time.Time, device string, current map[s
 }
 
 func (c *Catalog) birth(seq uint64, now time.Time, es []Entry, current map[string]Sample) ([]byte, error) {
-	p := &pb.Payload{Timestamp: ptr(Millis(now)), Seq: ptr(seq), Metrics: make([]*pb.Payload_Metric, 0, len(es))}
+	b := appendVarint(make([]byte, 0, 32+64*len(es)), payloadTimestamp, Millis(now))
 	for _, e := range es {
 		s, ok := current[e.Name]
 		if !ok {
 			s = Sample{Time: now} // null: no value yet
 		}
-		m, err := metric(e, s)
-		if err != nil {
+		var err error
+		if b, err = appendMetric(b, e, s, true); err != nil {
 			return nil, err
 		}
-		m.Name, m.Datatype = ptr(e.Name), ptr(uint32(e.Type))
-		if e.Unit != "" {
-			m.Properties = &pb.Payload_PropertySet{
-				Keys:   []string{PropertyUnit},
-				Values: []*pb.Payload_PropertyValue{{Type: ptr(uint32(pb.DataType_String)), Value: &pb.Payload_PropertyValue_StringValue{StringValue: e.Unit}}},
-			}
-		}
-		p.Metrics = append(p.Metrics, m)
 	}
-	return marshal(p), nil
+	return appendVarint(b, payloadSeq, seq), nil
 }
 
 // NData returns an NDATA payload with the given edge node metrics.
@@ -130,55 +119,32 @@ func (c *Catalog) DData(seq uint64, now time.Time, device string, samples []Samp
 // data builds a DATA payload: metrics by alias alone, without name or
 // datatype, as the specification asks once aliases are declared.
 func (c *Catalog) data(seq uint64, now time.Time, device string, samples []Sample) ([]byte, error) {
-	p := &pb.Payload{Timestamp: ptr(Millis(now)), Seq: ptr(seq), Metrics: make([]*pb.Payload_Metric, 0, len(samples))}
+	b := appendVarint(make([]byte, 0, 32+24*len(samples)), payloadTimestamp, Millis(now))
 	for _, s := range samples {
 		e, ok := c.Lookup(device, s.Name)
 		if !ok {
 			return nil, fmt.Errorf("sparkplug: device %q has no metric %q in its birth", device, s.Name)
 		}
-		m, err := metric(e, s)
-		if err != nil {
+		var err error
+		if b, err = appendMetric(b, e, s, false); err != nil {
 			return nil, err
 		}
-		if e.Alias == 0 {
-			m.Name = ptr(e.Name)
-		}
-		if s.Historical {
-			m.IsHistorical = ptr(true)
-		}
-		p.Metrics = append(p.Metrics, m)
 	}
-	return marshal(p), nil
+	return appendVarint(b, payloadSeq, seq), nil
 }
 
 // Check says why v cannot be a value of e, as a birth or DATA message
 // would carry it (nil when it can): a payload with such a value cannot be
 // built.
 func (e Entry) Check(v reading.Value) error {
-	if err := setValue(new(pb.Payload_Metric), e.Type, v); err != nil {
-		return fmt.Errorf("sparkplug: device %q metric %q: %w", e.Device, e.Name, err)
-	}
-	return nil
+	_, err := e.wireValue(v)
+	return err
 }
 
-// metric encodes a sample of e with its alias and timestamp.
-func metric(e Entry, s Sample) (*pb.Payload_Metric, error) {
-	m := &pb.Payload_Metric{Timestamp: ptr(Millis(s.Time))}
-	if e.Alias != 0 {
-		m.Alias = ptr(e.Alias)
-	}
-	if err := setValue(m, e.Type, s.Value); err != nil {
-		return nil, fmt.Errorf("sparkplug: device %q metric %q: %w", e.Device, e.Name, err)
-	}
-	return m, nil
-}
-
-// marshal encodes a payload built here: every field is set from valid Go
-// values, so it cannot fail.
-func marshal(p *pb.Payload) []byte {
-	b, err := proto.Marshal(p)
+func (e Entry) wireValue(v reading.Value) (wireValue, error) {
+	w, err := wireValueOf(e.Type, v)
 	if err != nil {
-		panic("sparkplug: marshal: " + err.Error())
+		return wireValue{}, fmt.Errorf("sparkplug: device %q metric %q: %w", e.Device, e.Name, err)
 	}
-	return b
+	return w, nil
 }

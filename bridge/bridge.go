@@ -51,8 +51,8 @@ type Bridge struct {
 	// observing: some upstream speaks Sparkplug, the only user of latest,
 	// which Observe keeps up to date meanwhile.
 	observing atomic.Bool
-	node   edgeNode
-	state  *statefile.Dir // nil: bdSeq and announced points are kept in memory only
+	node      edgeNode
+	state     *statefile.Dir // nil: bdSeq and announced points are kept in memory only
 
 	viewMu     sync.Mutex              // orders the view's updates
 	configured *view                   // the config's part of the view

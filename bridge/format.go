@@ -38,6 +38,21 @@ func appendTS(b []byte, t time.Time) []byte {
 	return append(b, 'Z')
 }
 
+// tsText appends read times in tsLayout, formatting each time once: the
+// readings of one poll share their read time, and in the batch format
+// formatting them was a third of the encoding.
+type tsText struct {
+	t    time.Time
+	text []byte // t formatted; empty until the first time
+}
+
+func (c *tsText) append(b []byte, t time.Time) []byte {
+	if len(c.text) == 0 || !t.Equal(c.t) {
+		c.t, c.text = t, appendTS(c.text[:0], t)
+	}
+	return append(b, c.text...)
+}
+
 // appendDigits appends v, which is not negative, zero-padded to width
 // digits.
 func appendDigits(b []byte, v, width int) []byte {

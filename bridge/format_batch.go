@@ -11,6 +11,7 @@ const maxBatchRead = 4096
 type batchEncoder struct {
 	prefix string
 	max    int
+	ts     tsText
 }
 
 // encode takes the leading run of one adapter's readings, at most e.max.
@@ -26,7 +27,7 @@ func (e *batchEncoder) encode(es []buffer.Entry, v *view) (message, int) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSON(b, r, v.units[pointKey{r.Adapter, r.Point}], true)
+		b = appendJSON(b, r, v.units[pointKey{r.Adapter, r.Point}], true, &e.ts)
 	}
 	b = append(b, ']')
 	return message{topic: e.prefix + "/" + first.Adapter, payload: b, first: first.Seq, last: es[n-1].Seq}, n

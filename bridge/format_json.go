@@ -12,12 +12,13 @@ import (
 type jsonEncoder struct {
 	topics topics
 	retain bool
+	ts     tsText
 }
 
 func (e *jsonEncoder) encode(es []buffer.Entry, v *view) (message, int) {
 	r := es[0]
 	k := pointKey{r.Adapter, r.Point}
-	b := appendJSON(make([]byte, 0, 96), r, v.units[k], false)
+	b := appendJSON(make([]byte, 0, 96), r, v.units[k], false, &e.ts)
 	return message{topic: e.topics.of(k), payload: b, retain: e.retain, first: r.Seq, last: r.Seq}, 1
 }
 
@@ -26,8 +27,8 @@ func (e *jsonEncoder) entries(n int) int { return n }
 // appendJSON appends one reading in the "json" format:
 // {"value":21.5,"ts":"2026-11-21T23:00:00.123Z","seq":1042,"unit":"degC"},
 // with "point" first when withPoint is set (batch format) and "unit" only
-// when the point has one.
-func appendJSON(b []byte, e buffer.Entry, unit string, withPoint bool) []byte {
+// when the point has one; ts formats the read time.
+func appendJSON(b []byte, e buffer.Entry, unit string, withPoint bool, ts *tsText) []byte {
 	b = append(b, '{')
 	if withPoint {
 		b = append(b, `"point":`...)
@@ -37,7 +38,7 @@ func appendJSON(b []byte, e buffer.Entry, unit string, withPoint bool) []byte {
 	b = append(b, `"value":`...)
 	b = e.Value.AppendJSON(b)
 	b = append(b, `,"ts":"`...)
-	b = appendTS(b, e.Time)
+	b = ts.append(b, e.Time)
 	b = append(b, `","seq":`...)
 	b = strconv.AppendUint(b, e.Seq, 10)
 	if unit != "" {

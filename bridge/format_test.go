@@ -138,4 +138,14 @@ func TestAppendTS(t *testing.T) {
 			t.Fatalf("appendTS(%v) = %s, want %s", ts, got, want)
 		}
 	}
+	// tsText formats each time once: repeats, returns and the same
+	// instant in another zone all give the layout's text.
+	var c tsText
+	for i, ts := range times[:1000] {
+		for _, again := range []time.Time{ts, ts, times[i/2], ts.UTC(), times[i/2].Add(time.Millisecond)} {
+			if got, want := string(c.append([]byte("x"), again)), "x"+again.UTC().Format(tsLayout); got != want {
+				t.Fatalf("tsText.append(%v) = %s, want %s", again, got, want)
+			}
+		}
+	}
 }

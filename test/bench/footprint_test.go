@@ -44,7 +44,7 @@ func (r *rig) footprint() {
 	o := r.startOutage()
 	// The floor of the json runs: paho alone publishing what the 1,000-point
 	// gateway does, a burst of 1,000 json messages each second at QoS 1.
-	pahoPid, pahoDone := barePublisher(r.t, r.broker.URL(), 1, r.sz.footprintWarm+r.sz.footprint+time.Second, 1000)
+	pahoPid, pahoDone := barePublisher(r.t, r.broker.URL(), 1, r.sz.footprintWarm+r.sz.footprint+time.Second, 1000, time.Second)
 
 	time.Sleep(r.sz.footprintWarm) // the runs' warm-up: what follows is the measured window
 	for _, x := range runs {

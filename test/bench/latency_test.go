@@ -34,6 +34,22 @@ func (r *rig) latency() {
 		r.res.add(fmt.Sprintf("latency %s p50 (1,000 readings/s)", format), ms(p50), "ms", "", nil)
 		r.res.check(fmt.Sprintf("latency %s p99 (1,000 readings/s)", format), ms(p99), "ms", "< 5", below(5))
 	}
+	// The floor of the json run: bare paho publishing its messages, a burst
+	// of latencyPoints each latencyInterval, stamped at the burst's start.
+	sub := subscribe(r.t, r.broker.URL(), "json", 1)
+	interval, _ := time.ParseDuration(latencyInterval)
+	_, done := barePublisher(r.t, r.broker.URL(), 1, r.sz.warm+r.sz.latencyWindow+time.Second, latencyPoints, interval)
+	time.Sleep(r.sz.warm) // as above
+	sub.record(true)
+	time.Sleep(r.sz.latencyWindow)
+	ls := sub.record(false)
+	done()
+	sub.client.Disconnect(50)
+	if len(ls) == 0 {
+		r.t.Fatalf("bare paho: no messages arrived in %v", r.sz.latencyWindow)
+	}
+	r.res.add("latency bare paho p50 (1,000 json messages/s)", ms(percentile(ls, 0.50)), "ms", "", nil)
+	r.res.add("latency bare paho p99 (1,000 json messages/s)", ms(percentile(ls, 0.99)), "ms", "", nil)
 }
 
 func percentile(ds []time.Duration, q float64) time.Duration {

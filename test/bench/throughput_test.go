@@ -20,8 +20,8 @@ import (
 const throughputPoints = 200
 
 // ceilingEnv carries the ceiling publisher's orders to the test binary run
-// as a helper process: broker URL, QoS, seconds to publish and messages a
-// second (0: as fast as the broker takes them).
+// as a helper process: broker URL, QoS, seconds to publish, and the
+// messages of a burst and the period of bursts (0: flat out).
 const ceilingEnv = "FIELDGATE_BENCH_CEILING"
 
 // throughput measures, per QoS and round, the ceiling and the gateway's
@@ -73,7 +73,7 @@ func below(v float64) func(float64) bool   { return func(x float64) bool { retur
 func (r *rig) ceiling(qos byte) float64 {
 	r.t.Helper()
 	sub := subscribe(r.t, r.broker.URL(), "json", qos)
-	_, wait := barePublisher(r.t, r.broker.URL(), qos, r.sz.warm+r.sz.window+time.Second, 0)
+	_, wait := barePublisher(r.t, r.broker.URL(), qos, r.sz.warm+r.sz.window+time.Second, 0, 0)
 	rate := measure(r.sz.warm, r.sz.window, sub.readings.Load)[0]
 	wait()
 	sub.client.Disconnect(50)
@@ -81,12 +81,12 @@ func (r *rig) ceiling(qos byte) float64 {
 }
 
 // barePublisher starts the ceiling's publisher in a process of its own,
-// publishing for d at perSecond messages a second (0: flat out). It
-// returns the process's pid and a wait for its end.
-func barePublisher(t testing.TB, broker string, qos byte, d time.Duration, perSecond int) (pid int, wait func()) {
+// publishing for d: burst messages every period, or flat out if burst is
+// 0. It returns the process's pid and a wait for its end.
+func barePublisher(t testing.TB, broker string, qos byte, d time.Duration, burst int, period time.Duration) (pid int, wait func()) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCeilingPublisher$")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%d,%g,%d", ceilingEnv, broker, qos, d.Seconds(), perSecond))
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%d,%g,%d,%s", ceilingEnv, broker, qos, d.Seconds(), burst, period))
 	var out peers.Lines
 	cmd.Stdout, cmd.Stderr = &out, &out
 	proc, err := peers.StartProcess(t, cmd, &out, "", 0)
@@ -139,9 +139,10 @@ func measure(warm, window time.Duration, counts ...func() int64) []float64 {
 
 // TestCeilingPublisher is the ceiling's publisher, run by the harness as a
 // process of its own: bare paho.mqtt.golang with its defaults, publishing
-// json readings like the gateway's, prepared in advance, on the same 200
-// topics, as fast as the broker takes them or in a burst each second, with
-// the gateway's in-flight window (128 messages, 16 at QoS 2).
+// json readings like the gateway's on the same 200 topics, with the
+// gateway's in-flight window (128 messages, 16 at QoS 2): flat out, the
+// payloads prepared in advance; or paced, a burst each period, each
+// reading stamped with its burst's start as the gateway stamps a poll's.
 func TestCeilingPublisher(t *testing.T) {
 	orders := os.Getenv(ceilingEnv)
 	if orders == "" {
@@ -150,7 +151,8 @@ func TestCeilingPublisher(t *testing.T) {
 	f := strings.Split(orders, ",")
 	qos64, _ := strconv.ParseUint(f[1], 10, 8)
 	secs, _ := strconv.ParseFloat(f[2], 64)
-	perSecond, _ := strconv.Atoi(f[3])
+	burst, _ := strconv.Atoi(f[3])
+	period, _ := time.ParseDuration(f[4])
 	qos := byte(qos64)
 	c := paho.NewClient(paho.NewClientOptions().AddBroker(f[0]).SetClientID("bench-ceiling").SetAutoReconnect(false))
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
@@ -163,11 +165,13 @@ func TestCeilingPublisher(t *testing.T) {
 		payload []byte
 	}
 	msgs := make([]msg, pool)
-	ts := time.Now().UTC().Format("2006-01-02T15:04:05.000Z")
+	stamp := func() string { return time.Now().UTC().Format("2006-01-02T15:04:05.000Z") }
+	payload := func(i int, ts string) []byte {
+		return fmt.Appendf(nil, `{"value":%d,"ts":"%s","seq":%d}`, 97*(i%throughputPoints)%10000, ts, 1_000_000+i)
+	}
+	ts := stamp()
 	for i := range msgs {
-		p := i % throughputPoints
-		msgs[i] = msg{fmt.Sprintf("%s/%s/p%d", prefix, adapter, p),
-			fmt.Appendf(nil, `{"value":%d,"ts":"%s","seq":%d}`, 97*p%10000, ts, 1_000_000+i)}
+		msgs[i] = msg{fmt.Sprintf("%s/%s/p%d", prefix, adapter, i%throughputPoints), payload(i, ts)}
 	}
 	window := 128
 	if qos == 2 {
@@ -175,16 +179,23 @@ func TestCeilingPublisher(t *testing.T) {
 	}
 	ring := make([]paho.Token, 0, window)
 	deadline := time.Now().Add(time.Duration(secs * float64(time.Second)))
-	var second <-chan time.Time // paced: the next burst's start
-	if perSecond > 0 {
-		tick := time.NewTicker(time.Second)
+	var next <-chan time.Time // paced: the next burst's start
+	if burst > 0 {
+		tick := time.NewTicker(period)
 		defer tick.Stop()
-		second = tick.C
+		next = tick.C
 	}
 	sent := 0
 	for time.Now().Before(deadline) {
-		if perSecond > 0 && sent%perSecond == 0 && sent > 0 {
-			<-second
+		m := msgs[sent%pool]
+		if burst > 0 {
+			if sent%burst == 0 {
+				if sent > 0 {
+					<-next
+				}
+				ts = stamp()
+			}
+			m.payload = payload(sent, ts)
 		}
 		if len(ring) == window {
 			ring[0].Wait()
@@ -193,7 +204,6 @@ func TestCeilingPublisher(t *testing.T) {
 			}
 			ring = append(ring[:0], ring[1:]...)
 		}
-		m := msgs[sent%pool]
 		ring = append(ring, c.Publish(m.topic, qos, false, m.payload))
 		sent++
 	}

@@ -70,12 +70,13 @@ type Point struct {
 
 // Lookup returns the definition of model id.
 func Lookup(id int) (*Model, bool) {
-	i, ok := slices.BinarySearchFunc(models, id, func(m Model, id int) int { return cmp.Compare(m.ID, id) })
+	ms := models()
+	i, ok := slices.BinarySearchFunc(ms, id, func(m Model, id int) int { return cmp.Compare(m.ID, id) })
 	if !ok {
 		return nil, false
 	}
-	return &models[i], true
+	return &ms[i], true
 }
 
 // Models returns every model definition, by id.
-func Models() []Model { return slices.Clone(models) }
+func Models() []Model { return slices.Clone(models()) }

@@ -3,6 +3,7 @@ package bridge
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"runtime"
 	"slices"
@@ -559,4 +560,35 @@ func ncmd(t *testing.T, name string, v bool) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestObserveOnlyForSparkplug: the points' latest readings, which only
+// Sparkplug births use, are kept while an upstream speaks Sparkplug, and
+// forgotten when a reload leaves none.
+func TestObserveOnlyForSparkplug(t *testing.T) {
+	const url = "mqtt://127.0.0.1:1" // nothing connects: the bridge is not run
+	rs := []reading.Reading{{Adapter: "boiler", Point: "temp", Time: time.Now(), Value: reading.Float(21.5)}}
+	kept := func(b *Bridge) bool { _, ok := b.latest.of(pointKey{"boiler", "temp"}); return ok }
+	b := New(testConfig(t, upstreamCfg("cloud", url)), nil, nil, slog.New(slog.DiscardHandler))
+	b.Observe(rs)
+	if kept(b) {
+		t.Fatal("a reading was kept with no Sparkplug upstream")
+	}
+	if err := b.Reload(testConfig(t, upstreamCfg("cloud", url), sparkplugUp("scada", url))); err != nil {
+		t.Fatal(err)
+	}
+	b.Observe(rs)
+	if !kept(b) {
+		t.Fatal("a reading was not kept for the Sparkplug upstream a reload added")
+	}
+	if err := b.Reload(testConfig(t, upstreamCfg("cloud", url))); err != nil {
+		t.Fatal(err)
+	}
+	if kept(b) {
+		t.Error("the readings outlived the Sparkplug upstream")
+	}
+	b.Observe(rs)
+	if kept(b) {
+		t.Error("a reading was kept after the Sparkplug upstream went")
+	}
 }

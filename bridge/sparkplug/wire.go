@@ -8,8 +8,8 @@ import (
 
 // This file writes and reads Sparkplug B payloads with protobuf's wire
 // format API rather than the types generated into sparkplugpb: the
-// generated code links protobuf's reflection runtime, 1.6 MB of a binary
-// whose every page counts on its gateways. The field numbers
+// generated code links protobuf's reflection runtime, which doubled the
+// size of a binary that must stay small on its gateways. The field numbers
 // and types are those of sparkplug_b.proto; the tests hold the result
 // against the generated code.
 

@@ -157,10 +157,10 @@ func TestSparkplugDeclarations(t *testing.T) {
 	want := catalogDefs{
 		node: sparkplug.GatewayMetrics([]string{"io", "boiler", "sunspec"}),
 		devices: []sparkplug.Device{
-			{ID: "io", Metrics: []sparkplug.MetricDef{{Name: "door", Type: sparkplug.Boolean}}},
+			{ID: "io", Metrics: []sparkplug.MetricDef{{Name: "door", Type: pb.DataType_Boolean}}},
 			{ID: "boiler", Metrics: []sparkplug.MetricDef{
-				{Name: "Temp", Type: sparkplug.Int16, Unit: "degC"},
-				{Name: "temp", Type: sparkplug.Double},
+				{Name: "Temp", Type: pb.DataType_Int16, Unit: "degC"},
+				{Name: "temp", Type: pb.DataType_Double},
 			}},
 		},
 	}

@@ -3,6 +3,8 @@ package sparkplug
 import (
 	"errors"
 	"fmt"
+
+	pb "github.com/fieldgate/fieldgate/bridge/sparkplug/sparkplugpb"
 )
 
 // Names of the metrics every NBIRTH carries, fixed by the specification,
@@ -22,9 +24,9 @@ func AdapterStateMetric(adapter string) string { return "Adapters/" + adapter + 
 // with the given adapters: its version, the buffer backlog and each
 // adapter's state.
 func GatewayMetrics(adapterNames []string) []MetricDef {
-	ms := []MetricDef{{Name: MetricVersion, Type: String}, {Name: MetricBacklog, Type: UInt64}}
+	ms := []MetricDef{{Name: MetricVersion, Type: pb.DataType_String}, {Name: MetricBacklog, Type: pb.DataType_UInt64}}
 	for _, a := range adapterNames {
-		ms = append(ms, MetricDef{Name: AdapterStateMetric(a), Type: String})
+		ms = append(ms, MetricDef{Name: AdapterStateMetric(a), Type: pb.DataType_String})
 	}
 	return ms
 }
@@ -100,7 +102,7 @@ func NewCatalog(nodeMetrics []MetricDef, devices []Device) (*Catalog, error) {
 		c.byKey[k] = e
 		return e, true
 	}
-	reserved := []MetricDef{{Name: MetricBdSeq, Type: Int64}, {Name: MetricRebirth, Type: Boolean}}
+	reserved := []MetricDef{{Name: MetricBdSeq, Type: pb.DataType_Int64}, {Name: MetricRebirth, Type: pb.DataType_Boolean}}
 	for i, d := range append(reserved, nodeMetrics...) {
 		if e, ok := add("", d, i >= len(reserved)); ok {
 			c.node = append(c.node, e)

@@ -6,9 +6,10 @@ import (
 
 	"github.com/fieldgate/fieldgate/internal/reading"
 
-	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/fieldgate/fieldgate/adapters"
+	pb "github.com/fieldgate/fieldgate/bridge/sparkplug/sparkplugpb"
 )
 
 // Command is one metric of an NCMD or a DCMD, resolved against the
@@ -46,107 +47,40 @@ func (c *Catalog) DecodeCommand(t Topic, payload []byte) (sent time.Time, cmds [
 	if _, ok := c.devices[t.Device]; t.Type == DCMD && !ok {
 		return time.Time{}, nil, fmt.Errorf("sparkplug: DCMD: %w: no device %q", adapters.ErrNoPoint, t.Device)
 	}
-	sent, ms, err := readCommand(payload)
-	if err != nil {
+	var p pb.Payload
+	if err := proto.Unmarshal(payload, &p); err != nil {
 		return time.Time{}, nil, fmt.Errorf("sparkplug: %s payload: %w", t.Type, err)
 	}
-	for _, m := range ms {
+	if p.Timestamp != nil {
+		sent = time.UnixMilli(int64(p.GetTimestamp())).UTC()
+	}
+	for _, m := range p.Metrics {
 		cmds = append(cmds, c.command(t.Device, m))
 	}
 	return sent, cmds, nil
 }
 
-// readCommand reads the timestamp (zero if none) and the metrics of a
-// command's payload.
-func readCommand(payload []byte) (sent time.Time, ms []commandMetric, err error) {
-	err = readFields(payload, payloadMessage, protowire.DefaultRecursionLimit, func(f wireField) error {
-		switch {
-		case f.num == payloadTimestamp && f.typ == protowire.VarintType:
-			sent = time.UnixMilli(int64(f.u)).UTC()
-		case f.num == payloadMetrics && f.typ == protowire.BytesType:
-			m, err := readCommandMetric(f.b, protowire.DefaultRecursionLimit-1)
-			if err != nil {
-				return err
-			}
-			ms = append(ms, m)
-		}
-		return nil
-	})
-	if err != nil {
-		return time.Time{}, nil, err
-	}
-	return sent, ms, nil
-}
-
-// commandMetric is what fieldgate reads of a command's metric.
-type commandMetric struct {
-	name        string
-	alias       uint64
-	hasAlias    bool
-	datatype    uint32
-	hasDatatype bool
-	isNull      bool
-	value       wireField // the field of the value oneof; num 0 for none
-}
-
-// readCommandMetric reads a metric at the given depth of its payload. Of
-// each field, as with the generated code, the last one counts, and of the
-// value oneof the last field set; a field with another wire type than its
-// declared one is not set.
-func readCommandMetric(b []byte, depth int) (commandMetric, error) {
-	var m commandMetric
-	err := readFields(b, metricMessage, depth, func(f wireField) error {
-		switch {
-		case f.num == metricName && f.typ == protowire.BytesType:
-			m.name = string(f.b)
-		case f.num == metricAlias && f.typ == protowire.VarintType:
-			m.alias, m.hasAlias = f.u, true
-		case f.num == metricDatatype && f.typ == protowire.VarintType:
-			m.datatype, m.hasDatatype = uint32(f.u), true
-		case f.num == metricIsNull && f.typ == protowire.VarintType:
-			m.isNull = f.u != 0
-		case f.num >= metricIntValue && f.num <= metricExtensionValue && f.typ == valueWireType(f.num):
-			m.value = f
-		}
-		return nil
-	})
-	return m, err
-}
-
-// valueWireType is the wire type of a field of a metric's value oneof.
-func valueWireType(num protowire.Number) protowire.Type {
-	switch num {
-	case metricIntValue, metricLongValue, metricBooleanValue:
-		return protowire.VarintType
-	case metricFloatValue:
-		return protowire.Fixed32Type
-	case metricDoubleValue:
-		return protowire.Fixed64Type
-	}
-	return protowire.BytesType // strings, bytes and messages
-}
-
-func (c *Catalog) command(device string, m commandMetric) Command {
-	cmd := Command{Device: device, Metric: m.name}
+func (c *Catalog) command(device string, m *pb.Payload_Metric) Command {
+	cmd := Command{Device: device, Metric: m.GetName()}
 	var e Entry
 	var ok bool
-	if m.hasAlias {
-		e, ok = c.ByAlias(m.alias)
+	if m.Alias != nil {
+		e, ok = c.ByAlias(m.GetAlias())
 		ok = ok && e.Device == device // aliases are node-wide: refuse another device's
 	} else {
-		e, ok = c.Lookup(device, m.name)
+		e, ok = c.Lookup(device, m.GetName())
 	}
 	switch {
-	case !ok && m.hasAlias:
-		cmd.Err = fmt.Errorf("%w: no metric with alias %d", adapters.ErrNoPoint, m.alias)
+	case !ok && m.Alias != nil:
+		cmd.Err = fmt.Errorf("%w: no metric with alias %d", adapters.ErrNoPoint, m.GetAlias())
 		return cmd
 	case !ok:
-		cmd.Err = fmt.Errorf("%w: no metric %q", adapters.ErrNoPoint, m.name)
+		cmd.Err = fmt.Errorf("%w: no metric %q", adapters.ErrNoPoint, m.GetName())
 		return cmd
 	}
 	cmd.Metric = e.Name
-	if m.hasDatatype && DataType(m.datatype) != e.Type {
-		cmd.Err = fmt.Errorf("%w: datatype %s, but %q is %s", adapters.ErrBadValue, DataType(m.datatype), e.Name, e.Type)
+	if m.Datatype != nil && DataType(m.GetDatatype()) != e.Type {
+		cmd.Err = fmt.Errorf("%w: datatype %s, but %q is %s", adapters.ErrBadValue, DataType(m.GetDatatype()), e.Name, e.Type)
 		return cmd
 	}
 	cmd.Value, cmd.Err = valueOf(m, e.Type)

@@ -2,7 +2,6 @@ package sparkplug
 
 import (
 	"errors"
-	"fmt"
 	"testing"
 	"time"
 
@@ -113,25 +112,12 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Add(command(f, &pb.Payload_Metric{Name: ptr("setpoint"), Value: &pb.Payload_Metric_IntValue{IntValue: 7}}), true)
 	f.Add(command(f, &pb.Payload_Metric{Alias: ptr(uint64(9)), Value: &pb.Payload_Metric_LongValue{LongValue: 7}}), false)
 	f.Add(command(f, &pb.Payload_Metric{Name: ptr(MetricRebirth), Value: &pb.Payload_Metric_BooleanValue{BooleanValue: true}}), false)
-	for i, w := range wireCases() {
-		if len(w.payload) < 1<<10 { // not the deep nests: mutating them is slow and finds nothing new
-			f.Add(w.payload, i%2 == 0)
-		}
-	}
 	f.Fuzz(func(t *testing.T, payload []byte, dcmd bool) {
 		topic := Topic{Type: NCMD, Node: Node{"g", "n"}}
 		if dcmd {
 			topic = Topic{Type: DCMD, Node: Node{"g", "n"}, Device: "boiler"}
 		}
-		checkDecoder(t, payload) // the generated code refuses it too, or reads the same metrics
 		_, cmds, err := c.DecodeCommand(topic, payload)
-		if _, ms, werr := generatedCommand(payload); werr == nil {
-			for i, m := range ms {
-				if want := c.command(topic.Device, m); fmt.Sprint(cmds[i]) != fmt.Sprint(want) {
-					t.Fatalf("command %d is %+v, from the generated code's reading %+v", i, cmds[i], want)
-				}
-			}
-		}
 		for _, cmd := range cmds {
 			if err != nil {
 				t.Fatal("commands with an error")
@@ -147,7 +133,8 @@ func FuzzDecodeCommand(f *testing.F) {
 				t.Fatalf("command %+v for an undeclared metric", cmd)
 			}
 			// What decodes must encode back into the same datatype.
-			if _, err := wireValueOf(e.Type, cmd.Value); err != nil {
+			var m pb.Payload_Metric
+			if err := setValue(&m, e.Type, cmd.Value); err != nil {
 				t.Fatalf("command %+v does not fit %s: %v", cmd, e.Type, err)
 			}
 		}

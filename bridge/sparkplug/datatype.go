@@ -7,69 +7,12 @@ import (
 
 	"github.com/fieldgate/fieldgate/internal/reading"
 
-	"google.golang.org/protobuf/encoding/protowire"
-
 	"github.com/fieldgate/fieldgate/adapters"
+	pb "github.com/fieldgate/fieldgate/bridge/sparkplug/sparkplugpb"
 )
 
-// DataType is a metric's Sparkplug datatype: the DataType enum of
-// sparkplug_b.proto, whose number travels in a metric's datatype field.
-type DataType int32
-
-// The datatypes of sparkplug_b.proto, with its numbers.
-const (
-	Unknown DataType = iota
-	Int8
-	Int16
-	Int32
-	Int64
-	UInt8
-	UInt16
-	UInt32
-	UInt64
-	Float
-	Double
-	Boolean
-	String
-	DateTime
-	Text
-	UUID
-	DataSet
-	Bytes
-	File
-	Template
-	PropertySet
-	PropertySetList
-	Int8Array
-	Int16Array
-	Int32Array
-	Int64Array
-	UInt8Array
-	UInt16Array
-	UInt32Array
-	UInt64Array
-	FloatArray
-	DoubleArray
-	BooleanArray
-	StringArray
-	DateTimeArray
-)
-
-var dataTypeNames = [...]string{
-	"Unknown", "Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64", "Float", "Double",
-	"Boolean", "String", "DateTime", "Text", "UUID", "DataSet", "Bytes", "File", "Template", "PropertySet",
-	"PropertySetList", "Int8Array", "Int16Array", "Int32Array", "Int64Array", "UInt8Array", "UInt16Array",
-	"UInt32Array", "UInt64Array", "FloatArray", "DoubleArray", "BooleanArray", "StringArray", "DateTimeArray",
-}
-
-// String returns the datatype's name in sparkplug_b.proto, or its number
-// for one the file does not define (as the generated code names them).
-func (dt DataType) String() string {
-	if dt >= 0 && int(dt) < len(dataTypeNames) {
-		return dataTypeNames[dt]
-	}
-	return strconv.Itoa(int(dt))
-}
+// DataType is a metric's Sparkplug datatype.
+type DataType = pb.DataType
 
 // PointDataType returns the Sparkplug datatype of a fieldgate point type
 // (SPEC §2: bool int16 uint16 int32 uint32 int64 uint64 float32 float64
@@ -81,24 +24,24 @@ func PointDataType(pointType string, scaled bool) (DataType, error) {
 	dt, ok := pointDataTypes[pointType]
 	switch {
 	case !ok:
-		return Unknown, fmt.Errorf("no Sparkplug datatype for point type %q", pointType)
-	case scaled && dt != Boolean && dt != String:
-		return Double, nil
+		return pb.DataType_Unknown, fmt.Errorf("no Sparkplug datatype for point type %q", pointType)
+	case scaled && dt != pb.DataType_Boolean && dt != pb.DataType_String:
+		return pb.DataType_Double, nil
 	}
 	return dt, nil
 }
 
 var pointDataTypes = map[string]DataType{
-	"bool":    Boolean,
-	"int16":   Int16,
-	"uint16":  UInt16,
-	"int32":   Int32,
-	"uint32":  UInt32,
-	"int64":   Int64,
-	"uint64":  UInt64,
-	"float32": Float,
-	"float64": Double,
-	"string":  String,
+	"bool":    pb.DataType_Boolean,
+	"int16":   pb.DataType_Int16,
+	"uint16":  pb.DataType_UInt16,
+	"int32":   pb.DataType_Int32,
+	"uint32":  pb.DataType_UInt32,
+	"int64":   pb.DataType_Int64,
+	"uint64":  pb.DataType_UInt64,
+	"float32": pb.DataType_Float,
+	"float64": pb.DataType_Double,
+	"string":  pb.DataType_String,
 }
 
 // intRange is the span of the integer datatypes, by datatype.
@@ -106,69 +49,75 @@ var intRange = map[DataType]struct {
 	min int64
 	max uint64
 }{
-	Int8:   {math.MinInt8, math.MaxInt8},
-	Int16:  {math.MinInt16, math.MaxInt16},
-	Int32:  {math.MinInt32, math.MaxInt32},
-	Int64:  {math.MinInt64, math.MaxInt64},
-	UInt8:  {0, math.MaxUint8},
-	UInt16: {0, math.MaxUint16},
-	UInt32: {0, math.MaxUint32},
-	UInt64: {0, math.MaxUint64},
+	pb.DataType_Int8:   {math.MinInt8, math.MaxInt8},
+	pb.DataType_Int16:  {math.MinInt16, math.MaxInt16},
+	pb.DataType_Int32:  {math.MinInt32, math.MaxInt32},
+	pb.DataType_Int64:  {math.MinInt64, math.MaxInt64},
+	pb.DataType_UInt8:  {0, math.MaxUint8},
+	pb.DataType_UInt16: {0, math.MaxUint16},
+	pb.DataType_UInt32: {0, math.MaxUint32},
+	pb.DataType_UInt64: {0, math.MaxUint64},
 }
 
 // supported reports whether fieldgate encodes and decodes values of dt.
 func supported(dt DataType) bool {
 	_, isInt := intRange[dt]
 	switch dt {
-	case Float, Double, Boolean, String, Text:
+	case pb.DataType_Float, pb.DataType_Double, pb.DataType_Boolean, pb.DataType_String, pb.DataType_Text:
 		return true
 	}
 	return isInt
 }
 
-// wireValueOf returns the field of a metric that carries v as datatype
-// dt, as the Sparkplug 3.0 datatype table says: the 8 to 32-bit integers
-// in int_value (signed ones as their two's complement bits), the 64-bit
-// ones in long_value. The invalid (zero) Value is a null: is_null and no
-// value. A value of another kind is converted only when that is exact: an
-// Int into an unsigned type when it is not negative, any integer into
-// Float or Double, never a Float into an integer type.
-func wireValueOf(dt DataType, v reading.Value) (wireValue, error) {
+// setValue stores v in m's value field for datatype dt, as the Sparkplug
+// 3.0 datatype table says: the 8 to 32-bit integers in int_value (signed
+// ones as their two's complement bits), the 64-bit ones in long_value.
+// The invalid (zero) Value is a null: is_null and no value. A value of
+// another kind is converted only when that is exact: an Int into an
+// unsigned type when it is not negative, any integer into Float or Double,
+// never a Float into an integer type.
+func setValue(m *pb.Payload_Metric, dt DataType, v reading.Value) error {
 	if v.Kind() == reading.KindInvalid {
-		return wireValue{field: metricIsNull, bits: 1}, nil
+		m.IsNull = ptr(true)
+		return nil
 	}
 	if r, ok := intRange[dt]; ok {
 		bits, err := intBits(v, r.min, r.max)
 		if err != nil {
-			return wireValue{}, fmt.Errorf("%s value %s: %w", dt, v, err)
+			return fmt.Errorf("%s value %s: %w", dt, v, err)
 		}
-		if dt == Int64 || dt == UInt64 {
-			return wireValue{field: metricLongValue, bits: bits}, nil
+		if dt == pb.DataType_Int64 || dt == pb.DataType_UInt64 {
+			m.Value = &pb.Payload_Metric_LongValue{LongValue: bits}
+		} else {
+			m.Value = &pb.Payload_Metric_IntValue{IntValue: uint32(bits)}
 		}
-		return wireValue{field: metricIntValue, bits: uint64(uint32(bits))}, nil
+		return nil
 	}
 	switch dt {
-	case Float, Double:
+	case pb.DataType_Float, pb.DataType_Double:
 		f, ok := v.Float64()
 		if !ok || v.Kind() == reading.KindBool {
-			return wireValue{}, fmt.Errorf("%s value %s: not a number", dt, v)
+			return fmt.Errorf("%s value %s: not a number", dt, v)
 		}
-		if dt == Float {
-			return wireValue{field: metricFloatValue, bits: uint64(math.Float32bits(float32(f)))}, nil
+		if dt == pb.DataType_Float {
+			m.Value = &pb.Payload_Metric_FloatValue{FloatValue: float32(f)}
+		} else {
+			m.Value = &pb.Payload_Metric_DoubleValue{DoubleValue: f}
 		}
-		return wireValue{field: metricDoubleValue, bits: math.Float64bits(f)}, nil
-	case Boolean:
+	case pb.DataType_Boolean:
 		if v.Kind() != reading.KindBool {
-			return wireValue{}, fmt.Errorf("%s value %s: not a boolean", dt, v)
+			return fmt.Errorf("%s value %s: not a boolean", dt, v)
 		}
-		return wireValue{field: metricBooleanValue, bits: v.Bits()}, nil
-	case String, Text:
+		m.Value = &pb.Payload_Metric_BooleanValue{BooleanValue: v.Bits() != 0}
+	case pb.DataType_String, pb.DataType_Text:
 		if v.Kind() != reading.KindString {
-			return wireValue{}, fmt.Errorf("%s value %s: not a string", dt, v)
+			return fmt.Errorf("%s value %s: not a string", dt, v)
 		}
-		return wireValue{field: metricStringValue, str: v.Str()}, nil
+		m.Value = &pb.Payload_Metric_StringValue{StringValue: v.Str()}
+	default:
+		return fmt.Errorf("datatype %s is not supported", dt)
 	}
-	return wireValue{}, fmt.Errorf("datatype %s is not supported", dt)
+	return nil
 }
 
 // intBits returns an integer value's two's complement bits when it lies in
@@ -197,48 +146,52 @@ func intBits(v reading.Value, lo int64, hi uint64) (uint64, error) {
 // sign-extended from their width; a Float becomes the float64 of its
 // shortest decimal form (0.1, not 0.10000000149011612), as fieldgate
 // decodes float32 registers.
-func valueOf(m commandMetric, dt DataType) (reading.Value, error) {
-	if m.isNull {
+func valueOf(m *pb.Payload_Metric, dt DataType) (reading.Value, error) {
+	if m.GetIsNull() {
 		return reading.Value{}, fmt.Errorf("%w: a null value cannot be written", adapters.ErrBadValue)
 	}
+	wrong := func() (reading.Value, error) {
+		if m.Value == nil {
+			return reading.Value{}, fmt.Errorf("%w: no value", adapters.ErrBadValue)
+		}
+		return reading.Value{}, fmt.Errorf("%w: a %s metric cannot carry %s", adapters.ErrBadValue, dt, valueField(m))
+	}
 	r, isInt := intRange[dt]
-	switch v := m.value; v.num {
-	case metricIntValue:
-		if !isInt || dt == Int64 || dt == UInt64 {
-			break
+	switch v := m.Value.(type) {
+	case *pb.Payload_Metric_IntValue:
+		if !isInt || dt == pb.DataType_Int64 || dt == pb.DataType_UInt64 {
+			return wrong()
 		}
 		if r.min < 0 {
-			return checkInt(reading.Int(int64(int32(v.u))), dt, r.min, r.max)
+			return checkInt(reading.Int(int64(int32(v.IntValue))), dt, r.min, r.max)
 		}
-		return checkInt(reading.Uint(uint64(uint32(v.u))), dt, r.min, r.max)
-	case metricLongValue:
+		return checkInt(reading.Uint(uint64(v.IntValue)), dt, r.min, r.max)
+	case *pb.Payload_Metric_LongValue:
 		switch dt {
-		case Int64:
-			return reading.Int(int64(v.u)), nil
-		case UInt64, UInt32:
-			return checkInt(reading.Uint(v.u), dt, r.min, r.max)
+		case pb.DataType_Int64:
+			return reading.Int(int64(v.LongValue)), nil
+		case pb.DataType_UInt64, pb.DataType_UInt32:
+			return checkInt(reading.Uint(v.LongValue), dt, r.min, r.max)
 		}
-	case metricFloatValue:
-		if dt == Float {
-			f, _ := strconv.ParseFloat(strconv.FormatFloat(float64(math.Float32frombits(uint32(v.u))), 'g', -1, 32), 64)
+	case *pb.Payload_Metric_FloatValue:
+		if dt == pb.DataType_Float {
+			f, _ := strconv.ParseFloat(strconv.FormatFloat(float64(v.FloatValue), 'g', -1, 32), 64)
 			return reading.Float(f), nil
 		}
-	case metricDoubleValue:
-		if dt == Double {
-			return reading.Float(math.Float64frombits(v.u)), nil
+	case *pb.Payload_Metric_DoubleValue:
+		if dt == pb.DataType_Double {
+			return reading.Float(v.DoubleValue), nil
 		}
-	case metricBooleanValue:
-		if dt == Boolean {
-			return reading.Bool(v.u != 0), nil
+	case *pb.Payload_Metric_BooleanValue:
+		if dt == pb.DataType_Boolean {
+			return reading.Bool(v.BooleanValue), nil
 		}
-	case metricStringValue:
-		if dt == String || dt == Text {
-			return reading.String(string(v.b)), nil
+	case *pb.Payload_Metric_StringValue:
+		if dt == pb.DataType_String || dt == pb.DataType_Text {
+			return reading.String(v.StringValue), nil
 		}
-	case 0:
-		return reading.Value{}, fmt.Errorf("%w: no value", adapters.ErrBadValue)
 	}
-	return reading.Value{}, fmt.Errorf("%w: a %s metric cannot carry %s", adapters.ErrBadValue, dt, valueFieldName(m.value.num))
+	return wrong()
 }
 
 // checkInt refuses an integer that does not fit dt: an Int8 of 300 in its
@@ -250,22 +203,23 @@ func checkInt(v reading.Value, dt DataType, lo int64, hi uint64) (reading.Value,
 	return v, nil
 }
 
-// valueFieldName names a field of a metric's value oneof, for error
-// messages.
-func valueFieldName(num protowire.Number) string {
-	switch num {
-	case metricIntValue:
+// valueField names the field a metric's value is in, for error messages.
+func valueField(m *pb.Payload_Metric) string {
+	switch m.Value.(type) {
+	case *pb.Payload_Metric_IntValue:
 		return "int_value"
-	case metricLongValue:
+	case *pb.Payload_Metric_LongValue:
 		return "long_value"
-	case metricFloatValue:
+	case *pb.Payload_Metric_FloatValue:
 		return "float_value"
-	case metricDoubleValue:
+	case *pb.Payload_Metric_DoubleValue:
 		return "double_value"
-	case metricBooleanValue:
+	case *pb.Payload_Metric_BooleanValue:
 		return "boolean_value"
-	case metricStringValue:
+	case *pb.Payload_Metric_StringValue:
 		return "string_value"
 	}
 	return "a value of another type"
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -5,11 +5,7 @@
 // host's STATE. It does no I/O but for the bdSeq file: the bridge owns the
 // MQTT connection and decides when each message goes out, by the rules
 // below. Payloads are the protobuf messages of Eclipse Tahu's
-// sparkplug_b.proto (kept in sparkplugpb), written and read field by
-// field with protobuf's wire format API (protowire): the code generated
-// from the file links protobuf's reflection runtime, 1.6 MB of a binary
-// that is mostly resident on a gateway. The generated code serves the
-// tests, which hold these payloads against it.
+// sparkplug_b.proto, generated into sparkplugpb.
 //
 // # Who is who
 //

@@ -5,6 +5,10 @@ import (
 	"time"
 
 	"github.com/fieldgate/fieldgate/internal/reading"
+
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/fieldgate/fieldgate/bridge/sparkplug/sparkplugpb"
 )
 
 // PropertyUnit is the metric property key that carries a metric's
@@ -50,15 +54,14 @@ type Sample struct {
 // before disconnecting on purpose. It carries the bdSeq metric alone and
 // no seq.
 func NDeath(bdSeq uint8, now time.Time) []byte {
-	b := appendVarint(make([]byte, 0, 64), payloadTimestamp, Millis(now))
-	bd := Entry{MetricDef: MetricDef{Name: MetricBdSeq, Type: Int64}}
-	b, _ = appendMetric(b, bd, Sample{Value: reading.Int(int64(bdSeq)), Time: now}, true) // an Int64 always takes it
-	return b
+	m := &pb.Payload_Metric{Name: ptr(MetricBdSeq), Datatype: ptr(uint32(pb.DataType_Int64)), Timestamp: ptr(Millis(now))}
+	_ = setValue(m, pb.DataType_Int64, reading.Int(int64(bdSeq))) // an Int64 always takes it
+	return marshal(&pb.Payload{Timestamp: ptr(Millis(now)), Metrics: []*pb.Payload_Metric{m}})
 }
 
 // DDeath returns a DDEATH payload: no metrics, just the time and the seq.
 func DDeath(seq uint64, now time.Time) []byte {
-	return appendVarint(appendVarint(make([]byte, 0, 24), payloadTimestamp, Millis(now)), payloadSeq, seq)
+	return marshal(&pb.Payload{Timestamp: ptr(Millis(now)), Seq: ptr(seq)})
 }
 
 // NBirth returns the NBIRTH payload: bdSeq (the value of this session's
@@ -88,18 +91,26 @@ func (c *Catalog) DBirth(seq uint64, now time.Time, device string, current map[s
 }
 
 func (c *Catalog) birth(seq uint64, now time.Time, es []Entry, current map[string]Sample) ([]byte, error) {
-	b := appendVarint(make([]byte, 0, 32+64*len(es)), payloadTimestamp, Millis(now))
+	p := &pb.Payload{Timestamp: ptr(Millis(now)), Seq: ptr(seq), Metrics: make([]*pb.Payload_Metric, 0, len(es))}
 	for _, e := range es {
 		s, ok := current[e.Name]
 		if !ok {
 			s = Sample{Time: now} // null: no value yet
 		}
-		var err error
-		if b, err = appendMetric(b, e, s, true); err != nil {
+		m, err := metric(e, s)
+		if err != nil {
 			return nil, err
 		}
+		m.Name, m.Datatype = ptr(e.Name), ptr(uint32(e.Type))
+		if e.Unit != "" {
+			m.Properties = &pb.Payload_PropertySet{
+				Keys:   []string{PropertyUnit},
+				Values: []*pb.Payload_PropertyValue{{Type: ptr(uint32(pb.DataType_String)), Value: &pb.Payload_PropertyValue_StringValue{StringValue: e.Unit}}},
+			}
+		}
+		p.Metrics = append(p.Metrics, m)
 	}
-	return appendVarint(b, payloadSeq, seq), nil
+	return marshal(p), nil
 }
 
 // NData returns an NDATA payload with the given edge node metrics.
@@ -119,32 +130,55 @@ func (c *Catalog) DData(seq uint64, now time.Time, device string, samples []Samp
 // data builds a DATA payload: metrics by alias alone, without name or
 // datatype, as the specification asks once aliases are declared.
 func (c *Catalog) data(seq uint64, now time.Time, device string, samples []Sample) ([]byte, error) {
-	b := appendVarint(make([]byte, 0, 32+24*len(samples)), payloadTimestamp, Millis(now))
+	p := &pb.Payload{Timestamp: ptr(Millis(now)), Seq: ptr(seq), Metrics: make([]*pb.Payload_Metric, 0, len(samples))}
 	for _, s := range samples {
 		e, ok := c.Lookup(device, s.Name)
 		if !ok {
 			return nil, fmt.Errorf("sparkplug: device %q has no metric %q in its birth", device, s.Name)
 		}
-		var err error
-		if b, err = appendMetric(b, e, s, false); err != nil {
+		m, err := metric(e, s)
+		if err != nil {
 			return nil, err
 		}
+		if e.Alias == 0 {
+			m.Name = ptr(e.Name)
+		}
+		if s.Historical {
+			m.IsHistorical = ptr(true)
+		}
+		p.Metrics = append(p.Metrics, m)
 	}
-	return appendVarint(b, payloadSeq, seq), nil
+	return marshal(p), nil
 }
 
 // Check says why v cannot be a value of e, as a birth or DATA message
 // would carry it (nil when it can): a payload with such a value cannot be
 // built.
 func (e Entry) Check(v reading.Value) error {
-	_, err := e.wireValue(v)
-	return err
+	if err := setValue(new(pb.Payload_Metric), e.Type, v); err != nil {
+		return fmt.Errorf("sparkplug: device %q metric %q: %w", e.Device, e.Name, err)
+	}
+	return nil
 }
 
-func (e Entry) wireValue(v reading.Value) (wireValue, error) {
-	w, err := wireValueOf(e.Type, v)
-	if err != nil {
-		return wireValue{}, fmt.Errorf("sparkplug: device %q metric %q: %w", e.Device, e.Name, err)
+// metric encodes a sample of e with its alias and timestamp.
+func metric(e Entry, s Sample) (*pb.Payload_Metric, error) {
+	m := &pb.Payload_Metric{Timestamp: ptr(Millis(s.Time))}
+	if e.Alias != 0 {
+		m.Alias = ptr(e.Alias)
 	}
-	return w, nil
+	if err := setValue(m, e.Type, s.Value); err != nil {
+		return nil, fmt.Errorf("sparkplug: device %q metric %q: %w", e.Device, e.Name, err)
+	}
+	return m, nil
+}
+
+// marshal encodes a payload built here: every field is set from valid Go
+// values, so it cannot fail.
+func marshal(p *pb.Payload) []byte {
+	b, err := proto.Marshal(p)
+	if err != nil {
+		panic("sparkplug: marshal: " + err.Error())
+	}
+	return b
 }

@@ -19,13 +19,13 @@ func testCatalog(t testing.TB) *Catalog {
 	t.Helper()
 	c, err := NewCatalog(GatewayMetrics([]string{"boiler", "io"}), []Device{
 		{ID: "boiler", Metrics: []MetricDef{
-			{Name: "supply_temp", Type: Double, Unit: "degC"},
-			{Name: "setpoint", Type: Int16},
-			{Name: "serial", Type: String},
+			{Name: "supply_temp", Type: pb.DataType_Double, Unit: "degC"},
+			{Name: "setpoint", Type: pb.DataType_Int16},
+			{Name: "serial", Type: pb.DataType_String},
 		}},
 		{ID: "io", Metrics: []MetricDef{
-			{Name: "door", Type: Boolean},
-			{Name: "pulses", Type: UInt64},
+			{Name: "door", Type: pb.DataType_Boolean},
+			{Name: "pulses", Type: pb.DataType_UInt64},
 		}},
 	})
 	if err != nil {
@@ -82,11 +82,11 @@ func TestAliasesAreUniqueAcrossTheNodeAndDeterministic(t *testing.T) {
 }
 
 func TestCatalogRefusesWhatABirthCannotDeclare(t *testing.T) {
-	_, err := NewCatalog([]MetricDef{{Name: MetricRebirth, Type: Boolean}}, []Device{
+	_, err := NewCatalog([]MetricDef{{Name: MetricRebirth, Type: pb.DataType_Boolean}}, []Device{
 		{ID: "a/b"},
-		{ID: "d", Metrics: []MetricDef{{Name: "x", Type: Int16}, {Name: "x", Type: Int16}, {Name: ""}}},
+		{ID: "d", Metrics: []MetricDef{{Name: "x", Type: pb.DataType_Int16}, {Name: "x", Type: pb.DataType_Int16}, {Name: ""}}},
 		{ID: "d"},
-		{ID: "e", Metrics: []MetricDef{{Name: "blob", Type: Bytes}}},
+		{ID: "e", Metrics: []MetricDef{{Name: "blob", Type: pb.DataType_Bytes}}},
 	})
 	if err == nil {
 		t.Fatal("NewCatalog accepted a bad configuration")
@@ -235,7 +235,7 @@ func BenchmarkDData(b *testing.B) {
 		ms := make([]MetricDef, n)
 		ss := make([]Sample, n)
 		for i := range ms {
-			ms[i] = MetricDef{Name: fmt.Sprintf("p%d", i), Type: Float}
+			ms[i] = MetricDef{Name: fmt.Sprintf("p%d", i), Type: pb.DataType_Float}
 			ss[i] = Sample{Name: ms[i].Name, Value: reading.Float(21.5 + float64(i)), Time: read}
 		}
 		c, err := NewCatalog(nil, []Device{{ID: "boiler", Metrics: ms}})

@@ -37,18 +37,18 @@ func testCatalog(t *testing.T) *sparkplug.Catalog {
 	t.Helper()
 	c, err := sparkplug.NewCatalog(sparkplug.GatewayMetrics([]string{"boiler", "io"}), []sparkplug.Device{
 		{ID: "boiler", Metrics: []sparkplug.MetricDef{
-			{Name: "supply_temp", Type: sparkplug.Double, Unit: "degC"},
-			{Name: "setpoint", Type: sparkplug.Int16},
-			{Name: "energy", Type: sparkplug.UInt32, Unit: "kWh"},
-			{Name: "offset", Type: sparkplug.Int64},
-			{Name: "flow", Type: sparkplug.Float, Unit: "m3/h"},
-			{Name: "serial", Type: sparkplug.String},
+			{Name: "supply_temp", Type: pb.DataType_Double, Unit: "degC"},
+			{Name: "setpoint", Type: pb.DataType_Int16},
+			{Name: "energy", Type: pb.DataType_UInt32, Unit: "kWh"},
+			{Name: "offset", Type: pb.DataType_Int64},
+			{Name: "flow", Type: pb.DataType_Float, Unit: "m3/h"},
+			{Name: "serial", Type: pb.DataType_String},
 		}},
 		{ID: "io", Metrics: []sparkplug.MetricDef{
-			{Name: "door", Type: sparkplug.Boolean},
-			{Name: "pulses", Type: sparkplug.UInt64},
+			{Name: "door", Type: pb.DataType_Boolean},
+			{Name: "pulses", Type: pb.DataType_UInt64},
 		}},
-		{ID: "late", Metrics: []sparkplug.MetricDef{{Name: "x", Type: sparkplug.Boolean}}}, // never born by births
+		{ID: "late", Metrics: []sparkplug.MetricDef{{Name: "x", Type: pb.DataType_Boolean}}}, // never born by births
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -14,8 +14,8 @@ import (
 // its -profile flag, profiles itself from start to exit: its CPU into
 // $FIELDGATE_PROFILE.cpu.pprof and every allocation sampled meanwhile into
 // $FIELDGATE_PROFILE.allocs.pprof, which also holds the heap in use at
-// exit. Release builds have no such code: a
-// profile is taken of a scratch build, never served.
+// exit. Release builds have no such code: a profile is taken of a scratch
+// build, never served.
 func init() {
 	prefix := os.Getenv("FIELDGATE_PROFILE")
 	if prefix == "" {

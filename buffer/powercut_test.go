@@ -246,21 +246,10 @@ func (r *cutRun) cut(n int) {
 // before the cut, the drop counter counts the readings they held, not the
 // seqs skipped.
 func TestDroppedCountsOnlyReadingsThatExisted(t *testing.T) {
-	c := crashfs.New(1)
-	if err := c.WriteFile(cutBoot, []byte("boot-A\n")); err != nil {
-		t.Fatal(err)
-	}
-	opts := Options{FS: c, BootIDPath: cutBoot, Fsync: FsyncAlways, SegmentSize: minSegSize, MaxSize: 8 * minSegSize}
-	b := open(t, cutDir, []string{"u"}, opts)
-	appendBatches(t, b, 0, 30, 10) // 300 readings no upstream has
-	before := b.Stats().Next
-	after := c.Cut() // a power cut; everything was synced
-	_ = b.Close()
-	if err := after.WriteFile(cutBoot, []byte("boot-B\n")); err != nil {
-		t.Fatal(err)
-	}
+	opts := Options{BootIDPath: cutBoot, Fsync: FsyncAlways, SegmentSize: minSegSize, MaxSize: 8 * minSegSize}
+	after, before := cutAfterFilling(t, opts) // 300 readings no upstream has
 	opts.FS = after
-	b = open(t, cutDir, []string{"u"}, opts)
+	b := open(t, cutDir, []string{"u"}, opts)
 	defer closeBuf(t, b)
 	if st := b.Stats(); st.Next <= before || st.Next-before < reserveBlock/2 {
 		t.Fatalf("next seq %d after the cut, want a jump past %d", st.Next, before)
@@ -282,21 +271,11 @@ func TestDroppedCountsOnlyReadingsThatExisted(t *testing.T) {
 // skipped seqs finds no room, and the oldest readings make it, as an Append
 // would, rather than the buffer refusing to open.
 func TestOpenAfterAPowerCutWithTheDiskFull(t *testing.T) {
-	c := crashfs.New(1)
-	if err := c.WriteFile(cutBoot, []byte("boot-A\n")); err != nil {
-		t.Fatal(err)
-	}
-	opts := Options{FS: c, BootIDPath: cutBoot, Fsync: FsyncAlways, SegmentSize: minSegSize, MaxSize: 64 * minSegSize}
-	b := open(t, cutDir, []string{"u"}, opts)
-	appendBatches(t, b, 0, 30, 10)
-	after := c.Cut()
-	_ = b.Close()
-	if err := after.WriteFile(cutBoot, []byte("boot-B\n")); err != nil {
-		t.Fatal(err)
-	}
+	opts := Options{BootIDPath: cutBoot, Fsync: FsyncAlways, SegmentSize: minSegSize, MaxSize: 64 * minSegSize}
+	after, _ := cutAfterFilling(t, opts)
 	after.SetLimit(after.Used() + 8) // no room for a segment's header
 	opts.FS = after
-	b = open(t, cutDir, []string{"u"}, opts)
+	b := open(t, cutDir, []string{"u"}, opts)
 	defer func() { _ = b.Close() }() // the disk is still all but full: the state files may not fit
 	if st := b.Stats(); st.Dropped == 0 {
 		t.Errorf("opened on a full disk with nothing evicted: %+v", st)
@@ -304,4 +283,26 @@ func TestOpenAfterAPowerCutWithTheDiskFull(t *testing.T) {
 	if _, _, err := b.Append(batch(99, 10)); err != nil {
 		t.Errorf("append after opening on a full disk: %v", err)
 	}
+}
+
+// cutAfterFilling opens a buffer with opts on a file system booted as
+// boot-A, appends 300 readings, all synced, and cuts the power; it returns
+// the file system as the next boot, boot-B, finds it, and the buffer's
+// next seq before the cut.
+func cutAfterFilling(t *testing.T, opts Options) (*crashfs.FS, uint64) {
+	t.Helper()
+	c := crashfs.New(1)
+	if err := c.WriteFile(cutBoot, []byte("boot-A\n")); err != nil {
+		t.Fatal(err)
+	}
+	opts.FS = c
+	b := open(t, cutDir, []string{"u"}, opts)
+	appendBatches(t, b, 0, 30, 10)
+	next := b.Stats().Next
+	after := c.Cut()
+	_ = b.Close()
+	if err := after.WriteFile(cutBoot, []byte("boot-B\n")); err != nil {
+		t.Fatal(err)
+	}
+	return after, next
 }

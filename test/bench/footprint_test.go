@@ -3,7 +3,6 @@ package bench
 import (
 	"fmt"
 	"slices"
-	"testing"
 	"time"
 
 	"github.com/fieldgate/fieldgate/test/peers"
@@ -51,11 +50,11 @@ func (r *rig) footprint() {
 		x.u0 = x.g.usage()
 		x.mon.reset()
 	}
-	paho0 := cpuOf(r.t, pahoPid)
+	paho0 := usageOf(r.t, pahoPid).cpu
 	o.cutAfter(r, r.sz.outageSteady-r.sz.footprintWarm)
 	time.Sleep(r.sz.footprint - (r.sz.outageSteady - r.sz.footprintWarm))
 	r.res.add("paho alone, 1,000 json messages a second at QoS 1: CPU",
-		100*(cpuOf(r.t, pahoPid)-paho0).Seconds()/r.sz.footprint.Seconds(), "% of a core", "", nil)
+		100*(usageOf(r.t, pahoPid).cpu-paho0).Seconds()/r.sz.footprint.Seconds(), "% of a core", "", nil)
 	pahoDone()
 	for _, x := range runs {
 		u1 := x.g.usage()
@@ -148,16 +147,6 @@ func (o *outage) finish(r *rig) {
 	if len(live) > 0 {
 		r.res.add("outage run: p99 latency of readings polled during the drain", ms(percentile(live, 0.99)), "ms", "", nil)
 	}
-}
-
-// cpuOf returns the CPU time a process has used so far.
-func cpuOf(t testing.TB, pid int) time.Duration {
-	t.Helper()
-	u, err := sample(pid)
-	if err != nil {
-		t.Fatalf("usage of %d: %v", pid, err)
-	}
-	return u.cpu
 }
 
 func median(vs []float64) float64 {

@@ -239,9 +239,15 @@ func (m *monitor) close() {
 // usageOf samples the gateway, failing the test if it has exited.
 func (g *gw) usage() usage {
 	g.t.Helper()
-	u, err := sample(g.proc.Pid())
+	return usageOf(g.t, g.proc.Pid())
+}
+
+// usageOf samples the usage of process pid.
+func usageOf(t testing.TB, pid int) usage {
+	t.Helper()
+	u, err := sample(pid)
 	if err != nil {
-		g.t.Fatalf("gateway usage: %v", err)
+		t.Fatalf("usage of process %d: %v", pid, err)
 	}
 	return u
 }

@@ -106,9 +106,10 @@ type limitConn struct {
 	limit   int
 	dropped func(topic string, size int) // told of each PUBLISH skipped
 
-	pending []byte // a fixed header, or a whole replacement packet, to hand out
-	body    int    // bytes of the current packet's body still to pass through
-	err     error  // once set, every Read returns it
+	pending []byte  // a fixed header, or a whole replacement packet, to hand out
+	header  [5]byte // where pending holds a fixed header: no allocation per packet
+	body    int     // bytes of the current packet's body still to pass through
+	err     error   // once set, every Read returns it
 }
 
 func newLimitConn(c net.Conn, limit int, dropped func(topic string, size int)) *limitConn {
@@ -140,7 +141,7 @@ func (c *limitConn) next() error {
 	if err != nil {
 		return err
 	}
-	header := []byte{first}
+	header := append(c.header[:0], first)
 	size, shift := 0, 0
 	for {
 		b, err := c.r.ReadByte()

@@ -159,6 +159,7 @@ func (g *gateway) serve(stop context.Context, reload <-chan os.Signal, path stri
 	// systemd (Type=notify): ready now, then watchdog pings while every
 	// adapter and upstream makes progress, so a wedged gateway is
 	// restarted.
+	g.releasePages()
 	notify(g.log, daemon.SdNotifyReady)
 	every := progressEvery
 	watchdog, _ := daemon.SdWatchdogEnabled(false)
@@ -175,6 +176,7 @@ func (g *gateway) serve(stop context.Context, reload <-chan os.Signal, path stri
 		case <-reload:
 			notify(g.log, daemon.SdNotifyReloading)
 			g.reload(path)
+			g.releasePages()
 			notify(g.log, daemon.SdNotifyReady)
 		case now := <-check.C:
 			if g.progressing(now) && watchdog > 0 {
@@ -185,6 +187,15 @@ func (g *gateway) serve(stop context.Context, reload <-chan os.Signal, path stri
 			g.bridgeFailed = true
 			return
 		}
+	}
+}
+
+// releasePages drops the code start-up or a reload ran and the
+// running gateway does not (see releaseStartupPages); a failure costs only
+// memory.
+func (g *gateway) releasePages() {
+	if err := releaseStartupPages(); err != nil {
+		g.log.Debug("releasing start-up pages", "err", err)
 	}
 }
 

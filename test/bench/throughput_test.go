@@ -85,8 +85,16 @@ func (r *rig) ceiling(qos byte) float64 {
 // 0. It returns the process's pid and a wait for its end.
 func barePublisher(t testing.TB, broker string, qos byte, d time.Duration, burst int, period time.Duration) (pid int, wait func()) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCeilingPublisher$")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%d,%g,%d,%s", ceilingEnv, broker, qos, d.Seconds(), burst, period))
+	return helper(t, "TestCeilingPublisher", fmt.Sprintf("%s=%s,%d,%g,%d,%s", ceilingEnv, broker, qos, d.Seconds(), burst, period))
+}
+
+// helper runs the test named test of this binary in a process of its own,
+// with env added to its environment, and returns the process's pid and a
+// wait for its end that fails t if the helper failed.
+func helper(t testing.TB, test, env string) (pid int, wait func()) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$")
+	cmd.Env = append(os.Environ(), env)
 	var out peers.Lines
 	cmd.Stdout, cmd.Stderr = &out, &out
 	proc, err := peers.StartProcess(t, cmd, &out, "", 0)
@@ -96,7 +104,7 @@ func barePublisher(t testing.TB, broker string, qos byte, d time.Duration, burst
 	return proc.Pid(), func() {
 		t.Helper()
 		if err := proc.Err(); err != nil {
-			t.Fatalf("bare publisher: %v\n%s", err, &out)
+			t.Fatalf("%s: %v\n%s", test, err, &out)
 		}
 	}
 }

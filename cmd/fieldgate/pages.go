@@ -17,7 +17,7 @@ import (
 // package's init, the TOML decoder and the config checks. The kernel maps
 // file pages in blocks around each fault (64 KiB by default), so with
 // inits spread over the whole binary nearly all of it stays mapped: 9.1 of
-// the 10.8 MiB, where the running gateway uses 6.5 (docs/PERFORMANCE.md).
+// the 10.8 MiB, where the running gateway uses 6.5–7 (docs/PERFORMANCE.md).
 // Once dropped, what start-up alone used is ordinary page cache the kernel
 // can reclaim first, and the gateway's resident set is what it runs on.
 // The pages are the file's own and never written, so nothing is lost; the

@@ -23,6 +23,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"text/tabwriter"
 	"time"
@@ -123,6 +124,9 @@ func TestBench(t *testing.T) {
 		if *onlyFlag != "" && !slices.Contains(only, p.name) {
 			continue
 		}
+		// What earlier phases wrote goes to disk first: its writeback
+		// would otherwise fall into this phase's fsyncs and latencies.
+		syscall.Sync()
 		start, figures := time.Now(), len(r.res.Figures)
 		t.Run(p.name, func(st *testing.T) {
 			r.t = st // a phase's peers end with it, and its failure is its own

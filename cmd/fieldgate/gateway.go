@@ -156,10 +156,10 @@ const progressEvery = time.Second
 // serve runs until stop ends or the bridge fails, reloading path at each
 // signal on reload.
 func (g *gateway) serve(stop context.Context, reload <-chan os.Signal, path string) {
+	g.releasePages()
 	// systemd (Type=notify): ready now, then watchdog pings while every
 	// adapter and upstream makes progress, so a wedged gateway is
 	// restarted.
-	g.releasePages()
 	notify(g.log, daemon.SdNotifyReady)
 	every := progressEvery
 	watchdog, _ := daemon.SdWatchdogEnabled(false)

@@ -101,7 +101,7 @@ func TestSystemdNotify(t *testing.T) {
 	seen := 0
 	expect := func(want string) {
 		t.Helper()
-		seen = notify.Await(t, wait, seen, want)
+		seen = notify.AwaitNext(t, wait, seen, want)
 	}
 
 	broker := peers.StartMochi(t)

@@ -502,7 +502,7 @@ pace = "500ms"
 	logs.Await(t, wait, "fieldgate started")
 	f := flakyAdapter(t, "slow")
 	f.nextRun(t)
-	notify.Await(t, wait, 0, "WATCHDOG=1")
+	notify.Await(t, wait, "WATCHDOG=1")
 	logs.Await(t, wait, "adapter=slow", "adapter fault", "stalled: no poll result")
 	logs.Await(t, wait, "not feeding the watchdog", "slow")
 	// One ping may have left before the check that found the stall.
@@ -511,7 +511,7 @@ pace = "500ms"
 	f.release <- struct{}{}
 	logs.Await(t, wait, "adapter=slow", "adapter ok")
 	logs.Await(t, wait, "every part makes progress again")
-	notify.Await(t, wait, from, "WATCHDOG=1")
+	notify.AwaitFrom(t, wait, from, "WATCHDOG=1")
 	signalSelf(t, syscall.SIGINT)
 	if s := exitStatus(t, done); s != exitOK {
 		t.Errorf("exit status %d, want %d", s, exitOK)

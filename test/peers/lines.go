@@ -69,26 +69,38 @@ func (l *Lines) Await(t testing.TB, timeout time.Duration, subs ...string) strin
 // on: what happens after a moment the test marked with Len.
 func (l *Lines) AwaitFrom(t testing.TB, timeout time.Duration, n int, subs ...string) string {
 	t.Helper()
-	return l.await(t, timeout, n, 1, subs)
+	line, _ := l.await(t, timeout, n, 1, subs)
+	return line
+}
+
+// AwaitNext is AwaitFrom for lines a test expects in order: it returns how
+// many lines had ended with the one found, the n to look for the next from.
+func (l *Lines) AwaitNext(t testing.TB, timeout time.Duration, n int, subs ...string) int {
+	t.Helper()
+	_, next := l.await(t, timeout, n, 1, subs)
+	return next
 }
 
 // AwaitCount waits for count lines, written so far or to come, that
 // contain every one of subs, and returns the last of them.
 func (l *Lines) AwaitCount(t testing.TB, timeout time.Duration, count int, subs ...string) string {
 	t.Helper()
-	return l.await(t, timeout, 0, count, subs)
+	line, _ := l.await(t, timeout, 0, count, subs)
+	return line
 }
 
-func (l *Lines) await(t testing.TB, timeout time.Duration, n, count int, subs []string) string {
+// await returns the count-th line from the n-th on that contains every one
+// of subs, and how many lines had ended with it.
+func (l *Lines) await(t testing.TB, timeout time.Duration, n, count int, subs []string) (string, int) {
 	t.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for next := n; ; {
 		lines, more := l.Since(next)
-		for _, line := range lines {
+		for i, line := range lines {
 			if containsAll(line, subs) {
 				if count--; count <= 0 {
-					return line
+					return line, next + i + 1
 				}
 			}
 		}
@@ -97,7 +109,30 @@ func (l *Lines) await(t testing.TB, timeout time.Duration, n, count int, subs []
 		case <-more:
 		case <-deadline.C:
 			t.Fatalf("%d more lines with %q wanted within %v", count, subs, timeout)
-			return ""
+			return "", 0
+		}
+	}
+}
+
+// Quiet fails the test if a line that contains every one of subs ends,
+// from the n-th on, within d: how long an absence must last to count is
+// the test's judgement.
+func (l *Lines) Quiet(t testing.TB, d time.Duration, n int, subs ...string) {
+	t.Helper()
+	end := time.NewTimer(d)
+	defer end.Stop()
+	for next := n; ; {
+		lines, more := l.Since(next)
+		for _, line := range lines {
+			if containsAll(line, subs) {
+				t.Fatalf("unexpected line %q", line)
+			}
+		}
+		next += len(lines)
+		select {
+		case <-more:
+		case <-end.C:
+			return
 		}
 	}
 }

@@ -63,3 +63,21 @@ func TestLinesAwait(t *testing.T) {
 		t.Errorf("Since beyond the end = %q", lines)
 	}
 }
+
+// TestLinesInOrder awaits lines expected in order with AwaitNext, and
+// checks that Quiet passes over a line it does not want and an absence.
+func TestLinesInOrder(t *testing.T) {
+	var l Lines
+	for _, s := range []string{"READY=1", "WATCHDOG=1", "RELOADING=1", "READY=1"} {
+		fmt.Fprintln(&l, s)
+	}
+	next := l.AwaitNext(t, time.Second, 0, "READY=1")
+	if next != 1 {
+		t.Errorf("the first READY=1 ended line %d, want 1", next)
+	}
+	if next = l.AwaitNext(t, time.Second, next, "READY=1"); next != 4 {
+		t.Errorf("the second READY=1 ended line %d, want 4", next)
+	}
+	l.Quiet(t, 10*time.Millisecond, 2, "WATCHDOG=1") // written before line 2
+	l.Quiet(t, 10*time.Millisecond, 0, "STOPPING=1")
+}

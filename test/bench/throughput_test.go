@@ -90,11 +90,14 @@ func barePublisher(t testing.TB, broker string, qos byte, d time.Duration, burst
 
 // helper runs the test named test of this binary in a process of its own,
 // with env added to its environment, and returns the process's pid and a
-// wait for its end that fails t if the helper failed.
+// wait for its end that fails t if the helper failed. Helpers run on one
+// core, as the gateway does unless told otherwise (cmd/fieldgate oneCore),
+// so a floor or ceiling and the gateway beside it share the runtime's
+// settings.
 func helper(t testing.TB, test, env string) (pid int, wait func()) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$")
-	cmd.Env = append(os.Environ(), env)
+	cmd.Env = append(os.Environ(), env, "GOMAXPROCS=1")
 	var out peers.Lines
 	cmd.Stdout, cmd.Stderr = &out, &out
 	proc, err := peers.StartProcess(t, cmd, &out, "", 0)

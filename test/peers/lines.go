@@ -93,25 +93,11 @@ func (l *Lines) AwaitCount(t testing.TB, timeout time.Duration, count int, subs 
 // of subs, and how many lines had ended with it.
 func (l *Lines) await(t testing.TB, timeout time.Duration, n, count int, subs []string) (string, int) {
 	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for next := n; ; {
-		lines, more := l.Since(next)
-		for i, line := range lines {
-			if containsAll(line, subs) {
-				if count--; count <= 0 {
-					return line, next + i + 1
-				}
-			}
-		}
-		next += len(lines)
-		select {
-		case <-more:
-		case <-deadline.C:
-			t.Fatalf("%d more lines with %q wanted within %v", count, subs, timeout)
-			return "", 0
-		}
+	line, end, found := l.find(timeout, n, count, subs)
+	if !found {
+		t.Fatalf("%d lines with %q wanted, from line %d on, within %v", count, subs, n, timeout)
 	}
+	return line, end
 }
 
 // Quiet fails the test if a line that contains every one of subs ends,
@@ -119,20 +105,31 @@ func (l *Lines) await(t testing.TB, timeout time.Duration, n, count int, subs []
 // the test's judgement.
 func (l *Lines) Quiet(t testing.TB, d time.Duration, n int, subs ...string) {
 	t.Helper()
-	end := time.NewTimer(d)
-	defer end.Stop()
+	if line, _, found := l.find(d, n, 1, subs); found {
+		t.Fatalf("unexpected line %q", line)
+	}
+}
+
+// find looks for the count-th line from the n-th on that contains every
+// one of subs, among the lines written so far or ending within d; it
+// returns the line and how many lines had ended with it.
+func (l *Lines) find(d time.Duration, n, count int, subs []string) (line string, end int, found bool) {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
 	for next := n; ; {
 		lines, more := l.Since(next)
-		for _, line := range lines {
+		for i, line := range lines {
 			if containsAll(line, subs) {
-				t.Fatalf("unexpected line %q", line)
+				if count--; count <= 0 {
+					return line, next + i + 1, true
+				}
 			}
 		}
 		next += len(lines)
 		select {
 		case <-more:
-		case <-end.C:
-			return
+		case <-deadline.C:
+			return "", 0, false
 		}
 	}
 }

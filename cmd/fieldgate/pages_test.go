@@ -2,9 +2,9 @@ package main
 
 import (
 	"os"
-	"strconv"
-	"strings"
 	"testing"
+
+	"github.com/fieldgate/fieldgate/test/peers"
 )
 
 // TestReleaseStartupPages checks that the executable's pages leave the
@@ -15,31 +15,25 @@ func TestReleaseStartupPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	after := rssFile(t)
-	t.Logf("file-backed resident set %d KiB before, %d KiB after", before, after)
+	t.Logf("file-backed resident set %.1f MiB before, %.1f MiB after", before, after)
 	if after >= before {
-		t.Errorf("file-backed resident set %d KiB after the release, want below the %d KiB before", after, before)
+		t.Errorf("file-backed resident set %.1f MiB after the release, want below the %.1f MiB before", after, before)
 	}
 	if err := releaseStartupPages(); err != nil {
 		t.Fatalf("a second release: %v", err)
 	}
 }
 
-// rssFile is the process's file-backed resident set in KiB.
-func rssFile(t *testing.T) int {
+// rssFile is the process's file-backed resident set in MiB.
+func rssFile(t *testing.T) float64 {
 	t.Helper()
-	status, err := os.ReadFile("/proc/self/status")
+	sizes, err := peers.ProcStatus(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for line := range strings.Lines(string(status)) {
-		if v, ok := strings.CutPrefix(line, "RssFile:"); ok {
-			kb, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			if err != nil {
-				t.Fatalf("RssFile: %q", v)
-			}
-			return kb
-		}
+	mib, ok := sizes["RssFile"]
+	if !ok {
+		t.Fatal("no RssFile in /proc/self/status")
 	}
-	t.Fatal("no RssFile in /proc/self/status")
-	return 0
+	return mib
 }

@@ -108,22 +108,26 @@ func (p *Process) Stop() {
 // ProcMem reads a process's current and peak resident set size, in MiB,
 // from /proc.
 func ProcMem(pid int) (rss, hwm float64, err error) {
+	m, err := ProcStatus(pid)
+	return m["VmRSS"], m["VmHWM"], err
+}
+
+// ProcStatus reads the sizes a process's /proc status gives in kB (VmRSS,
+// VmHWM, RssAnon, RssFile, …), in MiB, by name.
+func ProcStatus(pid int) (map[string]float64, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
+	sizes := map[string]float64{}
 	for _, line := range strings.Split(string(data), "\n") {
 		f := strings.Fields(line)
-		if len(f) < 2 {
+		if len(f) != 3 || f[2] != "kB" {
 			continue
 		}
-		kb, _ := strconv.ParseFloat(f[1], 64)
-		switch f[0] {
-		case "VmRSS:":
-			rss = kb / 1024
-		case "VmHWM:":
-			hwm = kb / 1024
+		if kb, err := strconv.ParseFloat(f[1], 64); err == nil {
+			sizes[strings.TrimSuffix(f[0], ":")] = kb / 1024
 		}
 	}
-	return rss, hwm, nil
+	return sizes, nil
 }

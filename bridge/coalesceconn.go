@@ -15,7 +15,9 @@ const (
 	closeFlush = disconnectQuiesce
 	// keepBuffer is the largest buffer a coalesceConn keeps for the next
 	// batch; a larger one, left by a burst, goes to the garbage collector.
-	keepBuffer = 64 << 10
+	// It holds a poll cycle of 1,000 points in any format (about 100 KB in
+	// json), which would otherwise allocate its batch afresh each second.
+	keepBuffer = 256 << 10
 )
 
 // coalesceConn gathers the packets paho writes, one Write each, and hands

@@ -64,16 +64,47 @@ func TestCoalesceGathersWhatIsReady(t *testing.T) {
 	}
 }
 
-// TestCoalesceLeavesNoWriteDeadline: once a batch is on the socket, the
-// socket keeps no write deadline, so liveConn's own PINGREQ, written to the
-// socket directly and later, is not refused as late (the link was then
-// taken for half-open and closed while it worked).
-func TestCoalesceLeavesNoWriteDeadline(t *testing.T) {
+// TestCoalesceKeepsCycleBuffer: a poll cycle of 1,000 points (about 100 KB
+// of packets in json) reuses the buffers of the cycles before it; it
+// allocated them afresh each second when only 64 KiB were kept.
+func TestCoalesceKeepsCycleBuffer(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1)) // the writer takes a cycle whole
+	w := coalesce(discardingConn(t), time.Second)
+	defer w.Close()
+	packet := make([]byte, 100)
+	cycle := func() {
+		flushed := w.flushWait()
+		for range 1000 {
+			if _, err := w.Write(packet); err != nil {
+				t.Fatal(err)
+			}
+		}
+		<-flushed
+	}
+	for range 3 {
+		cycle() // warm up: the writer's two buffers grow to a cycle
+	}
+	const cycles = 20
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range cycles {
+		cycle()
+	}
+	runtime.ReadMemStats(&after)
+	if perCycle := (after.TotalAlloc - before.TotalAlloc) / cycles; perCycle > 10<<10 {
+		t.Errorf("%d bytes allocated per cycle of 100 KB, want the buffers reused", perCycle)
+	}
+}
+
+// discardingConn returns a loopback TCP connection whose peer reads and
+// discards everything.
+func discardingConn(t *testing.T) net.Conn {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		if s, err := ln.Accept(); err == nil {
 			_, _ = io.Copy(io.Discard, s)
@@ -83,6 +114,15 @@ func TestCoalesceLeavesNoWriteDeadline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// TestCoalesceLeavesNoWriteDeadline: once a batch is on the socket, the
+// socket keeps no write deadline, so liveConn's own PINGREQ, written to the
+// socket directly and later, is not refused as late (the link was then
+// taken for half-open and closed while it worked).
+func TestCoalesceLeavesNoWriteDeadline(t *testing.T) {
+	c := discardingConn(t)
 	const perPacket = 20 * time.Millisecond
 	w := coalesce(c, perPacket)
 	defer w.Close()

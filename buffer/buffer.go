@@ -103,7 +103,8 @@ type Options struct {
 	// system's. Tests substitute one that simulates power cuts.
 	FS durable.FS
 
-	afterSync func() // test hook: called after each interval sync
+	afterSync func()           // test hook: called after each interval sync
+	now       func() time.Time // test hook: the interval writer's clock
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -115,6 +116,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.FsyncInterval <= 0 {
 		o.FsyncInterval = DefaultFsyncInterval
+	}
+	if o.now == nil {
+		o.now = time.Now
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -194,8 +198,9 @@ type Buffer struct {
 	syncs      atomic.Uint64
 	evidenceMu sync.Mutex // serialises copies of damaged segments and their pruning
 
-	stop chan struct{}
-	wg   sync.WaitGroup
+	dirty chan struct{} // FsyncInterval: cap 1, something awaits the interval writer
+	stop  chan struct{}
+	wg    sync.WaitGroup
 }
 
 func (b *Buffer) tailSeg() *segment { return b.segs[len(b.segs)-1] }
@@ -215,10 +220,13 @@ func (b *Buffer) Append(rs []reading.Reading) (first, last uint64, err error) {
 		return 0, 0, fmt.Errorf("buffer %s: append: %w", b.dir, err)
 	}
 	last = first + uint64(len(rs)) - 1
-	if b.opts.Fsync == FsyncAlways {
+	switch b.opts.Fsync {
+	case FsyncAlways:
 		if err := b.syncTo(gen); err != nil {
 			return first, last, fmt.Errorf("buffer %s: %w", b.dir, err)
 		}
+	case FsyncInterval:
+		b.markDirty()
 	}
 	return first, last, nil
 }
@@ -513,13 +521,17 @@ func (b *Buffer) Ack(upstream string, next uint64) error {
 		b.mu.Unlock()
 		return fmt.Errorf("%w: upstream %q acked %d, next seq is %d", ErrAckRange, upstream, next, b.next)
 	}
-	if next > c {
+	moved := next > c
+	if moved {
 		b.cursors[upstream] = next
 		b.curGen++
 		b.release()
 	}
 	gen := b.curGen
 	b.mu.Unlock()
+	if moved && b.opts.Fsync == FsyncInterval {
+		b.markDirty()
+	}
 	return b.saveCursorsNow(gen)
 }
 
@@ -602,26 +614,59 @@ func (b *Buffer) Stats() Stats {
 	}
 }
 
+// markDirty tells the interval writer that the log or the cursors changed.
+func (b *Buffer) markDirty() {
+	select {
+	case b.dirty <- struct{}{}:
+	default:
+	}
+}
+
 // syncLoop is the FsyncInterval writer: it flushes the log and saves the
-// cursors every interval until Close.
-func (b *Buffer) syncLoop() {
+// cursors so that nothing waits longer than the interval. It syncs when a
+// change has waited that long, and early, at once, when a change comes after
+// nine tenths of the interval since the last sync: a poll every interval
+// then has its record synced in the wake-up that wrote it, not in one of its
+// own at a tick, and on a Pi's one core a wake-up costs about as much as the
+// fsync itself.
+// The last sync is taken to be at opened, when Open loaded the log.
+func (b *Buffer) syncLoop(opened time.Time) {
 	defer b.wg.Done()
-	t := time.NewTicker(b.opts.FsyncInterval)
-	defer t.Stop()
+	interval := b.opts.FsyncInterval
+	due := time.NewTimer(interval)
+	due.Stop()
+	last, waiting := opened, false
 	for {
 		select {
 		case <-b.stop:
+			due.Stop()
 			return
-		case <-t.C:
+		case <-due.C:
+		case <-b.dirty:
+			if !waiting {
+				waiting = true
+				due.Reset(interval)
+			}
+			if b.opts.now().Sub(last) < interval-interval/10 {
+				continue
+			}
+			due.Stop()
 		}
 		b.mu.Lock()
 		w, g := b.written, b.curGen
 		b.mu.Unlock()
-		if err := b.syncTo(w); err != nil {
+		last, waiting = b.opts.now(), false
+		err := b.syncTo(w)
+		if err != nil {
 			b.log.Warn("buffer: fsync", "error", err)
 		}
-		if err := b.persistCursors(g); err != nil {
-			b.log.Warn("buffer: saving cursors", "error", err)
+		if e := b.persistCursors(g); e != nil {
+			b.log.Warn("buffer: saving cursors", "error", e)
+			err = e
+		}
+		if err != nil { // tried again after an interval
+			waiting = true
+			due.Reset(interval)
 		}
 		if b.opts.afterSync != nil {
 			b.opts.afterSync()

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -618,6 +619,40 @@ func TestFsyncModes(t *testing.T) {
 			t.Fatal("no fsync counted")
 		}
 		waitFor(t, synced, func() bool { return savedCursors(t, dir)["u"] == 5 })
+	})
+	t.Run("interval syncs at once what comes near the interval's end", func(t *testing.T) {
+		// A poll every interval has its record synced as it is written,
+		// not up to an interval later at a tick of the writer's own.
+		synced := make(chan struct{}, 1)
+		var elapsed atomic.Int64
+		start := time.Now()
+		dir := t.TempDir()
+		b := open(t, dir, []string{"u"}, Options{Fsync: FsyncInterval, FsyncInterval: time.Hour,
+			now: func() time.Time { return start.Add(time.Duration(elapsed.Load())) },
+			afterSync: func() {
+				select {
+				case synced <- struct{}{}:
+				default:
+				}
+			}})
+		defer closeBuf(t, b)
+		durable := func() bool {
+			b.syncMu.Lock()
+			s := b.synced
+			b.syncMu.Unlock()
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			return s == b.written
+		}
+		elapsed.Store(int64(55 * time.Minute)) // the hour's deadline is far off
+		appendBatches(t, b, 0, 1, 2)
+		waitFor(t, synced, durable)
+		if err := b.Ack("u", 2); err != nil {
+			t.Fatal(err)
+		}
+		elapsed.Store(int64(110 * time.Minute))
+		appendBatches(t, b, 1, 1, 2)
+		waitFor(t, synced, func() bool { return durable() && savedCursors(t, dir)["u"] == 2 })
 	})
 	t.Run("never syncs only at Close", func(t *testing.T) {
 		dir := t.TempDir()

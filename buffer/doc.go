@@ -139,11 +139,14 @@
 // (TestPowerCuts).
 //
 // Fsync modes: FsyncAlways syncs before Append returns, concurrent Appends
-// sharing one fdatasync (group commit); FsyncInterval syncs every
-// FsyncInterval from a goroutine Close stops; FsyncNever syncs at Close.
+// sharing one fdatasync (group commit); FsyncInterval syncs from a
+// goroutine Close stops, so that nothing written waits longer than
+// FsyncInterval, and at once when a write comes late in the interval since
+// the last sync (a poll per interval is durable as it is written);
+// FsyncNever syncs at Close.
 // Whatever the mode, a full segment is synced once when the next starts, and
 // seq reservations are always synced (they are rare and guard seq
-// uniqueness). Cursors are saved on each Ack (always), every interval
+// uniqueness). Cursors are saved on each Ack (always), within an interval
 // (interval) or at Close (never); a cursor found behind after a crash only
 // means duplicates, which consumers drop by seq.
 //

@@ -39,6 +39,7 @@ func Open(dir string, upstreams []string, opts Options) (*Buffer, error) {
 		hints:   make(map[string]readHint),
 		curGen:  1,
 		changed: make(chan struct{}),
+		dirty:   make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 	}
 	if err := b.load(upstreams); err != nil {
@@ -47,7 +48,7 @@ func Open(dir string, upstreams []string, opts Options) (*Buffer, error) {
 	}
 	if opts.Fsync == FsyncInterval {
 		b.wg.Add(1)
-		go b.syncLoop()
+		go b.syncLoop(opts.now())
 	}
 	return b, nil
 }

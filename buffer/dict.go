@@ -21,17 +21,25 @@ type dict struct {
 func newDict() *dict { return &dict{ids: make(map[pointKey]uint32)} }
 
 // assign appends the id of each reading's point to ids, defining new ones.
+// A poll's points were defined in the order it reads them, so each reading's
+// id is tried first as the one after the reading before it: comparing the
+// names (the same strings, so pointers compare) costs less than hashing them.
 func (d *dict) assign(rs []reading.Reading, ids []uint32) []uint32 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	guess := uint64(len(d.names)) // none
 	for _, r := range rs {
 		k := pointKey{r.Adapter, r.Point}
-		id, ok := d.ids[k]
+		id, ok := uint32(guess), guess < uint64(len(d.names)) && d.known[guess] && d.names[guess] == k
+		if !ok {
+			id, ok = d.ids[k]
+		}
 		if !ok {
 			id = d.next
 			d.define(id, k)
 		}
 		ids = append(ids, id)
+		guess = uint64(id) + 1
 	}
 	return ids
 }

@@ -194,3 +194,31 @@ func FuzzRecoverForgery(f *testing.F) {
 		}
 	})
 }
+
+// TestDictAssign: a point keeps its id whatever order its poll's readings
+// come in, and a new point gets a new one, though the first guess for each
+// reading is the id after the one before it.
+func TestDictAssign(t *testing.T) {
+	read := func(points ...string) []reading.Reading {
+		rs := make([]reading.Reading, len(points))
+		for i, p := range points {
+			rs[i] = reading.Reading{Adapter: "boiler", Point: p}
+		}
+		return rs
+	}
+	d := newDict()
+	want := map[string]uint32{}
+	for _, cycle := range [][]string{{"a", "b", "c"}, {"a", "b", "c"}, {"c", "a", "b"}, {"a", "x", "b", "c"}, {"b", "c", "x", "a"}} {
+		ids := d.assign(read(cycle...), nil)
+		for i, p := range cycle {
+			if id, ok := want[p]; !ok {
+				want[p] = ids[i]
+			} else if ids[i] != id {
+				t.Fatalf("cycle %v: %s got id %d, had %d", cycle, p, ids[i], id)
+			}
+		}
+	}
+	if len(want) != 4 || want["x"] != 3 {
+		t.Errorf("ids %v, want a, b, c, x numbered 0 to 3", want)
+	}
+}

@@ -593,28 +593,15 @@ func TestFsyncModes(t *testing.T) {
 		t.Logf("%d fsyncs for 170 appends", b.Stats().Syncs)
 	})
 	t.Run("interval syncs in the background and saves cursors", func(t *testing.T) {
-		synced := make(chan struct{}, 1)
+		synced, afterSync := signal()
 		dir := t.TempDir()
-		b := open(t, dir, []string{"u"}, Options{Fsync: FsyncInterval, FsyncInterval: 5 * time.Millisecond,
-			afterSync: func() {
-				select {
-				case synced <- struct{}{}:
-				default:
-				}
-			}})
+		b := open(t, dir, []string{"u"}, Options{Fsync: FsyncInterval, FsyncInterval: 5 * time.Millisecond, afterSync: afterSync})
 		defer closeBuf(t, b)
 		appendBatches(t, b, 0, 3, 2)
 		if err := b.Ack("u", 5); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, synced, func() bool {
-			b.syncMu.Lock()
-			s := b.synced
-			b.syncMu.Unlock()
-			b.mu.Lock()
-			defer b.mu.Unlock()
-			return s == b.written
-		})
+		waitFor(t, synced, b.allSynced)
 		if s := b.Stats().Syncs; s == 0 {
 			t.Fatal("no fsync counted")
 		}
@@ -623,36 +610,22 @@ func TestFsyncModes(t *testing.T) {
 	t.Run("interval syncs at once what comes near the interval's end", func(t *testing.T) {
 		// A poll every interval has its record synced as it is written,
 		// not up to an interval later at a tick of the writer's own.
-		synced := make(chan struct{}, 1)
+		synced, afterSync := signal()
 		var elapsed atomic.Int64
 		start := time.Now()
 		dir := t.TempDir()
-		b := open(t, dir, []string{"u"}, Options{Fsync: FsyncInterval, FsyncInterval: time.Hour,
-			now: func() time.Time { return start.Add(time.Duration(elapsed.Load())) },
-			afterSync: func() {
-				select {
-				case synced <- struct{}{}:
-				default:
-				}
-			}})
+		b := open(t, dir, []string{"u"}, Options{Fsync: FsyncInterval, FsyncInterval: time.Hour, afterSync: afterSync,
+			now: func() time.Time { return start.Add(time.Duration(elapsed.Load())) }})
 		defer closeBuf(t, b)
-		durable := func() bool {
-			b.syncMu.Lock()
-			s := b.synced
-			b.syncMu.Unlock()
-			b.mu.Lock()
-			defer b.mu.Unlock()
-			return s == b.written
-		}
 		elapsed.Store(int64(55 * time.Minute)) // the hour's deadline is far off
 		appendBatches(t, b, 0, 1, 2)
-		waitFor(t, synced, durable)
+		waitFor(t, synced, b.allSynced)
 		if err := b.Ack("u", 2); err != nil {
 			t.Fatal(err)
 		}
 		elapsed.Store(int64(110 * time.Minute))
 		appendBatches(t, b, 1, 1, 2)
-		waitFor(t, synced, func() bool { return durable() && savedCursors(t, dir)["u"] == 2 })
+		waitFor(t, synced, func() bool { return b.allSynced() && savedCursors(t, dir)["u"] == 2 })
 	})
 	t.Run("never syncs only at Close", func(t *testing.T) {
 		dir := t.TempDir()
@@ -675,6 +648,28 @@ func TestFsyncModes(t *testing.T) {
 }
 
 // waitFor waits for cond, re-checking after each interval sync.
+// signal returns a channel and a function that sends to it without
+// blocking, for a test hook to wake waitFor.
+func signal() (chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	return ch, func() {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// allSynced reports whether b's log is synced as far as it is written.
+func (b *Buffer) allSynced() bool {
+	b.syncMu.Lock()
+	s := b.synced
+	b.syncMu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return s == b.written
+}
+
 func waitFor(t *testing.T, tick <-chan struct{}, cond func() bool) {
 	t.Helper()
 	deadline := time.After(10 * time.Second)

@@ -626,10 +626,10 @@ func (b *Buffer) markDirty() {
 // cursors so that nothing waits longer than the interval. It syncs when a
 // change has waited that long, and early, at once, when a change comes after
 // nine tenths of the interval since the last sync: a poll every interval
-// then has its record synced in the wake-up that wrote it, not in one of its
-// own at a tick, and on a Pi's one core a wake-up costs about as much as the
-// fsync itself.
-// The last sync is taken to be at opened, when Open loaded the log.
+// then has its record synced as it is written, so a power cut takes only a
+// record written in its last moment, not up to an interval of them, and the
+// fsync shares the poll's wake-up rather than costing one of its own. The
+// last sync is taken to be at opened, when Open loaded the log.
 func (b *Buffer) syncLoop(opened time.Time) {
 	defer b.wg.Done()
 	interval := b.opts.FsyncInterval

@@ -198,7 +198,7 @@ type Buffer struct {
 	syncs      atomic.Uint64
 	evidenceMu sync.Mutex // serialises copies of damaged segments and their pruning
 
-	dirty chan struct{} // FsyncInterval: cap 1, something awaits the interval writer
+	dirty chan struct{} // cap 1: something awaits the interval writer; nil without one
 	stop  chan struct{}
 	wg    sync.WaitGroup
 }
@@ -220,14 +220,12 @@ func (b *Buffer) Append(rs []reading.Reading) (first, last uint64, err error) {
 		return 0, 0, fmt.Errorf("buffer %s: append: %w", b.dir, err)
 	}
 	last = first + uint64(len(rs)) - 1
-	switch b.opts.Fsync {
-	case FsyncAlways:
+	if b.opts.Fsync == FsyncAlways {
 		if err := b.syncTo(gen); err != nil {
 			return first, last, fmt.Errorf("buffer %s: %w", b.dir, err)
 		}
-	case FsyncInterval:
-		b.markDirty()
 	}
+	b.markDirty()
 	return first, last, nil
 }
 
@@ -529,7 +527,7 @@ func (b *Buffer) Ack(upstream string, next uint64) error {
 	}
 	gen := b.curGen
 	b.mu.Unlock()
-	if moved && b.opts.Fsync == FsyncInterval {
+	if moved {
 		b.markDirty()
 	}
 	return b.saveCursorsNow(gen)
@@ -614,7 +612,8 @@ func (b *Buffer) Stats() Stats {
 	}
 }
 
-// markDirty tells the interval writer that the log or the cursors changed.
+// markDirty tells the interval writer, if there is one, that the log or the
+// cursors changed.
 func (b *Buffer) markDirty() {
 	select {
 	case b.dirty <- struct{}{}:

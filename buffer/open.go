@@ -39,7 +39,6 @@ func Open(dir string, upstreams []string, opts Options) (*Buffer, error) {
 		hints:   make(map[string]readHint),
 		curGen:  1,
 		changed: make(chan struct{}),
-		dirty:   make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 	}
 	if err := b.load(upstreams); err != nil {
@@ -47,6 +46,7 @@ func Open(dir string, upstreams []string, opts Options) (*Buffer, error) {
 		return nil, fmt.Errorf("buffer %s: %w", dir, err)
 	}
 	if opts.Fsync == FsyncInterval {
+		b.dirty = make(chan struct{}, 1)
 		b.wg.Add(1)
 		go b.syncLoop(opts.now())
 	}

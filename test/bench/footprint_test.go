@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -22,8 +23,8 @@ const (
 // then the drain of what the outage left, with polling counted and the
 // latency of the readings polled meanwhile; and the floors of the
 // 1,000-point runs: the CPU of bare paho publishing what the json run does,
-// and of goburrow/modbus and paho alone moving what the batch runs do. The
-// runs share the machine:
+// and of goburrow/modbus and paho alone moving what the batch runs do,
+// without and with making it durable. The runs share the machine:
 // CPU time is counted per process, which the others barely change.
 func (r *rig) footprint() {
 	type run struct {
@@ -46,25 +47,33 @@ func (r *rig) footprint() {
 	// The floor of the json runs: paho alone publishing what the 1,000-point
 	// gateway does, a burst of 1,000 json messages each second at QoS 1.
 	pahoPid, pahoDone := barePublisher(r.t, r.broker.URL(), 1, r.sz.footprintWarm+r.sz.footprint+time.Second, 1000, time.Second)
-	// The floor of the batch and compact runs: the Modbus and MQTT
-	// libraries alone moving the 1,000 registers each second.
+	// The floors of the batch and compact runs: the Modbus and MQTT
+	// libraries alone moving the 1,000 registers each second, and the same
+	// with the one fdatasync a second that keeping them durable takes.
+	pollerDuration := r.sz.footprintWarm + r.sz.footprint + time.Second
 	_, pollerDevice := device(r.t, 1000)
-	pollerPid, pollerDone := barePoller(r.t, r.broker.URL(), pollerDevice, 1000, r.sz.footprintWarm+r.sz.footprint+time.Second)
+	pollerPid, pollerDone := barePoller(r.t, r.broker.URL(), pollerDevice, 1000, pollerDuration, "")
+	_, durableDevice := device(r.t, 1000)
+	durablePid, durableDone := barePoller(r.t, r.broker.URL(), durableDevice, 1000, pollerDuration,
+		filepath.Join(r.t.TempDir(), "poller.log"))
 
 	time.Sleep(r.sz.footprintWarm) // the runs' warm-up: what follows is the measured window
 	for _, x := range runs {
 		x.u0 = x.g.usage()
 		x.mon.reset()
 	}
-	paho0, poller0 := usageOf(r.t, pahoPid).cpu, usageOf(r.t, pollerPid).cpu
+	paho0, poller0, durable0 := usageOf(r.t, pahoPid).cpu, usageOf(r.t, pollerPid).cpu, usageOf(r.t, durablePid).cpu
 	o.cutAfter(r, r.sz.outageSteady-r.sz.footprintWarm)
 	time.Sleep(r.sz.footprint - (r.sz.outageSteady - r.sz.footprintWarm))
 	r.res.add("paho alone, 1,000 json messages a second at QoS 1: CPU",
 		100*(usageOf(r.t, pahoPid).cpu-paho0).Seconds()/r.sz.footprint.Seconds(), "% of a core", "", nil)
 	r.res.add("goburrow/modbus and paho alone, 1,000 registers a second in one message: CPU",
 		100*(usageOf(r.t, pollerPid).cpu-poller0).Seconds()/r.sz.footprint.Seconds(), "% of a core", "", nil)
+	r.res.add("goburrow/modbus and paho alone, with one fdatasync of the registers a second: CPU",
+		100*(usageOf(r.t, durablePid).cpu-durable0).Seconds()/r.sz.footprint.Seconds(), "% of a core", "", nil)
 	pahoDone()
 	pollerDone()
+	durableDone()
 	for _, x := range runs {
 		u1 := x.g.usage()
 		_, samples := x.mon.reset()

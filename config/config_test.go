@@ -184,6 +184,7 @@ url = "mqtt://b:1883"
 			src: `[gateway]
 id = "gw"
 command_max_age = "0s"
+timer_slack = "1s"
 [buffer]
 max_size = "12XB"
 fsync_interval = "-1s"
@@ -195,10 +196,11 @@ reconnect_max = "ten seconds"
 `,
 			want: []string{
 				`fieldgate.toml:3:1: gateway: command_max_age must be more than 0`,
-				`fieldgate.toml:5:1: buffer: max_size: bad size "12XB" (use bytes or a unit: "64MiB", "1GB", "512KiB")`,
-				`fieldgate.toml:6:1: buffer: fsync_interval: negative duration "-1s"`,
-				`fieldgate.toml:10:1: upstream "cloud": keepalive must be at least 1s`,
-				`fieldgate.toml:11:1: upstream "cloud": reconnect_max: bad duration "ten seconds" (use e.g. "250ms", "1s", "5m")`,
+				`fieldgate.toml:4:1: gateway: timer_slack must be at most 100ms`,
+				`fieldgate.toml:6:1: buffer: max_size: bad size "12XB" (use bytes or a unit: "64MiB", "1GB", "512KiB")`,
+				`fieldgate.toml:7:1: buffer: fsync_interval: negative duration "-1s"`,
+				`fieldgate.toml:11:1: upstream "cloud": keepalive must be at least 1s`,
+				`fieldgate.toml:12:1: upstream "cloud": reconnect_max: bad duration "ten seconds" (use e.g. "250ms", "1s", "5m")`,
 			},
 		},
 		{
@@ -549,8 +551,9 @@ point = [{ name = "i", line = 1, direction = "input" }, { name = "o", line = 2, 
 	scale := 1.0
 	line := config.Line{BaudRate: 9600, DataBits: 8, Parity: "N", StopBits: 1}
 	want := &config.Config{
-		Gateway: config.Gateway{ID: "gw", TopicPrefix: "fieldgate/gw", LogLevel: "info", CommandMaxAge: config.Duration(30 * time.Second)},
-		Buffer:  config.Buffer{Dir: "/var/lib/fieldgate", MaxSize: 256 << 20, Fsync: "interval", FsyncInterval: config.Duration(time.Second)},
+		Gateway: config.Gateway{ID: "gw", TopicPrefix: "fieldgate/gw", LogLevel: "info", CommandMaxAge: config.Duration(30 * time.Second),
+			TimerSlack: config.Duration(time.Millisecond)},
+		Buffer: config.Buffer{Dir: "/var/lib/fieldgate", MaxSize: 256 << 20, Fsync: "interval", FsyncInterval: config.Duration(time.Second)},
 		Upstream: []config.Upstream{{
 			Name: "cloud", URL: "mqtts://broker:8883", URLs: []string{"mqtts://broker:8883"}, ClientID: "gw-cloud",
 			QoS: &one, Keepalive: config.Duration(30 * time.Second), ReconnectMax: config.Duration(10 * time.Second), Commands: &yes,

@@ -25,6 +25,7 @@ type Gateway struct {
 	LogLevel      string   `toml:"log_level"`    // debug | info | warn | error
 	MetricsListen string   `toml:"metrics_listen"`
 	CommandMaxAge Duration `toml:"command_max_age"` // default 30s
+	TimerSlack    Duration `toml:"timer_slack"`     // default 1ms; 0: the kernel's
 }
 
 // Buffer holds the [buffer] table.

@@ -57,7 +57,20 @@ func (l *loader) gateway(o *Check, g *Gateway) {
 		}
 	}
 	o.Duration(&g.CommandMaxAge, "command_max_age", 30*time.Second, 0)
+	switch {
+	case !o.Has("timer_slack"):
+		g.TimerSlack = Duration(DefaultTimerSlack)
+	case g.TimerSlack.D() > maxTimerSlack:
+		o.Errorf("timer_slack", "timer_slack must be at most %s", maxTimerSlack)
+	}
 }
+
+// DefaultTimerSlack is gateway.timer_slack's default.
+const DefaultTimerSlack = time.Millisecond
+
+// maxTimerSlack bounds gateway.timer_slack: a longer slack would delay
+// polls and timeouts noticeably, and is more likely "1s" typed for "1ms".
+const maxTimerSlack = 100 * time.Millisecond
 
 func (l *loader) buffer(o *Check, b *Buffer) {
 	if b.Dir == "" {

@@ -68,11 +68,13 @@ func startGateway(t *testing.T, cfg string, env ...string) *gateway {
 	return startBinary(t, fieldgateBin, cfg, env...)
 }
 
-// plainBinary builds, once, the gateway without the race detector, for
-// tests that measure it.
+// plainBinary builds, once, the gateway as `make build` does (no race
+// detector, no cgo), for tests that measure it or need the build shipped.
 var plainBinary = sync.OnceValues(func() (string, error) {
 	bin := filepath.Join(filepath.Dir(fieldgateBin), "fieldgate-plain")
-	out, err := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "../cmd/fieldgate").CombinedOutput()
+	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "../cmd/fieldgate")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := build.CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("build: %v\n%s", err, out)
 	}

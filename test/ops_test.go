@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -119,4 +121,56 @@ func TestSystemdNotify(t *testing.T) {
 	if code := g.exitCode(15 * time.Second); code != 0 {
 		t.Errorf("clean stop exited %d", code)
 	}
+}
+
+// TestTimerSlack runs the gateway as `make build` builds it with
+// gateway.timer_slack set: the kernel's slack of its main thread, which
+// the setting reaches from whichever thread applies it, is the value set;
+// a reload to "0" returns it to the slack the gateway started with.
+func TestTimerSlack(t *testing.T) {
+	bin, err := plainBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	broker := peers.StartMochi(t)
+	_, dev := device(t)
+	dir := t.TempDir()
+	points := "  [[modbus.point]]\n  name = \"v\"\n  table = \"holding_register\"\n  address = 0\n"
+	withSlack := func(slack string) string {
+		return strings.Replace(config(dir, upstream("local", broker.URL()), dev.Addr, "100ms", points),
+			"[gateway]\n", fmt.Sprintf("[gateway]\ntimer_slack = %q\n", slack), 1)
+	}
+	cfg := writeConfig(t, withSlack("3ms"))
+	inherited := timerSlack(t, os.Getpid())
+	g := startBinary(t, bin, cfg)
+	broker.Received.AwaitMessage(t, wait, prefix+"/plc/v", nil)
+	if got, want := timerSlack(t, g.proc.Pid()), 3*time.Millisecond; got != want {
+		t.Errorf("timer slack %v with timer_slack = \"3ms\", want %v", got, want)
+	}
+
+	if err := os.WriteFile(cfg, []byte(withSlack("0")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g.proc.Signal(syscall.SIGHUP)
+	g.waitLog("configuration reloaded")
+	if got := timerSlack(t, g.proc.Pid()); got != inherited {
+		t.Errorf("timer slack %v after a reload to timer_slack = \"0\", want the %v it started with", got, inherited)
+	}
+	if code := g.stop(); code != 0 {
+		t.Errorf("clean stop exited %d", code)
+	}
+}
+
+// timerSlack reads the timer slack of process pid's main thread.
+func timerSlack(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/timerslack_ns", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ns)
 }

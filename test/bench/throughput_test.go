@@ -5,13 +5,16 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"golang.org/x/sys/unix"
 
+	"github.com/fieldgate/fieldgate/config"
 	"github.com/fieldgate/fieldgate/test/peers"
 )
 
@@ -91,15 +94,23 @@ func barePublisher(t testing.TB, broker string, qos byte, d time.Duration, burst
 // helper runs the test named test of this binary in a process of its own,
 // with env added to its environment, and returns the process's pid and a
 // wait for its end that fails t if the helper failed. Helpers run on one
-// core, as the gateway does unless told otherwise (cmd/fieldgate oneCore),
-// so a floor or ceiling and the gateway beside it share the runtime's
-// settings.
+// core and with the timer slack of gateway.timer_slack's default, as the
+// gateway does unless told otherwise (cmd/fieldgate oneCore and
+// setTimerSlack), so a floor or ceiling and the gateway beside it share
+// the runtime's and the kernel's settings.
 func helper(t testing.TB, test, env string) (pid int, wait func()) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$")
 	cmd.Env = append(os.Environ(), env, "GOMAXPROCS=1")
 	var out peers.Lines
 	cmd.Stdout, cmd.Stderr = &out, &out
+	// A new process starts with the slack of the thread that forks it.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(config.DefaultTimerSlack), 0, 0, 0); err != nil {
+		t.Fatalf("timer slack: %v", err)
+	}
+	defer unix.Prctl(unix.PR_SET_TIMERSLACK, 0, 0, 0, 0) // the thread's own again
 	proc, err := peers.StartProcess(t, cmd, &out, "", 0)
 	if err != nil {
 		t.Fatal(err)

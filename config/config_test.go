@@ -551,9 +551,8 @@ point = [{ name = "i", line = 1, direction = "input" }, { name = "o", line = 2, 
 	scale := 1.0
 	line := config.Line{BaudRate: 9600, DataBits: 8, Parity: "N", StopBits: 1}
 	want := &config.Config{
-		Gateway: config.Gateway{ID: "gw", TopicPrefix: "fieldgate/gw", LogLevel: "info", CommandMaxAge: config.Duration(30 * time.Second),
-			TimerSlack: config.Duration(time.Millisecond)},
-		Buffer: config.Buffer{Dir: "/var/lib/fieldgate", MaxSize: 256 << 20, Fsync: "interval", FsyncInterval: config.Duration(time.Second)},
+		Gateway: config.Gateway{ID: "gw", TopicPrefix: "fieldgate/gw", LogLevel: "info", CommandMaxAge: config.Duration(30 * time.Second)},
+		Buffer:  config.Buffer{Dir: "/var/lib/fieldgate", MaxSize: 256 << 20, Fsync: "interval", FsyncInterval: config.Duration(time.Second)},
 		Upstream: []config.Upstream{{
 			Name: "cloud", URL: "mqtts://broker:8883", URLs: []string{"mqtts://broker:8883"}, ClientID: "gw-cloud",
 			QoS: &one, Keepalive: config.Duration(30 * time.Second), ReconnectMax: config.Duration(10 * time.Second), Commands: &yes,
@@ -883,5 +882,78 @@ qos = 3
 	u := c.Upstream[0]
 	if want, _ := env("TRICKY"); string(u.Password) != want || u.Username != "\n" || u.URLs[0] != "mqtt://broker.example.com:1883" {
 		t.Errorf("password %q username %q urls %q", string(u.Password), u.Username, u.URLs)
+	}
+}
+
+// TestTimerSlack: gateway.timer_slack when set; else 1 % of the shortest
+// poll interval of any adapter or point, at most 1 ms, and the kernel's
+// default (0) where 1 % is under its 50 µs.
+func TestTimerSlack(t *testing.T) {
+	for _, c := range []struct {
+		shortest, want time.Duration
+	}{
+		{0, time.Millisecond}, // nothing polls
+		{time.Second, time.Millisecond},
+		{100 * time.Millisecond, time.Millisecond},
+		{20 * time.Millisecond, 200 * time.Microsecond},
+		{5 * time.Millisecond, 50 * time.Microsecond},
+		{4 * time.Millisecond, 0},
+		{time.Millisecond, 0},
+	} {
+		if got := config.AutoTimerSlack(c.shortest); got != c.want {
+			t.Errorf("AutoTimerSlack(%v) = %v, want %v", c.shortest, got, c.want)
+		}
+	}
+
+	const adapters = `
+[[upstream]]
+name = "local"
+url = "tcp://127.0.0.1:1883"
+[[modbus]]
+name = "plc"
+url = "tcp://127.0.0.1:502"
+interval = "1s"
+  [[modbus.point]]
+  name = "slow"
+  table = "holding_register"
+  address = 0
+  [[modbus.point]]
+  name = "fast"
+  table = "holding_register"
+  address = 1
+  interval = "20ms"
+[[serial]]
+name = "scale"
+port = "/dev/ttyUSB1"
+mode = "query"
+request = "W\r\n"
+interval = "50ms"
+  [[serial.point]]
+  name = "weight"
+  pattern = "([0-9.]+)"
+[[gpio]]
+name = "io"
+chip = "gpiochip0"
+  [[gpio.point]]
+  name = "door"
+  line = 4
+  direction = "input"
+  interval = "30ms"
+`
+	for _, c := range []struct {
+		name, gateway string
+		want          time.Duration
+	}{
+		{"the fastest point among every adapter's", "", 200 * time.Microsecond},
+		{"set", `timer_slack = "3ms"`, 3 * time.Millisecond},
+		{"set to the kernel's", `timer_slack = "0"`, 0},
+	} {
+		cfg, err := load(t, t.TempDir(), "[gateway]\nid = \"gw\"\n"+c.gateway+"\n"+adapters)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got := cfg.TimerSlack(); got != c.want {
+			t.Errorf("%s: TimerSlack() = %v, want %v", c.name, got, c.want)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/fieldgate/fieldgate/internal/reading"
 )
@@ -21,6 +22,10 @@ type AdapterConfig interface {
 	Check(c *Check)
 	// PointInfo describes the adapter's points, after Check.
 	PointInfo() []reading.Point
+	// PollInterval is the shortest time between two reads the adapter
+	// makes on a timer (its own interval or a point's), after Check; 0
+	// when it reads only on events.
+	PollInterval() time.Duration
 	// Summary describes the adapter in a few words for `fieldgate check`,
 	// with no secret in it.
 	Summary() string

@@ -20,12 +20,12 @@ type Config struct {
 
 // Gateway holds the [gateway] table.
 type Gateway struct {
-	ID            string   `toml:"id"`
-	TopicPrefix   string   `toml:"topic_prefix"` // default "fieldgate/<id>"
-	LogLevel      string   `toml:"log_level"`    // debug | info | warn | error
-	MetricsListen string   `toml:"metrics_listen"`
-	CommandMaxAge Duration `toml:"command_max_age"` // default 30s
-	TimerSlack    Duration `toml:"timer_slack"`     // default 1ms; 0: the kernel's
+	ID            string    `toml:"id"`
+	TopicPrefix   string    `toml:"topic_prefix"` // default "fieldgate/<id>"
+	LogLevel      string    `toml:"log_level"`    // debug | info | warn | error
+	MetricsListen string    `toml:"metrics_listen"`
+	CommandMaxAge Duration  `toml:"command_max_age"` // default 30s
+	TimerSlack    *Duration `toml:"timer_slack"`     // default: Config.TimerSlack's rule; 0: the kernel's
 }
 
 // Buffer holds the [buffer] table.

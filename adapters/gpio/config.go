@@ -2,6 +2,7 @@ package gpio
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/fieldgate/fieldgate/config"
 	"github.com/fieldgate/fieldgate/internal/reading"
@@ -72,6 +73,18 @@ func (c *Config) Check(ck *config.Check) {
 		p.Choice(&pt.Bias, "bias", "as_is", "as_is", "disabled", "pull_up", "pull_down")
 		p.WriteInterval(&pt.MinWriteInterval, "min_write_interval", pt.Direction == "output")
 	}
+}
+
+// PollInterval implements config.AdapterConfig: the shortest of the
+// inputs' publishing intervals; edges come when they come.
+func (c *Config) PollInterval() time.Duration {
+	var d time.Duration
+	for _, p := range c.Points {
+		if p.Interval > 0 && (d == 0 || p.Interval.D() < d) {
+			d = p.Interval.D()
+		}
+	}
+	return d
 }
 
 // PointInfo implements config.AdapterConfig: lines are bools, counters

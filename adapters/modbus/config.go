@@ -204,6 +204,18 @@ func (c *Config) PointInfo() []reading.Point {
 	return ps
 }
 
+// PollInterval implements config.AdapterConfig: the adapter's interval or
+// its fastest point's.
+func (c *Config) PollInterval() time.Duration {
+	d := c.Interval.D()
+	for _, p := range c.points() {
+		if p.Interval > 0 {
+			d = min(d, p.Interval.D())
+		}
+	}
+	return d
+}
+
 // Summary implements config.AdapterConfig.
 func (c *Config) Summary() string {
 	all := c.points()

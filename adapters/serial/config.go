@@ -79,6 +79,15 @@ func (c *Config) Check(ck *config.Check) {
 	}
 }
 
+// PollInterval implements config.AdapterConfig: the query interval; a
+// device in line mode speaks when it will.
+func (c *Config) PollInterval() time.Duration {
+	if c.Mode != "query" {
+		return 0
+	}
+	return c.Interval.D()
+}
+
 // PointInfo implements config.AdapterConfig.
 func (c *Config) PointInfo() []reading.Point {
 	ps := make([]reading.Point, len(c.Points))

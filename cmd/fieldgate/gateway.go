@@ -99,7 +99,7 @@ func open(cfg *config.Config, stderr io.Writer, opt options) (*gateway, int) {
 	level := new(slog.LevelVar)
 	level.Set(logLevel(cfg.Gateway.LogLevel))
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	setTimerSlack(log, cfg.Gateway.TimerSlack.D())
+	setTimerSlack(log, cfg.TimerSlack())
 
 	fsync, err := buffer.ParseFsync(cfg.Buffer.Fsync)
 	if err != nil {
@@ -341,8 +341,8 @@ func (g *gateway) reload(path string) {
 		return
 	}
 	g.level.Set(logLevel(cfg.Gateway.LogLevel))
-	if cfg.Gateway.TimerSlack != old.Gateway.TimerSlack {
-		setTimerSlack(g.log, cfg.Gateway.TimerSlack.D())
+	if slack := cfg.TimerSlack(); slack != old.TimerSlack() {
+		setTimerSlack(g.log, slack)
 	}
 
 	want := map[string]config.Adapter{}

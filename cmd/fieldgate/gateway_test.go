@@ -43,9 +43,10 @@ type flakyConfig struct {
 	Pace config.Duration `toml:"pace"`
 }
 
-func (c *flakyConfig) AdapterName() string { return c.Name }
-func (c *flakyConfig) Check(*config.Check) {}
-func (c *flakyConfig) Summary() string     { return c.Mode }
+func (c *flakyConfig) AdapterName() string         { return c.Name }
+func (c *flakyConfig) Check(*config.Check)         {}
+func (c *flakyConfig) Summary() string             { return c.Mode }
+func (c *flakyConfig) PollInterval() time.Duration { return c.Pace.D() }
 func (c *flakyConfig) PointInfo() []reading.Point {
 	return []reading.Point{{Adapter: c.Name, Name: "x", Type: "int64", Scale: 1}}
 }

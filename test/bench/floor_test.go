@@ -25,7 +25,7 @@ const pollerEnv = "FIELDGATE_BENCH_POLLER"
 // are written to it and fdatasynced before they are published.
 func barePoller(t testing.TB, broker, device string, points int, d time.Duration, log string) (pid int, wait func()) {
 	t.Helper()
-	return helper(t, "TestBarePoller", fmt.Sprintf("%s=%s,%s,%d,%g,%s", pollerEnv, broker, device, points, d.Seconds(), log))
+	return helper(t, "TestBarePoller", fmt.Sprintf("%s=%s,%s,%d,%g,%s", pollerEnv, broker, device, points, d.Seconds(), log), time.Second)
 }
 
 // TestBarePoller is the floor of the batch runs, run by the harness as a

@@ -19,8 +19,11 @@ import (
 )
 
 // throughputPoints is the device of the throughput runs, polled as fast as
-// it answers (interval 1 ms).
-const throughputPoints = 200
+// it answers (every throughputInterval).
+const (
+	throughputPoints   = 200
+	throughputInterval = time.Millisecond
+)
 
 // ceilingEnv carries the ceiling publisher's orders to the test binary run
 // as a helper process: broker URL, QoS, seconds to publish, and the
@@ -85,20 +88,25 @@ func (r *rig) ceiling(qos byte) float64 {
 
 // barePublisher starts the ceiling's publisher in a process of its own,
 // publishing for d: burst messages every period, or flat out if burst is
-// 0. It returns the process's pid and a wait for its end.
+// 0, beside the throughput runs. It returns the process's pid and a wait
+// for its end.
 func barePublisher(t testing.TB, broker string, qos byte, d time.Duration, burst int, period time.Duration) (pid int, wait func()) {
 	t.Helper()
-	return helper(t, "TestCeilingPublisher", fmt.Sprintf("%s=%s,%d,%g,%d,%s", ceilingEnv, broker, qos, d.Seconds(), burst, period))
+	pace := period
+	if burst == 0 {
+		pace = throughputInterval
+	}
+	return helper(t, "TestCeilingPublisher", fmt.Sprintf("%s=%s,%d,%g,%d,%s", ceilingEnv, broker, qos, d.Seconds(), burst, period), pace)
 }
 
 // helper runs the test named test of this binary in a process of its own,
 // with env added to its environment, and returns the process's pid and a
 // wait for its end that fails t if the helper failed. Helpers run on one
-// core and with the timer slack of gateway.timer_slack's default, as the
-// gateway does unless told otherwise (cmd/fieldgate oneCore and
-// setTimerSlack), so a floor or ceiling and the gateway beside it share
-// the runtime's and the kernel's settings.
-func helper(t testing.TB, test, env string) (pid int, wait func()) {
+// core and with the timer slack a gateway polling every pace has by
+// default (cmd/fieldgate oneCore, config.AutoTimerSlack), so a floor or
+// ceiling and the gateway beside it share the runtime's and the kernel's
+// settings.
+func helper(t testing.TB, test, env string, pace time.Duration) (pid int, wait func()) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$")
 	cmd.Env = append(os.Environ(), env, "GOMAXPROCS=1")
@@ -107,7 +115,7 @@ func helper(t testing.TB, test, env string) (pid int, wait func()) {
 	// A new process starts with the slack of the thread that forks it.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if err := unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(config.DefaultTimerSlack), 0, 0, 0); err != nil {
+	if err := unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(config.AutoTimerSlack(pace)), 0, 0, 0); err != nil {
 		t.Fatalf("timer slack: %v", err)
 	}
 	defer unix.Prctl(unix.PR_SET_TIMERSLACK, 0, 0, 0, 0) // the thread's own again
@@ -130,7 +138,7 @@ func (r *rig) flatOut(format string, qos byte) (delivered, polled float64) {
 	bank, addr := device(r.t, throughputPoints)
 	sub := subscribe(r.t, r.broker.URL(), format, qos)
 	g := r.startGateway(fmt.Sprintf("throughput-%s-qos%d", format, qos), gwConfig{
-		device: addr, points: throughputPoints, interval: "1ms", broker: r.broker.URL(), qos: int(qos), format: format,
+		device: addr, points: throughputPoints, interval: throughputInterval.String(), broker: r.broker.URL(), qos: int(qos), format: format,
 	})
 	polledSeries := fmt.Sprintf("fieldgate_readings_total{adapter=%q}", adapter)
 	rates := measure(r.sz.warm, r.sz.window, sub.readings.Load, func() int64 { return int64(g.metrics(polledSeries)[0]) },

@@ -18,8 +18,7 @@ func TestPollingKeepsEveryCycleDuringADrain(t *testing.T) {
 	link := peers.StartProxy(t, broker.Addr)
 	bank, dev := device(t)
 	bank.SetHolding(0, 1)
-	points := "  [[modbus.point]]\n  name = \"v\"\n  table = \"holding_register\"\n  address = 0\n"
-	startGateway(t, writeConfig(t, config(t.TempDir(), upstream("local", link.URL()), dev.Addr, "50ms", points)))
+	startGateway(t, writeConfig(t, config(t.TempDir(), upstream("local", link.URL()), dev.Addr, "50ms", onePoint)))
 
 	if !bank.WaitReads(60, wait) {
 		t.Fatal("gateway did not poll while the broker was down")

@@ -30,6 +30,9 @@ func device(t testing.TB) (*modbussim.Bank, *modbussim.Server) {
 	return bank, srv
 }
 
+// onePoint is the points of a device with one holding register, "v".
+const onePoint = "  [[modbus.point]]\n  name = \"v\"\n  table = \"holding_register\"\n  address = 0\n"
+
 // config renders a gateway config: a buffer in dir, the given upstream
 // blocks and one Modbus device "plc" at addr with the given points.
 func config(dir, upstreams, addr, interval, points string) string {
@@ -251,8 +254,7 @@ func TestBrokerRestartLosesNoReading(t *testing.T) {
 	broker := peers.StartMochi(t)
 	bank, dev := device(t)
 	bank.SetHolding(0, 1)
-	points := "  [[modbus.point]]\n  name = \"v\"\n  table = \"holding_register\"\n  address = 0\n"
-	startGateway(t, writeConfig(t, config(t.TempDir(), upstream("local", broker.URL()), dev.Addr, "50ms", points)))
+	startGateway(t, writeConfig(t, config(t.TempDir(), upstream("local", broker.URL()), dev.Addr, "50ms", onePoint)))
 
 	countReadings := func(n int) func([]peers.Message) bool {
 		return func(ms []peers.Message) bool { return len(seqs(t, prefix, ms)) >= n }
@@ -273,8 +275,7 @@ func TestKill9DuringOutageLosesNoReading(t *testing.T) {
 	broker := peers.StartMochi(t)
 	broker.Stop()
 	bank, dev := device(t)
-	points := "  [[modbus.point]]\n  name = \"v\"\n  table = \"holding_register\"\n  address = 0\n"
-	cfg := writeConfig(t, config(t.TempDir(), upstream("local", broker.URL()), dev.Addr, "50ms", points))
+	cfg := writeConfig(t, config(t.TempDir(), upstream("local", broker.URL()), dev.Addr, "50ms", onePoint))
 
 	g := startGateway(t, cfg)
 	if !bank.WaitReads(30, wait) {
@@ -305,9 +306,8 @@ func TestDeadUpstreamDoesNotStallTheOther(t *testing.T) {
 	down := peers.StartMochi(t)
 	down.Stop()
 	bank, dev := device(t)
-	points := "  [[modbus.point]]\n  name = \"v\"\n  table = \"holding_register\"\n  address = 0\n"
 	ups := upstream("up", up.URL()) + "\n" + upstream("down", down.URL())
-	startGateway(t, writeConfig(t, config(t.TempDir(), ups, dev.Addr, "50ms", points)))
+	startGateway(t, writeConfig(t, config(t.TempDir(), ups, dev.Addr, "50ms", onePoint)))
 
 	up.Received.Await(t, wait, "30 readings on the live upstream", func(ms []peers.Message) bool {
 		return len(seqs(t, prefix, ms)) >= 30
@@ -334,19 +334,18 @@ func TestMutualTLS(t *testing.T) {
 		CAFile: ca.CertFile, CertFile: srvCert, KeyFile: srvKey, RequireCertificate: true,
 	}})
 	_, dev := device(t)
-	points := "  [[modbus.point]]\n  name = \"v\"\n  table = \"holding_register\"\n  address = 0\n"
 	tlsUp := func(caFile string) string {
 		return upstream("secure", mq.TLSURL()) + fmt.Sprintf(
 			"  [upstream.tls]\n  ca_file = %q\n  cert_file = %q\n  key_file = %q\n", caFile, cliCert, cliKey)
 	}
 
 	obs := peers.Observe(t, mq.URL(), prefix+"/#")
-	g := startGateway(t, writeConfig(t, config(t.TempDir(), tlsUp(ca.CertFile), dev.Addr, "100ms", points)))
+	g := startGateway(t, writeConfig(t, config(t.TempDir(), tlsUp(ca.CertFile), dev.Addr, "100ms", onePoint)))
 	obs.AwaitMessage(t, wait, prefix+"/plc/v", nil)
 	g.stop()
 
 	other := peers.NewCA(t, t.TempDir(), "other")
-	wrong := startGateway(t, writeConfig(t, config(t.TempDir(), tlsUp(other.CertFile), dev.Addr, "100ms", points)))
+	wrong := startGateway(t, writeConfig(t, config(t.TempDir(), tlsUp(other.CertFile), dev.Addr, "100ms", onePoint)))
 	wrong.waitLog("certificate signed by unknown authority", "upstream=secure")
 }
 

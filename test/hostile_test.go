@@ -144,8 +144,7 @@ func TestHostileConfigAtReload(t *testing.T) {
 	broker := peers.StartMochi(t)
 	_, dev := device(t)
 	dir := t.TempDir()
-	points := "  [[modbus.point]]\n  name = \"v\"\n  table = \"holding_register\"\n  address = 0\n"
-	good := config(dir, upstream("local", broker.URL()), dev.Addr, "100ms", points)
+	good := config(dir, upstream("local", broker.URL()), dev.Addr, "100ms", onePoint)
 	cfg := writeConfig(t, good)
 	g := startGateway(t, cfg)
 	broker.Received.AwaitMessage(t, wait, prefix+"/plc/v", nil)
@@ -200,10 +199,9 @@ func TestCertificateRotationAtReload(t *testing.T) {
 	certFile, keyFile := ca.Issue(t, dir, "gateway-2026", false)
 	renewedCert, renewedKey := ca.Issue(t, t.TempDir(), "gateway-2027", false)
 	_, dev := device(t)
-	points := "  [[modbus.point]]\n  name = \"v\"\n  table = \"holding_register\"\n  address = 0\n"
 	ups := upstream("secure", mq.TLSURL()) + fmt.Sprintf("  [upstream.tls]\n  ca_file = %q\n  cert_file = %q\n  key_file = %q\n",
 		ca.CertFile, certFile, keyFile) + upstream("plain", mq.URL())
-	g := startGateway(t, writeConfig(t, config(t.TempDir(), ups, dev.Addr, "100ms", points)))
+	g := startGateway(t, writeConfig(t, config(t.TempDir(), ups, dev.Addr, "100ms", onePoint)))
 	mq.Log().Await(t, wait, "as it-secure (", "u'gateway-2026'")
 	mq.Log().Await(t, wait, "as it-plain (")
 

@@ -37,8 +37,7 @@ func TestMetricsAndHealth(t *testing.T) {
 	broker := peers.StartMochi(t)
 	_, dev := device(t)
 	addr := peers.FreeAddr(t)
-	points := "  [[modbus.point]]\n  name = \"v\"\n  table = \"holding_register\"\n  address = 0\n"
-	cfg := strings.Replace(config(t.TempDir(), upstream("local", broker.URL()), dev.Addr, "100ms", points),
+	cfg := strings.Replace(config(t.TempDir(), upstream("local", broker.URL()), dev.Addr, "100ms", onePoint),
 		"[buffer]", fmt.Sprintf("metrics_listen = %q\n\n[buffer]", addr), 1)
 	g := startGateway(t, writeConfig(t, cfg))
 	g.waitLog("serving metrics")
@@ -108,8 +107,7 @@ func TestSystemdNotify(t *testing.T) {
 
 	broker := peers.StartMochi(t)
 	_, dev := device(t)
-	points := "  [[modbus.point]]\n  name = \"v\"\n  table = \"holding_register\"\n  address = 0\n"
-	g := startGateway(t, writeConfig(t, config(t.TempDir(), upstream("local", broker.URL()), dev.Addr, "100ms", points)),
+	g := startGateway(t, writeConfig(t, config(t.TempDir(), upstream("local", broker.URL()), dev.Addr, "100ms", onePoint)),
 		"NOTIFY_SOCKET="+notify.Path, "WATCHDOG_USEC=200000")
 	expect("READY=1")
 	expect("WATCHDOG=1")
@@ -136,8 +134,7 @@ func TestTimerSlack(t *testing.T) {
 	broker := peers.StartMochi(t)
 	_, dev := device(t)
 	dir := t.TempDir()
-	points := "  [[modbus.point]]\n  name = \"v\"\n  table = \"holding_register\"\n  address = 0\n"
-	text := config(dir, upstream("local", broker.URL()), dev.Addr, "20ms", points)
+	text := config(dir, upstream("local", broker.URL()), dev.Addr, "20ms", onePoint)
 	cfg := writeConfig(t, text)
 	inherited := timerSlack(t, os.Getpid())
 	g := startBinary(t, bin, cfg)

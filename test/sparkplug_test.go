@@ -298,8 +298,7 @@ func TestSparkplugHistoryAfterBrokerOutage(t *testing.T) {
 	bank.SetHolding(0, 7)
 	host := sparkplugHost(t, mq.URL(), "scada")
 	ups := upstream("cloud", cloud.URL()) + "\n" + sparkplugUpstream("scada", mq.URL(), "") + "  primary_host_id = \"scada\"\n"
-	points := "  [[modbus.point]]\n  name = \"v\"\n  table = \"holding_register\"\n  address = 0\n"
-	startGateway(t, writeConfig(t, config(t.TempDir(), ups, dev.Addr, "50ms", points)))
+	startGateway(t, writeConfig(t, config(t.TempDir(), ups, dev.Addr, "50ms", onePoint)))
 	host.Await(t, wait, "live data", func(peers.SparkplugEvent) bool { return len(spMetrics(host, "v")) >= 5 })
 
 	mq.Stop()

@@ -6,7 +6,8 @@
 # sandboxed gateway reads a serial instrument on a pseudo-terminal through
 # the dialout group, keeps its buffer with fsync=always, publishes over TLS
 # checked against the system trust store in /etc/ssl to Mosquitto, reloads
-# on SIGHUP with the same process, and that a purge stops it and cleans up.
+# on SIGHUP with the same process, sets its timer slack through the system
+# call filter, and that a purge stops it and cleans up.
 #
 # Not covered here: the DeviceAllow list. DevicePolicy=closed always admits
 # pseudo-terminals, a container has no USB or UART ports to refuse or admit,
@@ -147,6 +148,9 @@ systemctl is-active fieldgate
 check "the sandbox, as systemd applies it"
 systemd-analyze security --no-pager fieldgate | tail -1
 grep -E '^(Uid|Gid|Groups|CapEff|CapBnd|NoNewPrivs|Seccomp):' "/proc/$pid/status"
+
+check "the system call filter lets the gateway set its timer slack (1 ms: nothing polls)"
+test "$(cat "/proc/$pid/timerslack_ns")" = 1000000
 
 check "purge stops the service and removes its user and files"
 dpkg -P fieldgate </dev/null

@@ -193,7 +193,8 @@ func (g *gateway) serve(stop context.Context, reload <-chan os.Signal, path stri
 	}
 }
 
-// setTimerSlack applies gateway.timer_slack to every thread. The gateway's
+// setTimerSlack applies the timer slack Config.TimerSlack chooses
+// (gateway.timer_slack) to every thread. The gateway's
 // work comes in bursts (a poll, its append, its publish) during which the
 // Go scheduler's monitor naps 20 µs at a time; with the kernel's 50 µs
 // slack each nap is a thread wake-up of its own, about half of all the

@@ -161,7 +161,7 @@ func (l *loader) upstream(o *Check, u *Upstream, g *Gateway, seen map[string]nod
 	}
 	o.topicPrefix(&u.TopicPrefix, g.TopicPrefix)
 	o.Choice(&u.Format, "format", "json", "json", "value", "batch", "compact", "sparkplug")
-	o.Int(&u.BatchMax, "batch_max", 100, 1, maxBatch)
+	o.Int(&u.BatchMax, "batch_max", DefaultBatchMax, 1, maxBatch)
 	o.sparkplug(u, g)
 }
 
@@ -220,3 +220,7 @@ const (
 	// EMQX's default packet limit (AWS IoT Core takes 128 KB: about 1,200).
 	maxBatch = 10_000
 )
+
+// DefaultBatchMax is batch_max unless the upstream sets it: the most
+// readings a batch or compact message carries.
+const DefaultBatchMax = 100

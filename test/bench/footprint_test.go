@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/fieldgate/fieldgate/config"
 	"github.com/fieldgate/fieldgate/test/peers"
 )
 
@@ -52,17 +53,20 @@ func (r *rig) footprint() {
 	// with the one fdatasync a second that keeping them durable takes.
 	pollerDuration := r.sz.footprintWarm + r.sz.footprint + time.Second
 	_, pollerDevice := device(r.t, 1000)
-	pollerPid, pollerDone := barePoller(r.t, r.broker.URL(), pollerDevice, 1000, pollerDuration, "")
+	pollerPid, pollerDone := barePoller(r.t, r.broker.URL(), pollerDevice, 1000, pollerDuration, "", 1000)
 	_, durableDevice := device(r.t, 1000)
 	durablePid, durableDone := barePoller(r.t, r.broker.URL(), durableDevice, 1000, pollerDuration,
-		filepath.Join(r.t.TempDir(), "poller.log"))
+		filepath.Join(r.t.TempDir(), "poller.log"), 1000)
+	_, splitDevice := device(r.t, 1000)
+	splitPid, splitDone := barePoller(r.t, r.broker.URL(), splitDevice, 1000, pollerDuration,
+		filepath.Join(r.t.TempDir(), "split.log"), config.DefaultBatchMax)
 
 	time.Sleep(r.sz.footprintWarm) // the runs' warm-up: what follows is the measured window
 	for _, x := range runs {
 		x.u0 = x.g.usage()
 		x.mon.reset()
 	}
-	paho0, poller0, durable0 := usageOf(r.t, pahoPid).cpu, usageOf(r.t, pollerPid).cpu, usageOf(r.t, durablePid).cpu
+	paho0, poller0, durable0, split0 := usageOf(r.t, pahoPid).cpu, usageOf(r.t, pollerPid).cpu, usageOf(r.t, durablePid).cpu, usageOf(r.t, splitPid).cpu
 	o.cutAfter(r, r.sz.outageSteady-r.sz.footprintWarm)
 	time.Sleep(r.sz.footprint - (r.sz.outageSteady - r.sz.footprintWarm))
 	r.res.add("paho alone, 1,000 json messages a second at QoS 1: CPU",
@@ -71,9 +75,12 @@ func (r *rig) footprint() {
 		100*(usageOf(r.t, pollerPid).cpu-poller0).Seconds()/r.sz.footprint.Seconds(), "% of a core", "", nil)
 	r.res.add("goburrow/modbus and paho alone, with one fdatasync of the registers a second: CPU",
 		100*(usageOf(r.t, durablePid).cpu-durable0).Seconds()/r.sz.footprint.Seconds(), "% of a core", "", nil)
+	r.res.add(fmt.Sprintf("the same in messages of %d registers (batch_max's default): CPU", config.DefaultBatchMax),
+		100*(usageOf(r.t, splitPid).cpu-split0).Seconds()/r.sz.footprint.Seconds(), "% of a core", "", nil)
 	pahoDone()
 	pollerDone()
 	durableDone()
+	splitDone()
 	for _, x := range runs {
 		u1 := x.g.usage()
 		_, samples := x.mon.reset()

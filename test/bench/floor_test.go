@@ -33,8 +33,8 @@ func barePoller(t testing.TB, broker, device string, points int, d time.Duration
 // TestBarePoller is the floor of the batch runs, run by the harness as a
 // process of its own: goburrow/modbus and paho.mqtt.golang with nothing
 // between them, reading the device's registers each second in requests of
-// 125 and publishing them at QoS 1, in as many messages as the batch
-// format's batch_max asks (all in flight at once). No buffer, no status,
+// 125 and publishing them at QoS 1 in messages of at most the registers
+// it is told (all of a cycle's in flight at once). No buffer, no status,
 // no metrics: what any gateway built on these two libraries spends at
 // least to move the 1,000-point batch run's readings. Told a log file, it
 // also writes each cycle's raw registers there and fdatasyncs them before

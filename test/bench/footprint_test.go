@@ -25,7 +25,8 @@ const (
 // latency of the readings polled meanwhile; and the floors of the
 // 1,000-point runs: the CPU of bare paho publishing what the json run does,
 // and of goburrow/modbus and paho alone moving what the batch runs do,
-// without and with making it durable. The runs share the machine:
+// without and with making it durable, in one message a cycle or in the
+// gateways' ten. The runs share the machine:
 // CPU time is counted per process, which the others barely change.
 func (r *rig) footprint() {
 	type run struct {
@@ -49,8 +50,10 @@ func (r *rig) footprint() {
 	// gateway does, a burst of 1,000 json messages each second at QoS 1.
 	pahoPid, pahoDone := barePublisher(r.t, r.broker.URL(), 1, r.sz.footprintWarm+r.sz.footprint+time.Second, 1000, time.Second)
 	// The floors of the batch and compact runs: the Modbus and MQTT
-	// libraries alone moving the 1,000 registers each second, and the same
-	// with the one fdatasync a second that keeping them durable takes.
+	// libraries alone moving the 1,000 registers each second in one
+	// message; the same with the one fdatasync a second that keeping them
+	// durable takes; and that in messages of batch_max's default, as the
+	// gateways send them.
 	pollerDuration := r.sz.footprintWarm + r.sz.footprint + time.Second
 	_, pollerDevice := device(r.t, 1000)
 	pollerPid, pollerDone := barePoller(r.t, r.broker.URL(), pollerDevice, 1000, pollerDuration, "", 1000)

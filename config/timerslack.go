@@ -11,11 +11,17 @@ func (c *Config) TimerSlack() time.Duration {
 	}
 	var shortest time.Duration
 	for _, a := range c.Adapters {
-		if d := a.Config.PollInterval(); d > 0 && (shortest == 0 || d < shortest) {
-			shortest = d
-		}
+		shortest = Sooner(shortest, a.Config.PollInterval())
 	}
 	return AutoTimerSlack(shortest)
+}
+
+// Sooner is the shorter of two poll intervals, where 0 is none.
+func Sooner(a, b time.Duration) time.Duration {
+	if a == 0 || b > 0 && b < a {
+		return b
+	}
+	return a
 }
 
 // AutoTimerSlack is the timer slack for a gateway whose shortest poll

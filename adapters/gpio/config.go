@@ -80,9 +80,7 @@ func (c *Config) Check(ck *config.Check) {
 func (c *Config) PollInterval() time.Duration {
 	var d time.Duration
 	for _, p := range c.Points {
-		if p.Interval > 0 && (d == 0 || p.Interval.D() < d) {
-			d = p.Interval.D()
-		}
+		d = config.Sooner(d, p.Interval.D())
 	}
 	return d
 }

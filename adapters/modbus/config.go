@@ -209,9 +209,7 @@ func (c *Config) PointInfo() []reading.Point {
 func (c *Config) PollInterval() time.Duration {
 	d := c.Interval.D()
 	for _, p := range c.points() {
-		if p.Interval > 0 {
-			d = min(d, p.Interval.D())
-		}
+		d = config.Sooner(d, p.Interval.D())
 	}
 	return d
 }

@@ -88,6 +88,10 @@ func run(gatewayBin, cfgPath string, selftest time.Duration) error {
 	if err := broker.AddHook(new(auth.AllowHook), nil); err != nil {
 		return err
 	}
+	subscribed := &subscribeHook{c: make(chan struct{}, 1)}
+	if err := broker.AddHook(subscribed, nil); err != nil {
+		return err
+	}
 	if err := broker.AddListener(listeners.NewTCP(listeners.Config{ID: "demo", Address: brokerAddr})); err != nil {
 		return err
 	}
@@ -125,7 +129,7 @@ func run(gatewayBin, cfgPath string, selftest time.Duration) error {
 
 	var testErr error
 	if selftest > 0 {
-		testErr = check(gwCtx, broker, bank, seen, selftest)
+		testErr = check(gwCtx, broker, subscribed.c, bank, seen, selftest)
 	} else {
 		select {
 		case <-ctx.Done():
@@ -175,9 +179,29 @@ func simulate(ctx context.Context, bank *modbussim.Bank) {
 	}
 }
 
+// subscribeHook tells, without blocking the broker, that a client subscribed.
+type subscribeHook struct {
+	mqtt.HookBase
+	c chan struct{}
+}
+
+func (h *subscribeHook) ID() string { return "demo-subscribed" }
+
+func (h *subscribeHook) Provides(b byte) bool { return b == mqtt.OnSubscribed }
+
+func (h *subscribeHook) OnSubscribed(*mqtt.Client, packets.Packet, []byte) {
+	select {
+	case h.c <- struct{}{}:
+	default:
+	}
+}
+
 // check is the unattended demo: readings must arrive, and a command to the
-// setpoint must come back ok and reach the device's register.
-func check(ctx context.Context, broker *mqtt.Server, bank *modbussim.Bank, seen <-chan packets.Packet, limit time.Duration) error {
+// setpoint must come back ok and reach the device's register. The command
+// waits for the gateway's command subscription, which its own connection
+// may make after the first readings: a command published before it would
+// reach nobody.
+func check(ctx context.Context, broker *mqtt.Server, subscribed <-chan struct{}, bank *modbussim.Bank, seen <-chan packets.Packet, limit time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	readings := 0
@@ -204,8 +228,16 @@ func check(ctx context.Context, broker *mqtt.Server, bank *modbussim.Bank, seen 
 	}); err != nil {
 		return err
 	}
+	setTopic := prefix + "/plant/setpoint/set"
+	for len(broker.Topics.Subscribers(setTopic).Subscriptions) == 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("selftest: the gateway did not subscribe to %s within %v: %w", setTopic, limit, context.Cause(ctx))
+		case <-subscribed:
+		}
+	}
 	cmd := fmt.Sprintf(`{"value":23.4,"id":"selftest","ts":%q}`, time.Now().UTC().Format(time.RFC3339))
-	if err := broker.Publish(prefix+"/plant/setpoint/set", []byte(cmd), false, 1); err != nil {
+	if err := broker.Publish(setTopic, []byte(cmd), false, 1); err != nil {
 		return err
 	}
 	if err := wait("command result", func(pk packets.Packet) bool {

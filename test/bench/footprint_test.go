@@ -46,44 +46,56 @@ func (r *rig) footprint() {
 		}
 	}
 	o := r.startOutage()
+	type floor struct {
+		name string
+		pid  int
+		done func()
+		cpu0 time.Duration
+	}
+	floorFor := r.sz.footprintWarm + r.sz.footprint + time.Second
 	// The floor of the json runs: paho alone publishing what the 1,000-point
 	// gateway does, a burst of 1,000 json messages each second at QoS 1.
-	pahoPid, pahoDone := barePublisher(r.t, r.broker.URL(), 1, r.sz.footprintWarm+r.sz.footprint+time.Second, 1000, time.Second)
+	floors := []*floor{{name: "paho alone, 1,000 json messages a second at QoS 1: CPU"}}
+	floors[0].pid, floors[0].done = barePublisher(r.t, r.broker.URL(), 1, floorFor, 1000, time.Second)
 	// The floors of the batch and compact runs: the Modbus and MQTT
 	// libraries alone moving the 1,000 registers each second in one
 	// message; the same with the one fdatasync a second that keeping them
 	// durable takes; and that in messages of batch_max's default, as the
-	// gateways send them.
-	pollerDuration := r.sz.footprintWarm + r.sz.footprint + time.Second
-	_, pollerDevice := device(r.t, 1000)
-	pollerPid, pollerDone := barePoller(r.t, r.broker.URL(), pollerDevice, 1000, pollerDuration, "", 1000)
-	_, durableDevice := device(r.t, 1000)
-	durablePid, durableDone := barePoller(r.t, r.broker.URL(), durableDevice, 1000, pollerDuration,
-		filepath.Join(r.t.TempDir(), "poller.log"), 1000)
-	_, splitDevice := device(r.t, 1000)
-	splitPid, splitDone := barePoller(r.t, r.broker.URL(), splitDevice, 1000, pollerDuration,
-		filepath.Join(r.t.TempDir(), "split.log"), config.DefaultBatchMax)
+	// gateways send them. Each polls a device of its own.
+	for _, f := range []struct {
+		name       string
+		log        string
+		perMessage int
+	}{
+		{"goburrow/modbus and paho alone, 1,000 registers a second in one message: CPU", "", 1000},
+		{"goburrow/modbus and paho alone, with one fdatasync of the registers a second: CPU", "poller.log", 1000},
+		{fmt.Sprintf("the same in messages of %d registers (batch_max's default): CPU", config.DefaultBatchMax), "split.log", config.DefaultBatchMax},
+	} {
+		if f.log != "" {
+			f.log = filepath.Join(r.t.TempDir(), f.log)
+		}
+		_, dev := device(r.t, 1000)
+		x := &floor{name: f.name}
+		x.pid, x.done = barePoller(r.t, r.broker.URL(), dev, 1000, floorFor, f.log, f.perMessage)
+		floors = append(floors, x)
+	}
 
 	time.Sleep(r.sz.footprintWarm) // the runs' warm-up: what follows is the measured window
 	for _, x := range runs {
 		x.u0 = x.g.usage()
 		x.mon.reset()
 	}
-	paho0, poller0, durable0, split0 := usageOf(r.t, pahoPid).cpu, usageOf(r.t, pollerPid).cpu, usageOf(r.t, durablePid).cpu, usageOf(r.t, splitPid).cpu
+	for _, f := range floors {
+		f.cpu0 = usageOf(r.t, f.pid).cpu
+	}
 	o.cutAfter(r, r.sz.outageSteady-r.sz.footprintWarm)
 	time.Sleep(r.sz.footprint - (r.sz.outageSteady - r.sz.footprintWarm))
-	r.res.add("paho alone, 1,000 json messages a second at QoS 1: CPU",
-		100*(usageOf(r.t, pahoPid).cpu-paho0).Seconds()/r.sz.footprint.Seconds(), "% of a core", "", nil)
-	r.res.add("goburrow/modbus and paho alone, 1,000 registers a second in one message: CPU",
-		100*(usageOf(r.t, pollerPid).cpu-poller0).Seconds()/r.sz.footprint.Seconds(), "% of a core", "", nil)
-	r.res.add("goburrow/modbus and paho alone, with one fdatasync of the registers a second: CPU",
-		100*(usageOf(r.t, durablePid).cpu-durable0).Seconds()/r.sz.footprint.Seconds(), "% of a core", "", nil)
-	r.res.add(fmt.Sprintf("the same in messages of %d registers (batch_max's default): CPU", config.DefaultBatchMax),
-		100*(usageOf(r.t, splitPid).cpu-split0).Seconds()/r.sz.footprint.Seconds(), "% of a core", "", nil)
-	pahoDone()
-	pollerDone()
-	durableDone()
-	splitDone()
+	for _, f := range floors {
+		r.res.add(f.name, 100*(usageOf(r.t, f.pid).cpu-f.cpu0).Seconds()/r.sz.footprint.Seconds(), "% of a core", "", nil)
+	}
+	for _, f := range floors {
+		f.done()
+	}
 	for _, x := range runs {
 		u1 := x.g.usage()
 		_, samples := x.mon.reset()

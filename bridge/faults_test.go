@@ -67,10 +67,10 @@ func (s *stream) end() (first, last uint64) {
 // TestNetworkFaults injects the faults of a network between the gateway
 // and its broker through a proxy, while readings stream, at QoS 1 and 2
 // (SPEC §4.3, §4.8): added latency, a link that goes silent without closing
-// (noticed within 1.5 × keepalive), a connection reset mid-publish, and a
-// broker that restarts and forgets the session (commands work again: the
-// subscription is renewed). After each, every seq arrives in order, and
-// repeats are at most the in-flight window.
+// (noticed within a keepalive, inside §4.8's 1.5 ×), a connection reset
+// mid-publish, and a broker that restarts and forgets the session (commands
+// work again: the subscription is renewed). After each, every seq arrives
+// in order, and repeats are at most the in-flight window.
 func TestNetworkFaults(t *testing.T) {
 	const keepalive = 4 * time.Second
 	faults := []struct {
@@ -91,8 +91,11 @@ func TestNetworkFaults(t *testing.T) {
 			noticed := time.Since(silenced)
 			g.logs.AwaitFrom(t, wait, n, "msg=connected", readingsLink, "upstream=cloud")
 			t.Logf("silent link noticed after %v (keepalive %v), redialled after %v", noticed.Round(time.Millisecond), keepalive, time.Since(silenced).Round(time.Millisecond))
-			if noticed > keepalive*3/2 {
-				t.Errorf("a silent link was noticed after %v, want within 1.5 × keepalive = %v", noticed, keepalive*3/2)
+			// The watch closes the link one keepalive after the last byte
+			// (README), well inside SPEC §4.8's 1.5 ×; the margin is for
+			// a loaded machine's scheduling.
+			if limit := keepalive + keepalive/10; noticed > limit {
+				t.Errorf("a silent link was noticed after %v, want within a keepalive (%v, %v with margin)", noticed, keepalive, limit)
 			}
 			if lines, _ := g.logs.Since(n); !containsLine(lines, "stopped answering") {
 				t.Error("no log line says the broker stopped answering")

@@ -19,8 +19,9 @@ var pingreq = []byte{0xC0, 0x00}
 // two checks of up to 5 s, 46 s at the default 30 s. So liveConn sends a
 // PINGREQ of its own once nothing has arrived for half the keepalive, and
 // closes the connection when nothing arrives for another half after it:
-// at most 1¼ keepalive after the last byte, with checks every eighth.
-// paho then reports the loss and the upstream redials.
+// one keepalive after the last byte. The watcher sleeps until those
+// deadlines, not on a tick, so a link with traffic wakes it once every
+// half keepalive. paho then reports the loss and the upstream redials.
 //
 // paho writes each packet with one Write, as does the watcher, so their
 // packets never interleave; the PINGRESP is one paho expects anyway.
@@ -64,8 +65,8 @@ func (l *liveConn) Close() error {
 }
 
 func (l *liveConn) watch() {
-	half, tick := l.keepalive/2, l.keepalive/8
-	t := time.NewTicker(tick)
+	half := l.keepalive / 2
+	t := time.NewTimer(half)
 	defer t.Stop()
 	var pingAt time.Time // the watcher's ping awaiting an answer
 	for {
@@ -74,21 +75,23 @@ func (l *liveConn) watch() {
 			return
 		case now := <-t.C:
 			last := time.Unix(0, l.lastRead.Load())
-			switch {
-			case !pingAt.IsZero() && last.After(pingAt):
-				pingAt = time.Time{} // answered
-			case pingAt.IsZero() && now.Sub(last) >= half:
-				pingAt = now
-				// A write into a link that stopped taking data can block:
-				// closing the connection ends it.
-				go func() { _, _ = l.Conn.Write(pingreq) }()
-			case !pingAt.IsZero() && now.Sub(pingAt) >= half:
+			if !pingAt.IsZero() && !last.After(pingAt) {
 				l.logger.Warn("the broker stopped answering without closing the link; closing it",
 					"silent_for", now.Sub(last).Round(time.Millisecond), "keepalive", l.keepalive)
 				l.silent.Store(true)
 				_ = l.Close()
 				return
 			}
+			pingAt = time.Time{}
+			if quiet := now.Sub(last); quiet < half {
+				t.Reset(half - quiet)
+				continue
+			}
+			pingAt = now
+			// A write into a link that stopped taking data can block:
+			// closing the connection ends it.
+			go func() { _, _ = l.Conn.Write(pingreq) }()
+			t.Reset(half)
 		}
 	}
 }

@@ -132,7 +132,9 @@ func (p *publisher) pump() error {
 	if ls, ok := p.enc.(linkStarter); ok {
 		ls.linkStarted()
 	}
-	alive := time.NewTicker(pumpBeat)
+	// A timer restarted before each wait, not a ticker: a publisher with
+	// readings every poll never needs its beat to wake it.
+	alive := time.NewTimer(pumpBeat)
 	defer alive.Stop()
 	for {
 		p.hb.beat(pumpBeat + handoffTimeout*time.Duration(p.window))
@@ -155,6 +157,7 @@ func (p *publisher) pump() error {
 		if n > 0 || head == nil && len(p.flights) > 0 {
 			continue // watch the new head
 		}
+		alive.Reset(pumpBeat)
 		select {
 		case <-p.ctx.Done():
 			return p.ctx.Err()

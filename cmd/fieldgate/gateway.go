@@ -153,8 +153,10 @@ func open(cfg *config.Config, stderr io.Writer, opt options) (*gateway, int) {
 }
 
 // progressEvery is how often serve checks that adapters and upstreams make
-// progress.
-const progressEvery = time.Second
+// progress, unless systemd's watchdog asks for more often. A stuck part
+// is a rare fault, noticed at most this late; a shorter period would wake
+// an otherwise idle gateway for nothing (docs/PERFORMANCE.md).
+const progressEvery = 5 * time.Second
 
 // serve runs until stop ends or the bridge fails, reloading path at each
 // signal on reload.
